@@ -1,0 +1,167 @@
+/* eval and exec: load a chunk in a fresh sandbox, run it as a task on the
+ * loop, print what it returns. Errors go to stderr as one line (with a
+ * traceback under -v) and exit 3, like an ERROR check. */
+#include "adhoc.h"
+#include "sandbox.h"
+#include "sched.h"
+#include "stack.h"
+#include "util.h"
+
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t interrupts;
+
+static void on_interrupt(int sig)
+{
+    /* The first asks the script to stop; the second stops the process. */
+    if (++interrupts >= 2) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    sched_request_interrupt();
+}
+
+/* Modules as globals: probes are short, and `http.get` reads better than a
+ * require line in a one-liner. */
+static void preload_globals(lua_State *L)
+{
+    for (int i = 0; sandbox_host_modules[i]; i++) {
+        sandbox_require(L, sandbox_host_modules[i]);
+        lua_setglobal(L, sandbox_host_modules[i]);
+    }
+}
+
+static int load_chunk(lua_State *L, const adhoc_opts *o)
+{
+    if (o->file) return sandbox_loadfile(L, o->file);
+    /* An expression prints its value without `return`. */
+    char *expr = xasprintf("return %s", o->code);
+    int rc = luaL_loadbufferx(L, expr, strlen(expr), "=eval", "t");
+    free(expr);
+    if (rc == LUA_OK) return rc;
+    lua_pop(L, 1);
+    return luaL_loadbufferx(L, o->code, strlen(o->code), "=eval", "t");
+}
+
+static void print_results(lua_State *L, int results)
+{
+    if (sandbox_load_embedded(L, "pretty") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        halo_warn("internal: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    int pretty = lua_gettop(L);
+    lua_getfield(L, results, "n");
+    lua_Integer n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_pushvalue(L, pretty);
+        lua_rawgeti(L, results, i);
+        lua_pushboolean(L, 1);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            halo_warn("cannot print result %lld: %s", (long long)i, lua_tostring(L, -1));
+        } else {
+            char *clean = redact(lua_tostring(L, -1));
+            puts(clean);
+            free(clean);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    fflush(stdout);
+}
+
+static void warn_unobserved(int id, const char *text, void *ud)
+{
+    (void)ud;
+    halo_warn("background task %d failed: %s", id, text);
+}
+
+int adhoc_run(const adhoc_opts *o)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};
+    lua_State *L = sandbox_new(&so);
+    if (!L) {
+        halo_warn("out of memory");
+        return 3;
+    }
+    int code = 0;
+    char *err = NULL;
+    if (stack_load(L, o->stack_file, &err) != 0) {
+        halo_warn("%s", err);
+        free(err);
+        sandbox_close(L);
+        return 2;
+    }
+    lua_setglobal(L, "stack");
+    preload_globals(L);
+
+    if (load_chunk(L, o) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        halo_warn("%s", msg ? msg : "cannot load the chunk");
+        /* A missing file is a usage error; a broken one is the script's. */
+        code = o->file && msg && strncmp(msg, "cannot open", 11) == 0 ? 2 : 3;
+        sandbox_close(L);
+        return code;
+    }
+    if (o->file) {
+        lua_createtable(L, (int)o->nargs, 1);
+        lua_pushstring(L, o->file);
+        lua_rawseti(L, -2, 0);
+        for (size_t i = 0; i < o->nargs; i++) {
+            lua_pushstring(L, o->args[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setglobal(L, "arg");
+        for (size_t i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
+    }
+    double deadline = o->timeout > 0 ? clock_mono() + o->timeout : 0;
+    char reason[96];
+    snprintf(reason, sizeof reason, "timeout: exceeded the %g s limit (--timeout)", o->timeout);
+    sandbox_set_deadline(L, deadline, reason);
+
+    task *t = sched_spawn(L, o->file ? (int)o->nargs : 0);
+    int handle = lua_gettop(L);
+    sched_observe(t);
+    sched_result r = sched_run(t, deadline);
+    const char *kill = sandbox_kill_reason(L);
+    if (r != SCHED_DONE || kill) {
+        const char *why = kill ? kill
+                        : r == SCHED_DEADLINE ? reason
+                        : r == SCHED_INTERRUPTED ? "interrupted"
+                        : "deadlocked: every task waits on another and nothing can wake them";
+        halo_warn("%s", why);
+        code = r == SCHED_INTERRUPTED || (kill && strcmp(kill, "interrupted") == 0) ? 130 : 3;
+    } else if (sched_task_ok(t)) {
+        sched_push_outcome(L, handle);
+        print_results(L, lua_gettop(L));
+        lua_pop(L, 1);
+    } else {
+        const char *text = sched_error_text(t);
+        if (o->verbose) {
+            halo_warn("%s", text);
+        } else {
+            char *first = xstrdup(text ? text : "?");
+            first[strcspn(first, "\n")] = '\0';
+            halo_warn("%s", first);
+            free(first);
+        }
+        code = 3;
+    }
+    if (sched_unobserved_failures(warn_unobserved, NULL) && code == 0) code = 3;
+    int leftover = sched_cancel_all();
+    if (leftover && o->verbose) halo_warn("cancelled %d task(s) still running at the end", leftover);
+    sandbox_close(L);
+    return code;
+}

@@ -1,0 +1,345 @@
+/* The halo command line: run, list, eval, exec, version, help. Wrong usage
+ * is one line on stderr and exit status 2. */
+#include "adhoc.h"
+#include "report.h"
+#include "runner.h"
+#include "sandbox.h"
+#include "util.h"
+
+#include <errno.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const USAGE =
+    "usage: halo <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [ID...]        run the checks (all, or the given ids) and report\n"
+    "  list               list the checks with their ids, titles, timeouts and tags\n"
+    "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
+    "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
+    "  version            print the version\n"
+    "  help [COMMAND]     show help\n"
+    "\n"
+    "Run `halo help run` (or `halo run --help`) for a command's options.\n";
+
+static const char *const RUN_HELP =
+    "usage: halo run [ID...] [options]\n"
+    "\n"
+    "Runs every check in the checks directory in id order (or only the given ids),\n"
+    "each in its own sandboxed worker, and prints a report.\n"
+    "\n"
+    "  --checks DIR     checks directory (default: scripts/checks)\n"
+    "  --stack FILE     stack file describing the target (a Lua file)\n"
+    "  --tag T          only checks tagged T (repeatable: any of them)\n"
+    "  --defer ID       mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)\n"
+    "  --format F       text (default), json, junit, tap or md\n"
+    "  --out FILE       write the report to FILE instead of stdout\n"
+    "  --timeout S      override every check's timeout (seconds)\n"
+    "  --grace S        time for cleanup after a check, and added to its hard deadline (default 10)\n"
+    "  --max-mem SIZE   memory cap per check: 256M (default), 1G, 512K; a bare number is MiB\n"
+    "  --parallel N     run up to N checks at once (checks tagged 'exclusive' run alone)\n"
+    "  --lib DIR        add DIR to where require looks for Lua modules (repeatable)\n"
+    "  --operator NAME  operator named in the md report (default: $HALO_OPERATOR or $USER)\n"
+    "  -v, --verbose    show log lines as they happen, evidence in the text report\n"
+    "\n"
+    "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
+    "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n";
+
+static const char *const LIST_HELP =
+    "usage: halo list [--checks DIR] [--lib DIR]\n"
+    "\n"
+    "Lists the checks in id order. A check file that does not load is shown as\n"
+    "ERROR with its file and line, and makes the exit status 3.\n";
+
+static const char *const EVAL_HELP =
+    "usage: halo eval [options] 'CODE'\n"
+    "       halo exec [options] FILE [ARGS...]\n"
+    "\n"
+    "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
+    "(time, task, json) and the stack file as `stack`, and prints the values the\n"
+    "chunk returns. An expression needs no `return`.\n"
+    "\n"
+    "  --stack FILE     stack file (as for run)\n"
+    "  --lib DIR        add a directory for require (repeatable)\n"
+    "  --timeout S      stop the script after S seconds (default: no limit)\n"
+    "  --max-mem SIZE   memory cap (default 256M)\n"
+    "  -v, --verbose    tracebacks on errors\n";
+
+typedef struct {
+    const char **items;
+    size_t n, cap;
+} strlist;
+
+static void strlist_add(strlist *l, const char *s) { VEC_PUSH(l->items, l->n, l->cap, s); }
+
+static void strlist_add_csv(strlist *l, char *s)
+{
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) strlist_add(l, tok);
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "halo %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see: halo %s --help)\n", cmd);
+    return 2;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 1e7) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return -1;
+    double mult = 1 << 20;
+    if (*end == 'K' || *end == 'k') mult = 1 << 10, end++;
+    else if (*end == 'M' || *end == 'm') mult = 1 << 20, end++;
+    else if (*end == 'G' || *end == 'g') mult = (double)(1 << 30), end++;
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B') end++;
+    if (*end) return -1;
+    double bytes = v * mult;
+    if (bytes < (1 << 20) || bytes > 1e12) return -1;
+    *out = (size_t)bytes;
+    return 0;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *halo_home(void)
+{
+    const char *h = getenv("HALO_HOME");
+    return h && *h ? h : HALO_HOME_DEFAULT;
+}
+
+/* --lib dirs first, then the lib next to the checks, then the built-in lib. */
+static void default_lib_dirs(strlist *libs, const char *checks_dir)
+{
+    if (checks_dir) {
+        char *sibling = xasprintf("%s/../lib", checks_dir);
+        if (is_dir(sibling)) strlist_add(libs, sibling);
+        else free(sibling);
+    }
+    if (is_dir("scripts/lib")) strlist_add(libs, "scripts/lib");
+    char *builtin = xasprintf("%s/scripts/lib", halo_home());
+    if (is_dir(builtin)) strlist_add(libs, builtin);
+    else free(builtin);
+}
+
+static const char *default_checks_dir(void)
+{
+    if (is_dir("scripts/checks")) return "scripts/checks";
+    return xasprintf("%s/scripts/checks", halo_home());
+}
+
+/* Options shared by every command; returns 1 when it consumed argv[*i]
+ * (and its value), 0 when not one of them, 2 on a bad value. */
+typedef struct {
+    const char *checks_dir, *stack_file, *format, *out, *operator_name;
+    strlist libs, ids, tags, defers, rest;
+    double timeout, grace;
+    size_t mem;
+    int parallel, verbose, help;
+} options;
+
+static int parse_options(const char *cmd, int argc, char **argv, options *o, int stop_at_first_positional)
+{
+    for (int i = 0; i < argc; i++) {
+        char *a = argv[i];
+        if (stop_at_first_positional && o->rest.n > 0) {
+            strlist_add(&o->rest, a);
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            for (i++; i < argc; i++) strlist_add(&o->rest, argv[i]);
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            strlist_add(&o->rest, a);
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            o->help = 1;
+            continue;
+        }
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            o->verbose = 1;
+            continue;
+        }
+        /* --name value or --name=value */
+        char *name = a, *value = NULL;
+        char *eq = strchr(a, '=');
+        static char namebuf[64];
+        if (eq && a[1] == '-') {
+            snprintf(namebuf, sizeof namebuf, "%.*s", (int)(eq - a), a);
+            name = namebuf;
+            value = eq + 1;
+        }
+        static const char *const with_value[] = {"--checks", "--stack", "--tag", "--defer", "--format",
+                                                 "--out", "--timeout", "--grace", "--max-mem",
+                                                 "--parallel", "--lib", "--operator", NULL};
+        int known = 0;
+        for (int k = 0; with_value[k]; k++) known |= strcmp(name, with_value[k]) == 0;
+        if (!known) return usage_error(cmd, "unknown option %s", a);
+        if (!value) {
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", name);
+            value = argv[++i];
+        }
+        if (strcmp(name, "--checks") == 0) o->checks_dir = value;
+        else if (strcmp(name, "--stack") == 0) o->stack_file = value;
+        else if (strcmp(name, "--tag") == 0) strlist_add_csv(&o->tags, value);
+        else if (strcmp(name, "--defer") == 0) strlist_add_csv(&o->defers, value);
+        else if (strcmp(name, "--out") == 0) o->out = value;
+        else if (strcmp(name, "--operator") == 0) o->operator_name = value;
+        else if (strcmp(name, "--lib") == 0) {
+            if (!is_dir(value)) return usage_error(cmd, "--lib %s: not a directory", value);
+            strlist_add(&o->libs, value);
+        } else if (strcmp(name, "--format") == 0) {
+            if (!report_format_known(value))
+                return usage_error(cmd, "--format %s: use text, json, junit, tap or md", value);
+            o->format = value;
+        } else if (strcmp(name, "--timeout") == 0) {
+            if (parse_seconds(value, &o->timeout) != 0)
+                return usage_error(cmd, "--timeout expects a positive number of seconds, got '%s'", value);
+        } else if (strcmp(name, "--grace") == 0) {
+            if (parse_seconds(value, &o->grace) != 0)
+                return usage_error(cmd, "--grace expects a positive number of seconds, got '%s'", value);
+        } else if (strcmp(name, "--max-mem") == 0) {
+            if (parse_size(value, &o->mem) != 0)
+                return usage_error(cmd, "--max-mem expects a size of at least 1M like 256M or 1G, got '%s'", value);
+        } else if (strcmp(name, "--parallel") == 0) {
+            char *end;
+            long n = strtol(value, &end, 10);
+            if (*end || n < 1 || n > 64) return usage_error(cmd, "--parallel expects 1 to 64, got '%s'", value);
+            o->parallel = (int)n;
+        }
+    }
+    return 0;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int cmd_run_or_list(const char *cmd, int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    if (parse_options(cmd, argc, argv, &o, 0)) return 2;
+    int listing = strcmp(cmd, "list") == 0;
+    if (o.help) {
+        fputs(listing ? LIST_HELP : RUN_HELP, stdout);
+        return 0;
+    }
+    if (listing && o.rest.n) return usage_error(cmd, "unexpected argument %s", o.rest.items[0]);
+    if (!o.checks_dir) o.checks_dir = default_checks_dir();
+    if (!is_dir(o.checks_dir)) return usage_error(cmd, "checks directory %s does not exist", o.checks_dir);
+    if (o.stack_file && !file_exists(o.stack_file))
+        return usage_error(cmd, "stack file %s does not exist", o.stack_file);
+    default_lib_dirs(&o.libs, o.checks_dir);
+    runner_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.checks_dir = o.checks_dir;
+    ro.stack_file = o.stack_file;
+    ro.lib_dirs = o.libs.items;
+    ro.nlib_dirs = o.libs.n;
+    ro.only_ids = o.rest.items;
+    ro.nonly = o.rest.n;
+    ro.tags = o.tags.items;
+    ro.ntags = o.tags.n;
+    ro.defer_ids = o.defers.items;
+    ro.ndefer = o.defers.n;
+    ro.format = o.format ? o.format : "text";
+    ro.out = o.out;
+    ro.timeout = o.timeout;
+    ro.grace = o.grace > 0 ? o.grace : 10;
+    ro.mem_limit = o.mem;
+    ro.parallel = o.parallel > 0 ? o.parallel : 1;
+    ro.verbose = o.verbose;
+    ro.operator_name = o.operator_name;
+    return listing ? runner_list(&ro) : runner_run(&ro);
+}
+
+static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    int exec = strcmp(cmd, "exec") == 0;
+    if (parse_options(cmd, argc, argv, &o, exec)) return 2;
+    if (o.help) {
+        fputs(EVAL_HELP, stdout);
+        return 0;
+    }
+    if (o.rest.n == 0) return usage_error(cmd, "%s", exec ? "needs a script file" : "needs the code to run");
+    if (!exec && o.rest.n > 1) return usage_error(cmd, "unexpected argument %s (quote the code)", o.rest.items[1]);
+    if (exec && !file_exists(o.rest.items[0])) return usage_error(cmd, "no such script %s", o.rest.items[0]);
+    if (o.stack_file && !file_exists(o.stack_file))
+        return usage_error(cmd, "stack file %s does not exist", o.stack_file);
+    default_lib_dirs(&o.libs, NULL);
+    adhoc_opts ao;
+    memset(&ao, 0, sizeof ao);
+    if (exec) {
+        ao.file = o.rest.items[0];
+        ao.args = o.rest.items + 1;
+        ao.nargs = o.rest.n - 1;
+    } else {
+        ao.code = o.rest.items[0];
+    }
+    ao.stack_file = o.stack_file;
+    ao.lib_dirs = o.libs.items;
+    ao.nlib_dirs = o.libs.n;
+    ao.mem_limit = o.mem;
+    ao.timeout = o.timeout;
+    ao.verbose = o.verbose;
+    return adhoc_run(&ao);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0) return cmd_run_or_list(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("halo %s (%s)\n", HALO_VERSION, LUA_RELEASE);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        const char *topic = argc > 2 ? argv[2] : NULL;
+        if (!topic) fputs(USAGE, stdout);
+        else if (strcmp(topic, "run") == 0) fputs(RUN_HELP, stdout);
+        else if (strcmp(topic, "list") == 0) fputs(LIST_HELP, stdout);
+        else if (strcmp(topic, "eval") == 0 || strcmp(topic, "exec") == 0) fputs(EVAL_HELP, stdout);
+        else {
+            fprintf(stderr, "halo help: no command %s\n", topic);
+            return 2;
+        }
+        return 0;
+    }
+    fprintf(stderr, "halo: unknown command '%s' (see: halo help)\n", cmd);
+    return 2;
+}

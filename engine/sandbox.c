@@ -1,0 +1,427 @@
+/* The per-check sandbox: allow-listed libraries, a counting allocator with a
+ * cap, an instruction hook for deadlines and interrupts, a text-only load,
+ * and a require confined to host modules and the lib directories. */
+#include "sandbox.h"
+#include "embedded.h"
+#include "modules.h"
+#include "sched.h"
+#include "util.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Instructions between two looks at the clock: a few microseconds of work,
+ * cheap enough to be invisible and short enough to stop a loop at once. */
+#define HOOK_COUNT 1000
+
+typedef struct {
+    size_t used, limit, extra;
+    int fail_streak;
+    int mem_exceeded;
+    double deadline;
+    char deadline_reason[160];
+    const char *kill_reason;
+    char mem_reason[96];
+} sandbox;
+
+static const struct {
+    const char *name;
+    lua_CFunction open;
+} host_c_modules[] = {
+    {"time", luaopen_time},
+    {"task", luaopen_task},
+    {"json", luaopen_json},
+    {NULL, NULL},
+};
+
+const char *const sandbox_host_modules[] = {"time", "task", "json", NULL};
+
+static sandbox *get_sandbox(lua_State *L)
+{
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return (sandbox *)ud;
+}
+
+/* Lua retries a failed allocation once after an emergency collection; a
+ * second failure in a row means the cap is really reached. That is when
+ * the check is stopped for good, so pcall cannot swallow a memory bomb. */
+static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sandbox *sb = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        sb->used -= old;
+        return NULL;
+    }
+    if (nsize > old && sb->used + (nsize - old) > sb->limit + sb->extra) {
+        if (++sb->fail_streak >= 2) sb->mem_exceeded = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        if (++sb->fail_streak >= 2) sb->mem_exceeded = 1;
+        return NULL;
+    }
+    sb->fail_streak = 0;
+    sb->used = sb->used - old + nsize;
+    return p;
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    sandbox *sb = get_sandbox(L);
+    if (!sb->kill_reason) {
+        if (sched_interrupted()) sb->kill_reason = "interrupted";
+        else if (sb->mem_exceeded) sb->kill_reason = sb->mem_reason;
+        else if (sb->deadline > 0 && clock_mono() >= sb->deadline) sb->kill_reason = sb->deadline_reason;
+    }
+    if (!sb->kill_reason) {
+        if (lua_gethookcount(L) != HOOK_COUNT) lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
+        return;
+    }
+    /* From now on every instruction of this thread raises again, so a
+     * pcall that catches the error cannot keep the code running. */
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "%s", sb->kill_reason);
+}
+
+void sandbox_set_deadline(lua_State *L, double deadline, const char *reason)
+{
+    sandbox *sb = get_sandbox(L);
+    sb->deadline = deadline;
+    snprintf(sb->deadline_reason, sizeof sb->deadline_reason, "%s", reason ? reason : "deadline passed");
+}
+
+const char *sandbox_kill_reason(lua_State *L)
+{
+    sandbox *sb = get_sandbox(L);
+    if (!sb->kill_reason && sb->mem_exceeded) sb->kill_reason = sb->mem_reason;
+    return sb->kill_reason;
+}
+
+void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra)
+{
+    sandbox *sb = get_sandbox(L);
+    sb->kill_reason = NULL;
+    sb->mem_exceeded = 0;
+    sb->fail_streak = 0;
+    sb->extra = extra;
+    sandbox_set_deadline(L, deadline, reason);
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
+size_t sandbox_mem_used(lua_State *L) { return get_sandbox(L)->used; }
+size_t sandbox_mem_limit(lua_State *L) { return get_sandbox(L)->limit; }
+
+/* ---- replaced base functions ----------------------------------------- */
+
+/* load(chunk [, name [, mode [, env]]]): text only, whatever mode says. */
+static int sb_load(lua_State *L)
+{
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strchr(mode, 'b'))
+        return luaL_error(L, "load: binary chunks are not allowed in halo (mode '%s')", mode);
+    int top = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    if (top >= 4) lua_pushvalue(L, 4);
+    lua_call(L, top >= 4 ? 4 : 3, LUA_MULTRET);
+    return lua_gettop(L) - top;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "collect");
+    if (strcmp(opt, "count") != 0 && strcmp(opt, "isrunning") != 0)
+        return luaL_error(L, "collectgarbage('%s') is not allowed in halo; only 'count' is", opt);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* print: redacted, to stdout. The worker replaces it with t:log. */
+static int sb_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    strbuf sb;
+    sb_init(&sb);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1) sb_addc(&sb, '\t');
+        sb_addn(&sb, s, len);
+        lua_pop(L, 1);
+    }
+    char *clean = redact_n(sb.buf ? sb.buf : "", sb.len);
+    fputs(clean, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    free(clean);
+    sb_free(&sb);
+    return 0;
+}
+
+/* ---- require ------------------------------------------------------------ */
+
+#define LOADED_KEY "halo.loaded"
+#define LIBDIRS_KEY "halo.libdirs"
+
+static int valid_module_name(const char *name)
+{
+    if (!*name || *name == '.') return 0;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-' || (c == '.' && p[1] != '.' && p[1] != '\0');
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int file_readable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* [-0, +1] the module's opener (a function), or an error message and 0 */
+static int find_module(lua_State *L, const char *name)
+{
+    for (int i = 0; host_c_modules[i].name; i++) {
+        if (strcmp(host_c_modules[i].name, name) == 0) {
+            lua_pushcfunction(L, host_c_modules[i].open);
+            return 1;
+        }
+    }
+    char embedded_name[128];
+    snprintf(embedded_name, sizeof embedded_name, "mod_%s", name);
+    if (embedded_find(embedded_name)) {
+        if (sandbox_load_embedded(L, embedded_name) != LUA_OK) lua_error(L);
+        return 1;
+    }
+    strbuf tried;
+    sb_init(&tried);
+    sb_printf(&tried, "module '%s' not found: not a host module (", name);
+    for (int i = 0; sandbox_host_modules[i]; i++)
+        sb_printf(&tried, "%s%s", i ? ", " : "", sandbox_host_modules[i]);
+    sb_adds(&tried, ")");
+    char *rel = xstrdup(name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.') *p = '/';
+    lua_getfield(L, LUA_REGISTRYINDEX, LIBDIRS_KEY);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        char *path = xasprintf("%s/%s.lua", lua_tostring(L, -1), rel);
+        lua_pop(L, 1);
+        if (file_readable(path)) {
+            lua_pop(L, 1);
+            int rc = sandbox_loadfile(L, path);
+            free(path);
+            free(rel);
+            sb_free(&tried);
+            if (rc != LUA_OK) lua_error(L);
+            return 1;
+        }
+        sb_printf(&tried, "; no file '%s'", path);
+        free(path);
+    }
+    lua_pop(L, 1);
+    free(rel);
+    lua_pushstring(L, tried.buf);
+    sb_free(&tried);
+    return 0;
+}
+
+static char loading_sentinel;
+
+static int sb_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!valid_module_name(name))
+        return luaL_argerror(L, 1, "module names are dotted words, like 'pulp' or 'lib.http'");
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY); /* 2 */
+    lua_getfield(L, 2, name);
+    if (lua_touserdata(L, -1) == &loading_sentinel)
+        return luaL_error(L, "module '%s' requires itself (a require loop)", name);
+    if (lua_toboolean(L, -1)) return 1;
+    lua_pop(L, 1);
+    if (!find_module(L, name)) return lua_error(L);
+    lua_pushlightuserdata(L, &loading_sentinel);
+    lua_setfield(L, 2, name);
+    lua_pushvalue(L, 1);
+    int status = lua_pcall(L, 1, 1, 0);
+    if (status != LUA_OK) {
+        lua_pushnil(L);
+        lua_setfield(L, 2, name);
+        return lua_error(L);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 2, name);
+    return 1;
+}
+
+void sandbox_require(lua_State *L, const char *name)
+{
+    lua_pushcfunction(L, sb_require);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+int sandbox_loadfile(lua_State *L, const char *path)
+{
+    return luaL_loadfilex(L, path, "t");
+}
+
+int sandbox_load_embedded(lua_State *L, const char *name)
+{
+    const halo_embedded_file *f = embedded_find(name);
+    if (!f) {
+        lua_pushfstring(L, "no embedded source '%s'", name);
+        return LUA_ERRFILE;
+    }
+    char chunkname[128];
+    snprintf(chunkname, sizeof chunkname, "=[halo %s]", name);
+    return luaL_loadbufferx(L, f->source, f->size, chunkname, "t");
+}
+
+const halo_embedded_file *embedded_find(const char *name)
+{
+    for (int i = 0; halo_embedded[i].name; i++)
+        if (strcmp(halo_embedded[i].name, name) == 0) return &halo_embedded[i];
+    return NULL;
+}
+
+/* ---- construction ------------------------------------------------------------ */
+
+static void open_safe_libs(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},          {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_TABLIBNAME, luaopen_table},    {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math},    {LUA_UTF8LIBNAME, luaopen_utf8},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+
+    /* os: only the clock and calendar functions */
+    luaL_requiref(L, "halo.os", luaopen_os, 0);
+    lua_createtable(L, 0, 4);
+    static const char *const os_keep[] = {"time", "clock", "date", "difftime", NULL};
+    for (int i = 0; os_keep[i]; i++) {
+        lua_getfield(L, -2, os_keep[i]);
+        lua_setfield(L, -2, os_keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+
+    /* debug: only traceback */
+    luaL_requiref(L, "halo.debug", luaopen_debug, 0);
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, -2, "traceback");
+    lua_setfield(L, -2, "traceback");
+    lua_setglobal(L, "debug");
+    lua_pop(L, 1);
+
+    /* The full os and debug libraries must not stay reachable through the
+     * loaded table either. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "halo.os");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "halo.debug");
+    lua_pop(L, 1);
+
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, sb_load, 1);
+    lua_setglobal(L, "load");
+    lua_getglobal(L, "collectgarbage");
+    lua_pushcclosure(L, sb_collectgarbage, 1);
+    lua_setglobal(L, "collectgarbage");
+    lua_pushcfunction(L, sb_print);
+    lua_setglobal(L, "print");
+    lua_pushcfunction(L, sb_require);
+    lua_setglobal(L, "require");
+
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+
+    /* getmetatable("") answers false: the string metatable stays the host's. */
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Only reached by a bug: every host call into Lua is protected. */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "halo: unprotected Lua error: %s\n", msg ? msg : "?");
+    abort();
+}
+
+lua_State *sandbox_new(const sandbox_opts *opts)
+{
+    sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) return NULL;
+    sb->limit = opts && opts->mem_limit ? opts->mem_limit : SANDBOX_DEFAULT_MEM;
+    snprintf(sb->mem_reason, sizeof sb->mem_reason, "memory limit of %zu MiB exceeded",
+             sb->limit >> 20);
+    lua_State *L = lua_newstate(sandbox_alloc, sb);
+    if (!L) {
+        free(sb);
+        return NULL;
+    }
+    lua_atpanic(L, panic);
+    open_safe_libs(L);
+
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    lua_newtable(L);
+    for (size_t i = 0; opts && i < opts->nlib_dirs; i++) {
+        lua_pushstring(L, opts->lib_dirs[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, LIBDIRS_KEY);
+
+    sched_init(L);
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
+    return L;
+}
+
+void sandbox_close(lua_State *L)
+{
+    if (!L) return;
+    sandbox *sb = get_sandbox(L);
+    lua_close(L);
+    free(sb);
+}

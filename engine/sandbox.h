@@ -1,0 +1,47 @@
+/* One lua_State per check: a memory cap, an instruction hook that ends
+ * CPU-bound code at the deadline (and cannot be caught by pcall), only the
+ * safe parts of the standard library, and a require that loads host
+ * modules by short name and Lua sources from the lib directories. */
+#ifndef HALO_SANDBOX_H
+#define HALO_SANDBOX_H
+#include <lua.h>
+#include <stddef.h>
+
+#define SANDBOX_DEFAULT_MEM ((size_t)256 << 20)
+
+typedef struct {
+    size_t mem_limit;           /* bytes; 0 = SANDBOX_DEFAULT_MEM */
+    const char *const *lib_dirs; /* searched in order by require */
+    size_t nlib_dirs;
+} sandbox_opts;
+
+/* A fresh sandboxed state with the scheduler bound to it. NULL only when
+ * the process is out of memory. */
+lua_State *sandbox_new(const sandbox_opts *opts);
+void sandbox_close(lua_State *L);
+
+/* From now on, Lua code running past `deadline` (monotonic seconds; 0 =
+ * none) is stopped with `reason` as its error. */
+void sandbox_set_deadline(lua_State *L, double deadline, const char *reason);
+/* Why the sandbox stopped running code (timeout, memory, interrupt), or
+ * NULL when it was not stopped. */
+const char *sandbox_kill_reason(lua_State *L);
+/* Let code run again (for cleanup): clears the kill, sets a new deadline
+ * and allows `extra` bytes over the memory cap. */
+void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
+size_t sandbox_mem_used(lua_State *L);
+size_t sandbox_mem_limit(lua_State *L);
+
+/* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
+ * push an error message "file:line: ..." and return non-zero. */
+int sandbox_loadfile(lua_State *L, const char *path);
+/* [-0, +1, -] Load one of the Lua sources embedded in the binary. */
+int sandbox_load_embedded(lua_State *L, const char *name);
+
+/* [-0, +1, e] require(name) from C. */
+void sandbox_require(lua_State *L, const char *name);
+
+/* Names of the host's own modules, NULL-terminated (for docs, completion). */
+extern const char *const sandbox_host_modules[];
+
+#endif

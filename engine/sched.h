@@ -1,0 +1,67 @@
+/* The scheduler: tasks are Lua threads, and this file is the only caller
+ * of lua_resume for them. A waiting primitive ends with
+ *     return sched_wait(L, cancel_fn, wait, k, ctx);
+ * its I/O or timer callback later calls sched_wake(task), and the
+ * scheduler resumes the task, which lands in k. Scheduler yields pass
+ * through user coroutines untouched (see the coroutine wrappers). */
+#ifndef HALO_SCHED_H
+#define HALO_SCHED_H
+#include <lua.h>
+
+typedef struct task task;
+typedef void (*sched_cancel_fn)(void *wait);
+
+typedef enum {
+    SCHED_DONE,        /* the awaited task finished */
+    SCHED_DEADLINE,    /* the deadline passed first */
+    SCHED_INTERRUPTED, /* SIGINT/SIGTERM */
+    SCHED_STUCK        /* every task waits and nothing can wake one */
+} sched_result;
+
+/* Bind the scheduler to a sandbox's main state; installs the task module's
+ * metatable and the coroutine wrappers into L's coroutine table. */
+void sched_init(lua_State *L);
+
+/* [-(n+1), +1, -] Spawn the function below n arguments on top of L's
+ * stack; leaves the task's handle in their place. */
+task *sched_spawn(lua_State *L, int nargs);
+
+/* Run the loop until `until` finishes (or, when NULL, until no task is
+ * left), the monotonic deadline passes (<= 0: none), or an interrupt. */
+sched_result sched_run(task *until, double deadline);
+
+/* Cancel every unfinished task; returns how many there were. */
+int sched_cancel_all(void);
+/* Cancel one task: its pending wait is cancelled and its thread closed. */
+void sched_cancel(task *t);
+
+/* For primitives. */
+task *sched_current(void);
+int sched_wait(lua_State *L, sched_cancel_fn cancel, void *wait, lua_KFunction k, lua_KContext ctx);
+void sched_wake(task *t);
+
+/* A finished task's outcome. sched_spawn leaves the task's handle on the
+ * stack; keep it (a ref) to read the outcome after the task ended. */
+int sched_task_done(const task *t);
+int sched_task_ok(const task *t);
+int sched_task_cancelled(const task *t);
+/* [-0, +1, -] for the handle at idx: a table {n=, ...} of results when the
+ * task returned, its error value when it raised */
+void sched_push_outcome(lua_State *L, int handle);
+/* "message\nstack traceback: ..." of a failed task (NULL if it returned). */
+const char *sched_error_text(const task *t);
+/* Mark a task whose failure the caller will report itself. */
+void sched_observe(task *t);
+/* Report failed tasks nobody joined; returns how many. */
+int sched_unobserved_failures(void (*report)(int id, const char *text, void *ud), void *ud);
+
+int sched_live_tasks(void);
+
+/* Set by signal handlers; the loop and the instruction hook both read it. */
+void sched_request_interrupt(void);
+int sched_interrupted(void);
+void sched_clear_interrupt(void);
+
+int luaopen_task(lua_State *L);
+
+#endif

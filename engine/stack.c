@@ -1,0 +1,138 @@
+/* Stack files: evaluated with a restricted environment; secrets read
+ * through secret() are plain strings to the checks but are registered for
+ * redaction, as are passwords embedded in URLs anywhere in the table. */
+#include "stack.h"
+#include "sandbox.h"
+#include "util.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* env(name [, default]) -> the variable's value, or default */
+static int stack_env(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *v = getenv(name);
+    if (v) {
+        lua_pushstring(L, v);
+        return 1;
+    }
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* secret(name [, default]) -> the variable's value; never printed */
+static int stack_secret(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *v = getenv(name);
+    if (!v) {
+        if (lua_isnoneornil(L, 2))
+            return luaL_error(L, "secret %s is not set in the environment", name);
+        v = luaL_checkstring(L, 2);
+    }
+    redact_add(v);
+    lua_pushstring(L, v);
+    return 1;
+}
+
+/* Register "pass" of scheme://user:pass@host anywhere in s. */
+static void redact_url_passwords(const char *s)
+{
+    for (const char *p = strstr(s, "://"); p; p = strstr(p + 3, "://")) {
+        const char *user = p + 3;
+        const char *end = user + strcspn(user, "/?#@ \t\n");
+        if (*end != '@') continue;
+        const char *colon = memchr(user, ':', (size_t)(end - user));
+        if (!colon || colon + 1 >= end) continue;
+        char *pw = xstrndup(colon + 1, (size_t)(end - colon - 1));
+        redact_add(pw);
+        free(pw);
+    }
+}
+
+static void scan_for_passwords(lua_State *L, int idx, int depth)
+{
+    if (depth > 16) return;
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -1) == LUA_TSTRING) redact_url_passwords(lua_tostring(L, -1));
+        else if (lua_type(L, -1) == LUA_TTABLE) scan_for_passwords(L, -1, depth + 1);
+        lua_pop(L, 1);
+    }
+}
+
+/* The environment a stack file sees: data helpers, no I/O. */
+static void push_stack_env(lua_State *L)
+{
+    lua_newtable(L);
+    static const char *const copied[] = {"string", "table", "math", "tostring", "tonumber", "pairs",
+                                         "ipairs", "type", "select", "error", "assert", "pcall",
+                                         "next", "rawget", "setmetatable", "getmetatable", "os",
+                                         "utf8", NULL};
+    for (int i = 0; copied[i]; i++) {
+        lua_getglobal(L, copied[i]);
+        lua_setfield(L, -2, copied[i]);
+    }
+    lua_pushcfunction(L, stack_env);
+    lua_setfield(L, -2, "env");
+    lua_pushcfunction(L, stack_secret);
+    lua_setfield(L, -2, "secret");
+}
+
+static char *error_text(lua_State *L, const char *path)
+{
+    const char *msg = lua_tostring(L, -1);
+    char *text = xasprintf("stack file %s", msg ? msg : "(error object is not a string)");
+    char *clean = redact(text);
+    free(text);
+    (void)path;
+    return clean;
+}
+
+int stack_load(lua_State *L, const char *path, char **err)
+{
+    *err = NULL;
+    if (!path) {
+        lua_newtable(L);
+        return 0;
+    }
+    if (sandbox_loadfile(L, path) != LUA_OK) {
+        *err = error_text(L, path);
+        lua_pop(L, 1);
+        return -1;
+    }
+    push_stack_env(L);
+    lua_setupvalue(L, -2, 1);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        *err = error_text(L, path);
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (!lua_istable(L, -1)) {
+        char *text = xasprintf("stack file %s: must return a table (returned %s)", path,
+                               luaL_typename(L, -1));
+        *err = redact(text);
+        free(text);
+        lua_pop(L, 1);
+        return -1;
+    }
+    scan_for_passwords(L, -1, 0);
+    return 0;
+}
+
+int stack_check(const char *path, char **err)
+{
+    lua_State *L = sandbox_new(NULL);
+    if (!L) {
+        *err = xstrdup("out of memory");
+        return -1;
+    }
+    sandbox_set_deadline(L, clock_mono() + 10, "stack file took longer than 10 s to evaluate");
+    int rc = stack_load(L, path, err);
+    sandbox_close(L);
+    return rc;
+}

@@ -1,0 +1,590 @@
+/* One check, start to finish, inside a forked worker: sandbox, stack,
+ * check file, requires, run, cleanup; every observation is streamed to the
+ * runner as an event line. The runner enforces the hard deadline; this file
+ * enforces the soft one and runs the defers. */
+#include "worker.h"
+#include "loop.h"
+#include "sandbox.h"
+#include "sched.h"
+#include "stack.h"
+#include "util.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    int fd;
+    double t0; /* monotonic start of the check */
+} W = {-1, 0};
+
+void worker_emit(int fd, const char *kind, int nfields, const char *const *fields)
+{
+    strbuf sb;
+    sb_init(&sb);
+    sb_adds(&sb, kind);
+    for (int i = 0; i < nfields; i++) {
+        sb_addc(&sb, '\t');
+        char *clean = redact(fields[i]);
+        sb_field(&sb, clean);
+        free(clean);
+    }
+    sb_addc(&sb, '\n');
+    size_t off = 0;
+    while (fd >= 0 && off < sb.len) {
+        ssize_t n = write(fd, sb.buf + off, sb.len - off);
+        if (n < 0 && errno == EINTR) continue;
+        /* The runner is gone. Keep going without an audience: the check's
+         * cleanup must still run. */
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    sb_free(&sb);
+}
+
+static void emit(const char *kind, int n, const char *const *fields) { worker_emit(W.fd, kind, n, fields); }
+
+static void emit1(const char *kind, const char *a)
+{
+    const char *f[] = {a};
+    emit(kind, 1, f);
+}
+
+static void emit_log(const char *level, const char *text)
+{
+    char at[32];
+    snprintf(at, sizeof at, "%.1f", (clock_mono() - W.t0) * 1000.0);
+    const char *f[] = {level, at, text};
+    emit("log", 3, f);
+}
+
+/* ---- host functions for the context ------------------------------------ */
+
+/* emit(kind, ...) : every argument as text */
+static int host_emit(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    int n = lua_gettop(L) - 1;
+    if (n > 8) n = 8;
+    const char *fields[8];
+    for (int i = 0; i < n; i++) fields[i] = luaL_tolstring(L, i + 2, NULL);
+    emit(kind, n, fields);
+    lua_settop(L, 0);
+    return 0;
+}
+
+/* where(level) -> "file:line: " of the function `level` calls up */
+static int host_where(lua_State *L)
+{
+    luaL_where(L, (int)luaL_optinteger(L, 1, 1));
+    return 1;
+}
+
+static int host_elapsed_ms(lua_State *L)
+{
+    lua_pushnumber(L, (clock_mono() - W.t0) * 1000.0);
+    return 1;
+}
+
+/* [-0, +1] a copy of the value at idx that json can encode: secrets
+ * redacted in every string (before JSON escaping could disguise them),
+ * functions and other host values as their names, cycles cut. */
+static void push_encodable(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        char *clean = redact_n(s, len);
+        lua_pushstring(L, clean);
+        free(clean);
+        return;
+    }
+    case LUA_TNUMBER: {
+        lua_Number v = lua_tonumber(L, idx);
+        if (isnan(v) || isinf(v)) lua_pushstring(L, lua_tostring(L, idx));
+        else lua_pushvalue(L, idx);
+        return;
+    }
+    case LUA_TBOOLEAN:
+    case LUA_TNIL:
+        lua_pushvalue(L, idx);
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { /* json.null */
+            lua_pushvalue(L, idx);
+            return;
+        }
+        break;
+    case LUA_TTABLE:
+        if (depth >= 16) {
+            lua_pushliteral(L, "<nested too deep>");
+            return;
+        }
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) == LUA_TSTRING || lua_type(L, -2) == LUA_TNUMBER) {
+                push_encodable(L, -2, depth + 1);
+                push_encodable(L, -2, depth + 1);
+                lua_rawset(L, -5);
+            }
+            lua_pop(L, 1);
+        }
+        return;
+    default:
+        break;
+    }
+    luaL_tolstring(L, idx, NULL);
+}
+
+/* encode(value) -> JSON text; never raises */
+static int host_encode(lua_State *L)
+{
+    lua_settop(L, 1);
+    sandbox_require(L, "json");
+    lua_getfield(L, -1, "encode");
+    push_encodable(L, 1, 0);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "encode");
+        luaL_tolstring(L, 1, NULL);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "null");
+    }
+    return 1;
+}
+
+/* print() inside a check is a log line. */
+static int host_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    strbuf sb;
+    sb_init(&sb);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) sb_addc(&sb, '\t');
+        sb_adds(&sb, luaL_tolstring(L, i, NULL));
+        lua_pop(L, 1);
+    }
+    emit_log("info", sb.buf ? sb.buf : "");
+    sb_free(&sb);
+    return 0;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static lua_State *new_sandbox(const worker_opts *o)
+{
+    sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};
+    lua_State *L = sandbox_new(&so);
+    if (!L) return NULL;
+    lua_pushcfunction(L, host_print);
+    lua_setglobal(L, "print");
+    return L;
+}
+
+/* [-0, +1] the context module; 0 on success */
+static int load_context(lua_State *L, char **err)
+{
+    if (sandbox_load_embedded(L, "context") != LUA_OK) goto fail;
+    lua_createtable(L, 0, 4);
+    static const luaL_Reg host[] = {
+        {"emit", host_emit},
+        {"where", host_where},
+        {"elapsed_ms", host_elapsed_ms},
+        {"encode", host_encode},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, host, 0);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) goto fail;
+    return 0;
+fail:
+    *err = xasprintf("internal: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+}
+
+/* [-0, +1] the validated spec of the check file; 0 on success */
+static int load_spec(lua_State *L, int ctxmod, const char *file, char **err)
+{
+    if (sandbox_loadfile(L, file) != LUA_OK) {
+        *err = xstrdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        *err = xasprintf("%s: %s", file, msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_getfield(L, ctxmod, "validate");
+    lua_insert(L, -2);
+    lua_pushstring(L, file);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        *err = xasprintf("%s: %s", file, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    sched_request_interrupt();
+}
+
+static void catch_termination(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int worker_probe(const worker_opts *o)
+{
+    W.fd = o->event_fd;
+    W.t0 = clock_mono();
+    install_signals();
+    lua_State *L = new_sandbox(o);
+    if (!L) {
+        emit1("error", "out of memory");
+        return 0;
+    }
+    sandbox_set_deadline(L, clock_mono() + 5, "loading the check file took longer than 5 s");
+    char *err = NULL;
+    if (load_context(L, &err) != 0 || load_spec(L, lua_gettop(L), o->check_file, &err) != 0) {
+        emit1("error", err);
+        free(err);
+        sandbox_close(L);
+        return 0;
+    }
+    int spec = lua_gettop(L);
+    lua_getfield(L, spec, "id");
+    char *id = xstrdup(lua_tostring(L, -1));
+    int numeric = lua_type(L, -1) == LUA_TNUMBER;
+    lua_getfield(L, spec, "title");
+    char *title = xstrdup(lua_tostring(L, -1));
+    lua_getfield(L, spec, "timeout");
+    char *timeout = xasprintf("%.17g", lua_tonumber(L, -1));
+    lua_pop(L, 3);
+    strbuf tags;
+    sb_init(&tags);
+    lua_getfield(L, spec, "tags");
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+        if (i > 1) sb_addc(&tags, ',');
+        sb_adds(&tags, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    const char *f[] = {id, numeric ? "n" : "s", title, timeout, tags.buf ? tags.buf : ""};
+    emit("meta", 5, f);
+    free(id);
+    free(title);
+    free(timeout);
+    sb_free(&tags);
+    sandbox_close(L);
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *status; /* "PASS", "FAIL", "ERROR", "N/A" */
+    strbuf message;
+} outcome;
+
+static void set_outcome(outcome *oc, const char *status, const char *fmt, ...) HALO_PRINTF(3, 4);
+static void set_outcome(outcome *oc, const char *status, const char *fmt, ...)
+{
+    oc->status = status;
+    sb_free(&oc->message);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&oc->message, fmt, ap);
+    va_end(ap);
+}
+
+/* ERROR wins over everything, and its message keeps what came before. */
+static void add_error(outcome *oc, const char *text)
+{
+    if (strcmp(oc->status, "ERROR") != 0 && oc->message.len) {
+        char *before = sb_take(&oc->message);
+        sb_printf(&oc->message, "%s; and %s", text, before);
+        free(before);
+    } else if (oc->message.len) {
+        sb_printf(&oc->message, "; %s", text);
+    } else {
+        sb_adds(&oc->message, text);
+    }
+    oc->status = "ERROR";
+}
+
+/* [-0, +0] the current step name from the context, or NULL (malloc'ed) */
+static char *current_step(lua_State *L, int control)
+{
+    lua_getfield(L, control, "current_step");
+    char *name = NULL;
+    if (lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) name = xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return name;
+}
+
+static const char *stop_phrase(sched_result r)
+{
+    switch (r) {
+    case SCHED_DEADLINE: return "timed out";
+    case SCHED_INTERRUPTED: return "interrupted";
+    case SCHED_STUCK: return "deadlocked: every task waits on another and nothing can wake them";
+    default: return "stopped";
+    }
+}
+
+static void report_unobserved(int id, const char *text, void *ud)
+{
+    outcome *oc = ud;
+    char *msg = xasprintf("background task %d failed: %s", id, text);
+    char *nl = strchr(msg, '\n');
+    emit_log("error", msg);
+    if (nl) *nl = '\0';
+    add_error(oc, msg);
+    free(msg);
+}
+
+/* Runs the spawned task on top of L to completion, the deadline, or an
+ * interrupt. Leaves nothing on the stack; returns the scheduler's verdict
+ * and the task in *out (with a registry ref in *ref). */
+static sched_result run_task(lua_State *L, double deadline, task **out, int *ref)
+{
+    task *t = (task *)lua_touserdata(L, -1);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    sched_observe(t);
+    *out = t;
+    return sched_run(t, deadline);
+}
+
+static void run_defers(lua_State *L, int control, outcome *oc, double grace, double hard_end)
+{
+    double deadline = clock_mono() + grace;
+    if (deadline > hard_end) deadline = hard_end;
+    char reason[96];
+    snprintf(reason, sizeof reason, "cleanup exceeded its %.0f s grace", grace);
+    sandbox_rearm(L, deadline, reason, (size_t)16 << 20);
+
+    lua_getfield(L, control, "defers");
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return;
+    }
+    int list = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        lua_getfield(L, -1, "where");
+        char *where = xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "fn");
+        lua_remove(L, -2);
+        task *t;
+        int ref;
+        sched_spawn(L, 0);
+        sched_result r = run_task(L, deadline, &t, &ref);
+        if (r != SCHED_DONE) {
+            sched_cancel_all();
+            char *msg = xasprintf("cleanup registered at %s %s; %lld later defer(s) not run", where,
+                                  stop_phrase(r), (long long)(n - i));
+            emit_log("error", msg);
+            add_error(oc, msg);
+            free(msg);
+            free(where);
+            luaL_unref(L, LUA_REGISTRYINDEX, ref);
+            break;
+        }
+        if (!sched_task_ok(t)) {
+            const char *text = sched_error_text(t);
+            char *msg = xasprintf("cleanup registered at %sfailed: %s", where, text ? text : "?");
+            emit_log("error", msg);
+            char *nl = strchr(msg, '\n');
+            if (nl) *nl = '\0';
+            add_error(oc, msg);
+            free(msg);
+        }
+        sched_cancel_all(); /* a defer's own background tasks end with it */
+        free(where);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    }
+    lua_pop(L, 1);
+}
+
+int worker_run(const worker_opts *o)
+{
+    W.fd = o->event_fd;
+    W.t0 = clock_mono();
+    install_signals();
+    catch_termination();
+    outcome oc = {"PASS", {NULL, 0, 0}};
+    char *err = NULL;
+
+    lua_State *L = new_sandbox(o);
+    if (!L) {
+        const char *f[] = {"ERROR", "out of memory creating the sandbox"};
+        emit("done", 2, f);
+        return 0;
+    }
+    /* Loading gets the same budget as the run; it is normally instant. */
+    if (load_context(L, &err) != 0) {
+        set_outcome(&oc, "ERROR", "%s", err);
+        goto done;
+    }
+    int ctxmod = lua_gettop(L);
+    if (stack_load(L, o->stack_file, &err) != 0) {
+        set_outcome(&oc, "ERROR", "%s", err);
+        goto done;
+    }
+    int stack = lua_gettop(L);
+    sandbox_set_deadline(L, clock_mono() + 5, "loading the check file took longer than 5 s");
+    if (load_spec(L, ctxmod, o->check_file, &err) != 0) {
+        set_outcome(&oc, "ERROR", "%s", err);
+        goto done;
+    }
+    int spec = lua_gettop(L);
+
+    lua_getfield(L, spec, "timeout");
+    double timeout = o->timeout_override > 0 ? o->timeout_override : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    double deadline = W.t0 + timeout;
+    double hard_end = W.t0 + timeout + o->grace;
+    char reason[96];
+    snprintf(reason, sizeof reason, "timeout: the check exceeded its %g s limit", timeout);
+    sandbox_set_deadline(L, deadline, reason);
+
+    lua_getfield(L, ctxmod, "new");
+    lua_pushvalue(L, spec);
+    lua_call(L, 1, 2);
+    int control = lua_gettop(L);
+    int tctx = control - 1;
+
+    task *t;
+    int ref = LUA_NOREF;
+    lua_getfield(L, spec, "requires");
+    if (!lua_isnil(L, -1)) {
+        lua_pushvalue(L, stack);
+        sched_spawn(L, 1);
+        sched_result r = run_task(L, deadline, &t, &ref);
+        if (r != SCHED_DONE) {
+            set_outcome(&oc, "ERROR", "requires() %s", stop_phrase(r));
+            goto cleanup;
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+        sched_push_outcome(L, lua_gettop(L));
+        if (!sched_task_ok(t)) {
+            const char *kill = sandbox_kill_reason(L);
+            set_outcome(&oc, "ERROR", "requires() failed: %s", kill ? kill : sched_error_text(t));
+            lua_pop(L, 2);
+            goto cleanup;
+        }
+        lua_rawgeti(L, -1, 1);
+        if (!lua_toboolean(L, -1)) {
+            lua_rawgeti(L, -2, 2);
+            const char *why = lua_tostring(L, -1);
+            set_outcome(&oc, "N/A", "%s", why ? why : "requires() said this check does not apply");
+            lua_pop(L, 4);
+            goto cleanup;
+        }
+        lua_pop(L, 3);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    } else {
+        lua_pop(L, 1);
+    }
+
+    lua_getfield(L, spec, "run");
+    lua_pushvalue(L, tctx);
+    lua_pushvalue(L, stack);
+    sched_spawn(L, 2);
+    sched_result r = run_task(L, deadline, &t, &ref);
+    char *step = current_step(L, control);
+    const char *kill = sandbox_kill_reason(L);
+    if (r != SCHED_DONE || kill) {
+        const char *why = kill ? kill : r == SCHED_DEADLINE ? reason : stop_phrase(r);
+        if (step) set_outcome(&oc, "ERROR", "%s (in step '%s')", why, step);
+        else set_outcome(&oc, "ERROR", "%s", why);
+    } else if (sched_task_ok(t)) {
+        lua_getfield(L, control, "failures");
+        lua_call(L, 0, 1);
+        lua_Integer fails = lua_tointeger(L, -1);
+        lua_getfield(L, control, "skipped");
+        lua_call(L, 0, 1);
+        if (fails > 0) set_outcome(&oc, "FAIL", "%lld expectation(s) failed", (long long)fails);
+        else if (lua_isstring(L, -1)) set_outcome(&oc, "N/A", "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+        sched_push_outcome(L, lua_gettop(L));
+        lua_getfield(L, control, "classify");
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 1);
+        const char *kind = lua_tostring(L, -1);
+        if (kind && strcmp(kind, "assert") == 0) {
+            set_outcome(&oc, "FAIL", "assertion failed");
+        } else if (kind && strcmp(kind, "skip") == 0) {
+            lua_getfield(L, control, "skipped");
+            lua_call(L, 0, 1);
+            set_outcome(&oc, "N/A", "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "skipped");
+            lua_pop(L, 1);
+        } else {
+            const char *text = sched_error_text(t);
+            emit_log("error", text ? text : "?");
+            char *first = xstrdup(text ? text : "?");
+            char *nl = strchr(first, '\n');
+            if (nl) *nl = '\0';
+            if (step) set_outcome(&oc, "ERROR", "%s (in step '%s')", first, step);
+            else set_outcome(&oc, "ERROR", "%s", first);
+            free(first);
+        }
+        lua_pop(L, 3);
+        /* A failed expectation before an error still counts as a failure
+         * in the log; the error decides the status. */
+    }
+    free(step);
+
+cleanup:
+    if (ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    {
+        int leftover = sched_cancel_all();
+        if (leftover > 0) {
+            char *msg = xasprintf("cancelled %d task(s) still running when the check ended", leftover);
+            emit_log("info", msg);
+            free(msg);
+        }
+        sched_unobserved_failures(report_unobserved, &oc);
+    }
+    /* Cleanup runs after an interrupt too; a second signal cuts it short. */
+    sched_clear_interrupt();
+    run_defers(L, control, &oc, o->grace, hard_end);
+
+done:
+    {
+        const char *f[] = {oc.status, oc.message.buf ? oc.message.buf : ""};
+        emit("done", 2, f);
+    }
+    free(err);
+    sb_free(&oc.message);
+    sandbox_close(L);
+    return 0;
+}
