@@ -46,9 +46,11 @@ static sandbox *get_sandbox(lua_State *L)
     return (sandbox *)ud;
 }
 
-/* Lua retries a failed allocation once after an emergency collection; a
- * second failure in a row means the cap is really reached. That is when
- * the check is stopped for good, so pcall cannot swallow a memory bomb. */
+/* A refused allocation is an ordinary Lua memory error, which pcall can
+ * catch; that is harmless when one oversized request failed and little is
+ * in use. But when the state really is full (the retry after Lua's
+ * emergency collection failed too, or nine tenths of the cap are live) the
+ * check is stopped for good, so pcall cannot keep a memory bomb going. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sandbox *sb = ud;
@@ -58,8 +60,9 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         sb->used -= old;
         return NULL;
     }
-    if (nsize > old && sb->used + (nsize - old) > sb->limit + sb->extra) {
-        if (++sb->fail_streak >= 2) sb->mem_exceeded = 1;
+    size_t cap = sb->limit + sb->extra;
+    if (nsize > old && sb->used + (nsize - old) > cap) {
+        if (++sb->fail_streak >= 2 || sb->used > cap / 10 * 9) sb->mem_exceeded = 1;
         return NULL;
     }
     void *p = realloc(ptr, nsize);

@@ -277,8 +277,8 @@ int worker_probe(const worker_opts *o)
     }
     int spec = lua_gettop(L);
     lua_getfield(L, spec, "id");
+    int numeric = lua_type(L, -1) == LUA_TNUMBER; /* before lua_tostring converts it */
     char *id = xstrdup(lua_tostring(L, -1));
-    int numeric = lua_type(L, -1) == LUA_TNUMBER;
     lua_getfield(L, spec, "title");
     char *title = xstrdup(lua_tostring(L, -1));
     lua_getfield(L, spec, "timeout");
@@ -525,14 +525,10 @@ int worker_run(const worker_opts *o)
         if (step) set_outcome(&oc, "ERROR", "%s (in step '%s')", why, step);
         else set_outcome(&oc, "ERROR", "%s", why);
     } else if (sched_task_ok(t)) {
-        lua_getfield(L, control, "failures");
-        lua_call(L, 0, 1);
-        lua_Integer fails = lua_tointeger(L, -1);
         lua_getfield(L, control, "skipped");
         lua_call(L, 0, 1);
-        if (fails > 0) set_outcome(&oc, "FAIL", "%lld expectation(s) failed", (long long)fails);
-        else if (lua_isstring(L, -1)) set_outcome(&oc, "N/A", "%s", lua_tostring(L, -1));
-        lua_pop(L, 2);
+        if (lua_isstring(L, -1)) set_outcome(&oc, "N/A", "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
     } else {
         lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
         sched_push_outcome(L, lua_gettop(L));
@@ -541,7 +537,7 @@ int worker_run(const worker_opts *o)
         lua_call(L, 1, 1);
         const char *kind = lua_tostring(L, -1);
         if (kind && strcmp(kind, "assert") == 0) {
-            set_outcome(&oc, "FAIL", "assertion failed");
+            /* the status comes from the recorded failure, below */
         } else if (kind && strcmp(kind, "skip") == 0) {
             lua_getfield(L, control, "skipped");
             lua_call(L, 0, 1);
@@ -562,6 +558,19 @@ int worker_run(const worker_opts *o)
          * in the log; the error decides the status. */
     }
     free(step);
+    if (strcmp(oc.status, "ERROR") != 0) {
+        /* Any failed expectation makes the check FAIL, and its message is the
+         * first one: that is what broke. */
+        lua_getfield(L, control, "failures");
+        lua_call(L, 0, 2);
+        lua_Integer fails = lua_tointeger(L, -2);
+        if (fails > 0) {
+            const char *first = lua_tostring(L, -1);
+            if (fails > 1) set_outcome(&oc, "FAIL", "%s (and %lld more)", first ? first : "?", (long long)fails - 1);
+            else set_outcome(&oc, "FAIL", "%s", first ? first : "?");
+        }
+        lua_pop(L, 2);
+    }
 
 cleanup:
     if (ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ref);

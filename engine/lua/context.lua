@@ -79,13 +79,14 @@ end
 -- A new context for one run of a check. Returns t and the host's view of it.
 function M.new(info)
   local t = { id = info.id, title = info.title, timeout = info.timeout }
-  local failures, skipped = 0, nil
+  local failures, skipped, first_failure = 0, nil, nil
   local defers = {}
   local step_stack = {}
 
   local function record_failure(level, default, fmt, ...)
     failures = failures + 1
     local text = where(level) .. message(default, fmt, ...)
+    first_failure = first_failure or text
     emit("fail", text)
     return text
   end
@@ -162,7 +163,7 @@ function M.new(info)
   function t:elapsed() return elapsed_ms() / 1000 end
 
   local control = {}
-  function control.failures() return failures end
+  function control.failures() return failures, first_failure end
   function control.skipped() return skipped end
   function control.current_step() return step_stack[#step_stack] end
   -- Defers newest first, each with where it was registered.
