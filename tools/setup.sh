@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package halo's build and tests need, and nothing
+# when they are all there already. Run as root (CI and fresh machines are).
+#
+#   tools/setup.sh          build + test dependencies
+#   tools/setup.sh --bench  also the peers the benchmarks measure against
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev
+  # tests
+  python3 procps
+)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(lua5.4 hyperfine)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tools/setup.sh: missing packages (${missing[*]}); run me as root to install them" >&2
+  exit 1
+fi
+
+echo "tools/setup.sh: installing ${missing[*]}" >&2
+# No init system here: a package's postinst must not start a service on a
+# public port. A policy-rc.d that exits 101 forbids it for this install.
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+trap '[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
