@@ -42,7 +42,12 @@ struct child {
     int got_done;
     int reaped;
     int exclusive;
+    size_t dropped; /* log lines past LOG_MAX */
 };
+
+/* A check that logs in a tight loop must not grow the runner without
+ * bound; past this many lines only a count is kept. */
+#define LOG_MAX 5000
 
 static struct {
     const runner_opts *o;
@@ -216,8 +221,10 @@ static void worker_line(child *ch, char **f, int n)
 {
     check_result *c = ch->check;
     if (strcmp(f[0], "step+") == 0 && n >= 3) {
-        step_record s = {xstrdup(f[1]), strtod(f[2], NULL), -1, ST_PENDING};
-        VEC_PUSH(c->steps, c->nsteps, c->capsteps, s);
+        if (c->nsteps < LOG_MAX) {
+            step_record s = {xstrdup(f[1]), strtod(f[2], NULL), -1, ST_PENDING};
+            VEC_PUSH(c->steps, c->nsteps, c->capsteps, s);
+        }
         free(c->current_step);
         c->current_step = xstrdup(f[1]);
         progress_step(c, f[1]);
@@ -239,11 +246,16 @@ static void worker_line(child *ch, char **f, int n)
             }
         }
     } else if (strcmp(f[0], "fail") == 0 && n >= 2) {
+        if (c->nfailures >= LOG_MAX) return;
         VEC_PUSH(c->failures, c->nfailures, c->capfailures, xstrdup(f[1]));
         progress_failure(c, f[1]);
     } else if (strcmp(f[0], "evidence") == 0 && n >= 3) {
         check_set_evidence(c, f[1], f[2]);
     } else if (strcmp(f[0], "log") == 0 && n >= 4) {
+        if (c->nlogs >= LOG_MAX && strcmp(f[1], "error") != 0) {
+            ch->dropped++;
+            return;
+        }
         log_record l = {strtod(f[2], NULL), xstrdup(f[1]), xstrdup(f[3])};
         VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
         progress_log(c, f[1], f[3]);
@@ -329,6 +341,11 @@ static void child_reap(void *ud)
     check_result *c = ch->check;
     if (ch->on_line == worker_line) {
         c->duration_ms = (clock_mono() - ch->started) * 1000.0;
+        if (ch->dropped) {
+            log_record l = {c->duration_ms, xstrdup("warn"),
+                            xasprintf("%zu more log lines were dropped (the report keeps %d)", ch->dropped, LOG_MAX)};
+            VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
+        }
         if (!ch->got_done || ch->killed_by_deadline) worker_vanished(ch, wstatus);
         progress_finished(c);
     } else if (!ch->got_done) {

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A report is read by people: one field past this is cut, with a note. */
+#define FIELD_MAX (256 * 1024)
+
 static struct {
     int fd;
     double t0; /* monotonic start of the check */
@@ -71,7 +74,15 @@ static int host_emit(lua_State *L)
     int n = lua_gettop(L) - 1;
     if (n > 8) n = 8;
     const char *fields[8];
-    for (int i = 0; i < n; i++) fields[i] = luaL_tolstring(L, i + 2, NULL);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        fields[i] = luaL_tolstring(L, i + 2, &len);
+        if (len > FIELD_MAX) {
+            lua_pushfstring(L, "%s… [cut: %I bytes in all]", lua_pushlstring(L, fields[i], FIELD_MAX),
+                            (lua_Integer)len);
+            fields[i] = lua_tostring(L, -1);
+        }
+    }
     emit(kind, n, fields);
     lua_settop(L, 0);
     return 0;
@@ -155,6 +166,16 @@ static int host_encode(lua_State *L)
         lua_getfield(L, -1, "encode");
         luaL_tolstring(L, 1, NULL);
         if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "null");
+    }
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (text && len > FIELD_MAX) {
+        /* Cut the JSON text, not the value, and keep it valid JSON: the
+         * evidence becomes a string saying what it was. */
+        lua_getfield(L, -2, "encode");
+        lua_pushfstring(L, "%s… [cut: %I bytes of JSON in all]", lua_pushlstring(L, text, 4096), (lua_Integer)len);
+        lua_remove(L, -2);
+        lua_call(L, 1, 1);
     }
     return 1;
 }
