@@ -24,16 +24,6 @@ static void on_interrupt(int sig)
     sched_request_interrupt();
 }
 
-/* Modules as globals: probes are short, and `http.get` reads better than a
- * require line in a one-liner. */
-static void preload_globals(lua_State *L)
-{
-    for (int i = 0; sandbox_host_modules[i]; i++) {
-        sandbox_require(L, sandbox_host_modules[i]);
-        lua_setglobal(L, sandbox_host_modules[i]);
-    }
-}
-
 static int load_chunk(lua_State *L, const adhoc_opts *o)
 {
     if (o->file) return sandbox_loadfile(L, o->file);
@@ -105,7 +95,7 @@ int adhoc_run(const adhoc_opts *o)
         return 2;
     }
     lua_setglobal(L, "stack");
-    preload_globals(L);
+    sandbox_module_globals(L);
 
     if (load_chunk(L, o) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);

@@ -4,6 +4,7 @@
 #include "sandbox.h"
 #include "embedded.h"
 #include "modules.h"
+#include "plugin.h"
 #include "sched.h"
 #include "util.h"
 
@@ -27,6 +28,7 @@ typedef struct {
     char mem_reason[96];
 } sandbox;
 
+/* open NULL: a plugin, loaded on first require (see plugin.h). */
 static const struct {
     const char *name;
     lua_CFunction open;
@@ -34,10 +36,11 @@ static const struct {
     {"time", luaopen_time},
     {"task", luaopen_task},
     {"json", luaopen_json},
+    {"http", NULL},
     {NULL, NULL},
 };
 
-const char *const sandbox_host_modules[] = {"time", "task", "json", NULL};
+const char *const sandbox_host_modules[] = {"time", "task", "json", "http", "traffic", "eventually", NULL};
 
 static sandbox *get_sandbox(lua_State *L)
 {
@@ -120,6 +123,7 @@ void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t ext
 }
 
 size_t sandbox_mem_used(lua_State *L) { return get_sandbox(L)->used; }
+double sandbox_deadline(lua_State *L) { return get_sandbox(L)->deadline; }
 size_t sandbox_mem_limit(lua_State *L) { return get_sandbox(L)->limit; }
 
 /* ---- replaced base functions ----------------------------------------- */
@@ -200,10 +204,19 @@ static int file_readable(const char *path)
 static int find_module(lua_State *L, const char *name)
 {
     for (int i = 0; host_c_modules[i].name; i++) {
-        if (strcmp(host_c_modules[i].name, name) == 0) {
-            lua_pushcfunction(L, host_c_modules[i].open);
-            return 1;
+        if (strcmp(host_c_modules[i].name, name) != 0) continue;
+        lua_CFunction open = host_c_modules[i].open;
+        if (!open) {
+            char *err = NULL;
+            open = plugin_load(name, &err);
+            if (!open) {
+                lua_pushstring(L, err);
+                free(err);
+                return lua_error(L);
+            }
         }
+        lua_pushcfunction(L, open);
+        return 1;
     }
     char embedded_name[128];
     snprintf(embedded_name, sizeof embedded_name, "mod_%s", name);
@@ -283,6 +296,31 @@ void sandbox_require(lua_State *L, const char *name)
     lua_pushcfunction(L, sb_require);
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
+}
+
+static int lazy_global(lua_State *L)
+{
+    const char *name = lua_tostring(L, 2);
+    if (!name) return 0;
+    for (int i = 0; sandbox_host_modules[i]; i++) {
+        if (strcmp(sandbox_host_modules[i], name) == 0) {
+            sandbox_require(L, name);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, 1, name); /* rawset: _G has no __newindex */
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void sandbox_module_globals(lua_State *L)
+{
+    lua_pushglobaltable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lazy_global);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
 }
 
 /* ---- loading -------------------------------------------------------------- */

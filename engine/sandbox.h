@@ -30,6 +30,9 @@ const char *sandbox_kill_reason(lua_State *L);
  * and allows `extra` bytes over the memory cap. */
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
 size_t sandbox_mem_used(lua_State *L);
+/* The monotonic deadline code in L runs under (0: none), so waiting
+ * primitives can cap their own timeouts with it. */
+double sandbox_deadline(lua_State *L);
 size_t sandbox_mem_limit(lua_State *L);
 
 /* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
@@ -40,6 +43,10 @@ int sandbox_load_embedded(lua_State *L, const char *name);
 
 /* [-0, +1, e] require(name) from C. */
 void sandbox_require(lua_State *L, const char *name);
+
+/* Make every host module a global, required on first use: probes are short,
+ * and `http.get(...)` reads better than a require line in a one-liner. */
+void sandbox_module_globals(lua_State *L);
 
 /* Names of the host's own modules, NULL-terminated (for docs, completion). */
 extern const char *const sandbox_host_modules[];

@@ -64,6 +64,7 @@ void sched_clear_interrupt(void) { interrupt_flag = 0; }
 task *sched_current(void) { return S.current; }
 int sched_live_tasks(void) { return S.nlive; }
 int sched_task_done(const task *t) { return t->state == T_DONE; }
+int sched_task_id(const task *t) { return t ? t->id : 0; }
 int sched_task_ok(const task *t) { return t->state == T_DONE && t->ok; }
 
 /* ---- busy set: threads the user must not resume or close ------------- */

@@ -43,6 +43,7 @@ void sched_wake(task *t);
 /* A finished task's outcome. sched_spawn leaves the task's handle on the
  * stack; keep it (a ref) to read the outcome after the task ended. */
 int sched_task_done(const task *t);
+int sched_task_id(const task *t);
 int sched_task_ok(const task *t);
 int sched_task_cancelled(const task *t);
 /* [-0, +1, -] for the handle at idx: a table {n=, ...} of results when the

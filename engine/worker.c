@@ -51,6 +51,17 @@ void worker_emit(int fd, const char *kind, int nfields, const char *const *field
 
 static void emit(const char *kind, int n, const char *const *fields) { worker_emit(W.fd, kind, n, fields); }
 
+void host_event(const char *kind, int nfields, const char *const *fields)
+{
+    if (W.fd >= 0) worker_emit(W.fd, kind, nfields, fields);
+}
+
+double host_origin(void)
+{
+    if (W.t0 == 0) W.t0 = clock_mono();
+    return W.t0;
+}
+
 static void emit1(const char *kind, const char *a)
 {
     const char *f[] = {a};

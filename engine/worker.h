@@ -20,6 +20,12 @@ typedef struct {
 int worker_run(const worker_opts *o);
 int worker_probe(const worker_opts *o);
 
+/* For modules: stream one event to the runner; a no-op outside a worker
+ * (eval, exec). Fields are redacted and escaped here. */
+void host_event(const char *kind, int nfields, const char *const *fields);
+/* Monotonic time the check started (outside a worker: first call). */
+double host_origin(void);
+
 /* Event lines ("kind\tfield\t...\n", fields %-escaped, redacted). */
 void worker_emit(int fd, const char *kind, int nfields, const char *const *fields);
 
