@@ -38,6 +38,7 @@ static const char *const RUN_HELP =
     "  --defer ID       mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)\n"
     "  --format F       text (default), json, junit, tap or md\n"
     "  --out FILE       write the report to FILE instead of stdout\n"
+    "  --history FILE   write every HTTP request of every check to FILE (JSON lines)\n"
     "  --timeout S      override every check's timeout (seconds)\n"
     "  --grace S        time for cleanup after a check, and added to its hard deadline (default 10)\n"
     "  --max-mem SIZE   memory cap per check: 256M (default), 1G, 512K; a bare number is MiB\n"
@@ -154,7 +155,7 @@ static const char *default_checks_dir(void)
 /* Options shared by every command; returns 1 when it consumed argv[*i]
  * (and its value), 0 when not one of them, 2 on a bad value. */
 typedef struct {
-    const char *checks_dir, *stack_file, *format, *out, *operator_name;
+    const char *checks_dir, *stack_file, *format, *out, *operator_name, *history;
     strlist libs, ids, tags, defers, rest;
     double timeout, grace;
     size_t mem;
@@ -195,7 +196,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             value = eq + 1;
         }
         static const char *const with_value[] = {"--checks", "--stack", "--tag", "--defer", "--format",
-                                                 "--out", "--timeout", "--grace", "--max-mem",
+                                                 "--out", "--history", "--timeout", "--grace", "--max-mem",
                                                  "--parallel", "--lib", "--operator", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= strcmp(name, with_value[k]) == 0;
@@ -209,6 +210,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         else if (strcmp(name, "--tag") == 0) strlist_add_csv(&o->tags, value);
         else if (strcmp(name, "--defer") == 0) strlist_add_csv(&o->defers, value);
         else if (strcmp(name, "--out") == 0) o->out = value;
+        else if (strcmp(name, "--history") == 0) o->history = value;
         else if (strcmp(name, "--operator") == 0) o->operator_name = value;
         else if (strcmp(name, "--lib") == 0) {
             if (!is_dir(value)) return usage_error(cmd, "--lib %s: not a directory", value);
@@ -272,6 +274,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.ndefer = o.defers.n;
     ro.format = o.format ? o.format : "text";
     ro.out = o.out;
+    ro.history = o.history;
     ro.timeout = o.timeout;
     ro.grace = o.grace > 0 ? o.grace : 10;
     ro.mem_limit = o.mem;

@@ -120,6 +120,7 @@ void check_result_free(check_result *c)
         free(c->logs[i].text);
     }
     free(c->logs);
+    free_strings(c->requests, c->nrequests);
     free(c);
 }
 

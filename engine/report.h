@@ -59,6 +59,10 @@ typedef struct {
     size_t nevidence, capevidence;
     log_record *logs;
     size_t nlogs, caplogs;
+
+    char **requests; /* the request history: one JSON object per request */
+    size_t nrequests, caprequests;
+    size_t dropped_requests;
 } check_result;
 
 typedef struct {

@@ -48,6 +48,9 @@ struct child {
 /* A check that logs in a tight loop must not grow the runner without
  * bound; past this many lines only a count is kept. */
 #define LOG_MAX 5000
+/* Requests are kept for the history file and the timelines; a check that
+ * sends more than this keeps a count of the rest. */
+#define REQUEST_MAX 500000
 
 static struct {
     const runner_opts *o;
@@ -259,6 +262,9 @@ static void worker_line(child *ch, char **f, int n)
         log_record l = {strtod(f[2], NULL), xstrdup(f[1]), xstrdup(f[3])};
         VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
         progress_log(c, f[1], f[3]);
+    } else if (strcmp(f[0], "request") == 0 && n >= 2) {
+        if (c->nrequests >= REQUEST_MAX) c->dropped_requests++;
+        else VEC_PUSH(c->requests, c->nrequests, c->caprequests, xstrdup(f[1]));
     } else if (strcmp(f[0], "done") == 0 && n >= 3) {
         c->status = parse_status(f[1]);
         free(c->message);
@@ -695,6 +701,44 @@ static int write_report(const runner_opts *o, const run_report *rep)
     return 0;
 }
 
+/* --history FILE: every request of every check, one JSON object a line,
+ * each with the check's id in front. */
+static int write_history(const char *path, const run_report *rep)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        halo_warn("--history %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < rep->nchecks; i++) {
+        const check_result *c = rep->checks[i];
+        for (size_t k = 0; k < c->nrequests; k++) {
+            const char *obj = c->requests[k];
+            if (obj[0] != '{') continue;
+            strbuf sb;
+            sb_init(&sb);
+            sb_adds(&sb, "{\"check\":");
+            sb_json_string(&sb, c->id);
+            sb_adds(&sb, obj[1] == '}' ? "" : ",");
+            sb_adds(&sb, obj + 1);
+            fprintf(f, "%s\n", sb.buf);
+            sb_free(&sb);
+            total++;
+        }
+        if (c->dropped_requests)
+            halo_warn("check %s: %zu requests past the first %d are not in the history", c->id,
+                      c->dropped_requests, REQUEST_MAX);
+    }
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad) {
+        halo_warn("writing the history to %s failed", path);
+        return -1;
+    }
+    fprintf(stderr, "halo: %zu requests written to %s\n", total, path);
+    return 0;
+}
+
 static void install_runner_signals(void)
 {
     struct sigaction sa;
@@ -758,6 +802,7 @@ int runner_run(const runner_opts *o)
     rep.duration_ms = (clock_mono() - t0) * 1000.0;
     int code = report_exit_code(&rep);
     if (write_report(o, &rep) != 0 && code == 0) code = 3;
+    if (o->history && write_history(o->history, &rep) != 0 && code == 0) code = 3;
     if (R.interrupted) code = R.last_signal == SIGTERM ? 143 : 130;
     run_report_free(&rep);
     return code;

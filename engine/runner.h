@@ -18,6 +18,7 @@ typedef struct {
     size_t ndefer;
     const char *format;          /* text, json, junit, tap, md */
     const char *out;             /* NULL: stdout */
+    const char *history;         /* --history FILE: requests as JSON lines */
     double timeout;              /* > 0 overrides every check's timeout */
     double grace;                /* cleanup and hard-deadline grace */
     size_t mem_limit;

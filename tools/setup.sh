@@ -12,11 +12,11 @@ packages=(
   # build
   build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev
-  # tests
-  python3 procps
+  # tests: real servers on 127.0.0.1, and a leak checker
+  python3 procps nginx valgrind
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(lua5.4 hyperfine)
+  packages+=(lua5.4 hyperfine wrk hey apache2-utils curl)
 fi
 
 missing=()

@@ -4,8 +4,13 @@ local json = require "json"
 local format, rep, concat, sort, tostring, type, pairs = string.format, string.rep, table.concat, table.sort, tostring, type, pairs
 local math_type = math.type
 
+local KEYWORDS = {}
+for w in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+  KEYWORDS[w] = true
+end
+
 local function is_identifier(k)
-  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil and not KEYWORDS[k]
 end
 
 local function key_order(a, b)

@@ -1,0 +1,164 @@
+-- traffic.start{ request = fn | spec, rate = per_second, concurrency = n, ok = fn }
+-- keeps requests flowing in background tasks while a check breaks things,
+-- and :stop() says what happened: counts, latency, and the longest window
+-- in which requests failed.
+local http = require "http"
+local task = require "task"
+local time = require "time"
+
+local type, error, pairs, tostring, floor, sort, insert = type, error, pairs, tostring, math.floor, table.sort, table.insert
+local max = math.max
+
+local KNOWN = { request = true, rate = true, concurrency = true, ok = true, keep = true }
+local FIRST_FAILURES = 10
+
+-- A request counts as failed when it raised, got no response, or a status
+-- of 400 or more; `ok = function(res) ... end` says otherwise.
+local function default_ok(res) return res.status < 400 end
+
+local function percentile(sorted, p)
+  if #sorted == 0 then return nil end
+  local i = math.ceil(p * #sorted)
+  if i < 1 then i = 1 end
+  return sorted[i]
+end
+
+local M = {}
+
+function M.start(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'start' (table expected)", 2) end
+  for k in pairs(opts) do
+    if not KNOWN[k] then error("bad argument #1 to 'start' (unknown option '" .. tostring(k) .. "')", 2) end
+  end
+  local request = opts.request
+  if type(request) == "table" then
+    local spec = request
+    request = function() return http.request(spec) end
+  elseif type(request) ~= "function" then
+    error("bad argument #1 to 'start' (request must be a function or an http.request option table)", 2)
+  end
+  local rate = opts.rate
+  if rate ~= nil and (type(rate) ~= "number" or rate <= 0) then
+    error("bad argument #1 to 'start' (rate must be requests per second)", 2)
+  end
+  local concurrency = opts.concurrency or (rate and max(1, floor(rate / 10)) or 1)
+  if type(concurrency) ~= "number" or concurrency < 1 then
+    error("bad argument #1 to 'start' (concurrency must be at least 1)", 2)
+  end
+  local is_ok = opts.ok or default_ok
+
+  local origin = time.mono()
+  local records = {}      -- { start, finish, ok, status, err }, in start order per worker
+  local next_ticket = 0   -- shared pacing: request k may start at origin + k / rate
+  local late = 0
+  local stopping = false
+  local workers = {}
+
+  local function one_request()
+    local started = time.mono() - origin
+    local ok_call, res, err = pcall(request)
+    local finished = time.mono() - origin
+    local rec = { start = started, finish = finished }
+    if not ok_call then
+      rec.ok, rec.err = false, "raised: " .. tostring(res)
+    elseif not res then
+      rec.ok = false
+      rec.err = type(err) == "table" and (err.kind or "error") or tostring(err)
+      rec.message = type(err) == "table" and err.message or tostring(err)
+    else
+      rec.status = res.status
+      local judged, verdict = pcall(is_ok, res)
+      rec.ok = judged and verdict and true or false
+    end
+    records[#records + 1] = rec
+  end
+
+  local function worker()
+    while not stopping do
+      if rate then
+        local slot = next_ticket / rate
+        next_ticket = next_ticket + 1
+        local wait = slot - (time.mono() - origin)
+        if wait > 0 then time.sleep(wait) elseif wait < -1 / rate then late = late + 1 end
+        if stopping then break end
+      end
+      one_request()
+      if not rate then time.sleep(0) end
+    end
+  end
+
+  for i = 1, concurrency do workers[i] = task.spawn(worker) end
+
+  local handle = {}
+
+  -- stats(): what happened so far; stop() ends the traffic first.
+  function handle:stats()
+    local n = #records
+    local by_status, by_error, latencies = {}, {}, {}
+    local failures, first_failures = 0, {}
+    local sorted = {}
+    for i = 1, n do sorted[i] = records[i] end
+    sort(sorted, function(a, b) return a.start < b.start end)
+    local window, longest = nil, nil
+    for _, r in ipairs(sorted) do
+      latencies[#latencies + 1] = r.finish - r.start
+      if r.status then by_status[r.status] = (by_status[r.status] or 0) + 1 end
+      if r.err then by_error[r.err] = (by_error[r.err] or 0) + 1 end
+      if r.ok then
+        window = nil
+      else
+        failures = failures + 1
+        if #first_failures < FIRST_FAILURES then
+          insert(first_failures, { at = r.start, status = r.status, error = r.err, message = r.message })
+        end
+        if window then
+          window.finish = max(window.finish, r.finish)
+        else
+          window = { start = r.start, finish = r.finish }
+        end
+        -- by reference: the window keeps growing while failures continue
+        if not longest or (window.finish - window.start) > (longest.finish - longest.start) then
+          longest = window
+        end
+      end
+    end
+    sort(latencies)
+    local elapsed = time.mono() - origin
+    return {
+      sent = n,
+      ok = n - failures,
+      failures = failures,
+      by_status = by_status,
+      by_error = by_error,
+      latency = {
+        p50 = percentile(latencies, 0.50),
+        p95 = percentile(latencies, 0.95),
+        p99 = percentile(latencies, 0.99),
+        max = latencies[#latencies],
+      },
+      longest_failure_window = longest and {
+        start = longest.start, ["end"] = longest.finish, seconds = longest.finish - longest.start,
+      } or nil,
+      first_failures = first_failures,
+      seconds = elapsed,
+      rate = elapsed > 0 and n / elapsed or 0,
+      late = late,
+    }
+  end
+
+  function handle:stop()
+    if not stopping then
+      stopping = true
+      -- In-flight requests finish: cancelling them would count as failures
+      -- that the stack never caused.
+      for _, w in ipairs(workers) do w:join() end
+    end
+    return self:stats()
+  end
+
+  -- A check that forgets to stop its traffic has it stopped at the end.
+  setmetatable(handle, { __close = function(h) h:stop() end })
+  return handle
+end
+
+return M
