@@ -6,6 +6,7 @@
 #include "sched.h"
 #include "stack.h"
 #include "util.h"
+#include "worker.h"
 
 #include <lauxlib.h>
 #include <signal.h>
@@ -80,6 +81,7 @@ int adhoc_run(const adhoc_opts *o)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    host_origin(); /* times in the request history count from here */
     sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};
     lua_State *L = sandbox_new(&so);
     if (!L) {

@@ -57,18 +57,21 @@ static struct {
 /* Headers that say which replica answered, first match wins. */
 static const char *const replica_headers[] = {"x-served-by", "x-replica", "x-upstream", "x-upstream-addr", NULL};
 
-static lua_State *history_L; /* the sandbox the history table lives in */
-static int history_ref = LUA_NOREF;
+/* Kept in C, not in the sandbox: a request can end while no Lua stack is
+ * free to touch (cancelled from the host), and the check must not be able
+ * to rewrite its own history. http.history() copies it out. */
+typedef struct {
+    int id, task;
+    double start, end;
+    char *method, *url, *replica;
+    const char *error; /* static kind names */
+    long status;
+    size_t bytes;
+} request_record;
 
-static void push_history_table(lua_State *L)
-{
-    if (history_ref == LUA_NOREF) {
-        lua_newtable(L);
-        history_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        history_L = L;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, history_ref);
-}
+#define HISTORY_MAX 500000
+static request_record *history;
+static size_t nhistory, caphistory;
 
 static const char *find_header(const transfer *tr, const char *name)
 {
@@ -79,20 +82,22 @@ static const char *find_header(const transfer *tr, const char *name)
 
 /* One record per request, kept for http.history() and streamed to the
  * runner: when it ran, what it asked, what came back. */
-static void history_record(lua_State *L, transfer *tr, long status, const char *error_kind)
+static void history_record(transfer *tr, long status, const char *error_kind)
 {
     double origin = host_origin();
-    double end = clock_mono();
     const char *replica = NULL;
     for (int i = 0; replica_headers[i] && !replica; i++) replica = find_header(tr, replica_headers[i]);
+    request_record r = {++H.next_request, sched_task_id(tr->waiter), tr->started - origin, clock_mono() - origin,
+                        xstrdup(tr->method), redact(tr->url), replica ? xstrdup(replica) : NULL,
+                        error_kind, status, tr->body.len};
 
     strbuf sb;
     sb_init(&sb);
-    sb_printf(&sb, "{\"id\":%d,\"task\":%d,\"start\":%.6f,\"end\":%.6f,\"method\":", ++H.next_request,
-              sched_task_id(tr->waiter), tr->started - origin, end - origin);
-    sb_json_string(&sb, tr->method);
+    sb_printf(&sb, "{\"id\":%d,\"task\":%d,\"start\":%.6f,\"end\":%.6f,\"method\":", r.id, r.task, r.start,
+              r.end);
+    sb_json_string(&sb, r.method);
     sb_adds(&sb, ",\"url\":");
-    sb_json_string(&sb, tr->url);
+    sb_json_string(&sb, r.url);
     if (status > 0) sb_printf(&sb, ",\"status\":%ld", status);
     else sb_adds(&sb, ",\"status\":null");
     sb_adds(&sb, ",\"error\":");
@@ -101,40 +106,18 @@ static void history_record(lua_State *L, transfer *tr, long status, const char *
     sb_adds(&sb, ",\"replica\":");
     if (replica) sb_json_string(&sb, replica);
     else sb_adds(&sb, "null");
-    sb_printf(&sb, ",\"bytes\":%zu}", tr->body.len);
+    sb_printf(&sb, ",\"bytes\":%zu}", r.bytes);
     const char *fields[] = {sb.buf};
     host_event("request", 1, fields);
     sb_free(&sb);
 
-    if (!L) return;
-    push_history_table(L);
-    lua_createtable(L, 0, 9);
-    lua_pushinteger(L, H.next_request);
-    lua_setfield(L, -2, "id");
-    lua_pushnumber(L, tr->started - origin);
-    lua_setfield(L, -2, "start");
-    lua_pushnumber(L, end - origin);
-    lua_setfield(L, -2, "end");
-    lua_pushstring(L, tr->method);
-    lua_setfield(L, -2, "method");
-    lua_pushstring(L, tr->url);
-    lua_setfield(L, -2, "url");
-    if (status > 0) {
-        lua_pushinteger(L, status);
-        lua_setfield(L, -2, "status");
+    if (nhistory >= HISTORY_MAX) {
+        free(r.method);
+        free(r.url);
+        free(r.replica);
+        return;
     }
-    if (error_kind) {
-        lua_pushstring(L, error_kind);
-        lua_setfield(L, -2, "error");
-    }
-    if (replica) {
-        lua_pushstring(L, replica);
-        lua_setfield(L, -2, "replica");
-    }
-    lua_pushinteger(L, (lua_Integer)tr->body.len);
-    lua_setfield(L, -2, "bytes");
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 1);
+    VEC_PUSH(history, nhistory, caphistory, r);
 }
 
 /* ---- transfers and the multi handle ------------------------------------- */
@@ -735,7 +718,7 @@ static void request_cancel(void *ud)
     transfer *tr = w->tr;
     if (!tr) return;
     if (w->in_multi) curl_multi_remove_handle(H.multi, tr->easy);
-    history_record(history_L, tr, 0, "cancelled");
+    history_record(tr, 0, "cancelled");
     w->tr = NULL;
     transfer_free(tr);
 }
@@ -761,13 +744,13 @@ static int request_done(lua_State *L, int status, lua_KContext ctx)
     if (tr->result == CURLE_OK) {
         long code = 0;
         curl_easy_getinfo(tr->easy, CURLINFO_RESPONSE_CODE, &code);
-        history_record(L, tr, code, NULL);
+        history_record(tr, code, NULL);
         push_response(L, tr, code);
         transfer_free(tr);
         return 1;
     }
     const char *kind = error_kind(tr);
-    history_record(L, tr, 0, kind);
+    history_record(tr, 0, kind);
     lua_pushnil(L);
     push_error(L, tr, kind);
     transfer_free(tr);
@@ -836,12 +819,37 @@ static int http_head(lua_State *L) { return shorthand(L, "HEAD"); }
 /* http.history() -> every request this check made so far */
 static int http_history(lua_State *L)
 {
-    push_history_table(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    lua_createtable(L, (int)n, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -2, i);
-        lua_rawseti(L, -2, i);
+    lua_createtable(L, (int)nhistory, 0);
+    for (size_t i = 0; i < nhistory; i++) {
+        const request_record *r = &history[i];
+        lua_createtable(L, 0, 10);
+        lua_pushinteger(L, r->id);
+        lua_setfield(L, -2, "id");
+        lua_pushinteger(L, r->task);
+        lua_setfield(L, -2, "task");
+        lua_pushnumber(L, r->start);
+        lua_setfield(L, -2, "start");
+        lua_pushnumber(L, r->end);
+        lua_setfield(L, -2, "end");
+        lua_pushstring(L, r->method);
+        lua_setfield(L, -2, "method");
+        lua_pushstring(L, r->url);
+        lua_setfield(L, -2, "url");
+        if (r->status > 0) {
+            lua_pushinteger(L, r->status);
+            lua_setfield(L, -2, "status");
+        }
+        if (r->error) {
+            lua_pushstring(L, r->error);
+            lua_setfield(L, -2, "error");
+        }
+        if (r->replica) {
+            lua_pushstring(L, r->replica);
+            lua_setfield(L, -2, "replica");
+        }
+        lua_pushinteger(L, (lua_Integer)r->bytes);
+        lua_setfield(L, -2, "bytes");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
 }
