@@ -37,10 +37,11 @@ static const struct {
     {"task", luaopen_task},
     {"json", luaopen_json},
     {"http", NULL},
+    {"sql", NULL},
     {NULL, NULL},
 };
 
-const char *const sandbox_host_modules[] = {"time", "task", "json", "http", "traffic", "eventually", NULL};
+const char *const sandbox_host_modules[] = {"time", "task", "json", "http", "sql", "traffic", "eventually", NULL};
 
 static sandbox *get_sandbox(lua_State *L)
 {
