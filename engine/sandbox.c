@@ -36,12 +36,13 @@ static const struct {
     {"time", luaopen_time},
     {"task", luaopen_task},
     {"json", luaopen_json},
+    {"proc", luaopen_proc},
     {"http", NULL},
     {"sql", NULL},
     {NULL, NULL},
 };
 
-const char *const sandbox_host_modules[] = {"time", "task", "json", "http", "sql", "traffic", "eventually", NULL};
+const char *const sandbox_host_modules[] = {"time", "task", "json", "proc", "http", "sql", "traffic", "eventually", NULL};
 
 static sandbox *get_sandbox(lua_State *L)
 {

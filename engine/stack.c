@@ -98,6 +98,8 @@ int stack_load(lua_State *L, const char *path, char **err)
     *err = NULL;
     if (!path) {
         lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
         return 0;
     }
     if (sandbox_loadfile(L, path) != LUA_OK) {
@@ -121,6 +123,9 @@ int stack_load(lua_State *L, const char *path, char **err)
         return -1;
     }
     scan_for_passwords(L, -1, 0);
+    /* Host modules read it too (proc's allow_exec, docker's project). */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
     return 0;
 }
 

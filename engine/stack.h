@@ -5,6 +5,9 @@
 #define HALO_STACK_H
 #include <lua.h>
 
+/* Where stack_load leaves the table for host modules. */
+#define STACK_REGISTRY_KEY "halo.stack"
+
 /* [-0, +1, -] Evaluate the stack file into L and push the table it
  * returns. On failure pushes nothing, returns -1 and sets *err (malloc'ed,
  * redacted, naming file and line). path NULL pushes an empty table. */
