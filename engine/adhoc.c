@@ -2,6 +2,8 @@
  * loop, print what it returns. Errors go to stderr as one line (with a
  * traceback under -v) and exit 3, like an ERROR check. */
 #include "adhoc.h"
+#include "cleanup.h"
+#include "internal.h"
 #include "sandbox.h"
 #include "sched.h"
 #include "stack.h"
@@ -63,6 +65,15 @@ static void print_results(lua_State *L, int results)
     }
     lua_pop(L, 1);
     fflush(stdout);
+}
+
+#define UNDO_GRACE 10.0
+
+static void warn_cleanup(const char *message, const char *detail, void *ud)
+{
+    (void)detail;
+    (void)ud;
+    halo_warn("%s", message);
 }
 
 static void warn_unobserved(int id, const char *text, void *ud)
@@ -154,6 +165,14 @@ int adhoc_run(const adhoc_opts *o)
     if (sched_unobserved_failures(warn_unobserved, NULL) && code == 0) code = 3;
     int leftover = sched_cancel_all();
     if (leftover && o->verbose) halo_warn("cancelled %d task(s) still running at the end", leftover);
+    /* Faults the script injected (a killed container) are undone on the
+     * way out, as after a check; a second Ctrl-C cuts this short. */
+    sched_clear_interrupt();
+    sandbox_rearm(L, clock_mono() + UNDO_GRACE, "undoing faults took longer than 10 s", (size_t)16 << 20);
+    internal_push_undos(L);
+    if (cleanup_run(L, -1, clock_mono() + UNDO_GRACE, warn_cleanup, NULL) && code == 0) code = 3;
+    lua_pop(L, 1);
+    internal_remove_temps(L);
     sandbox_close(L);
     return code;
 }

@@ -3,6 +3,7 @@
  * and a require confined to host modules and the lib directories. */
 #include "sandbox.h"
 #include "embedded.h"
+#include "internal.h"
 #include "modules.h"
 #include "plugin.h"
 #include "sched.h"
@@ -202,7 +203,8 @@ static int file_readable(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* [-0, +1] the module's opener (a function), or an error message and 0 */
+/* [-0, +1] the module's opener (a function): 1, or 2 for the host's own
+ * embedded Lua; or an error message and 0 */
 static int find_module(lua_State *L, const char *name)
 {
     for (int i = 0; host_c_modules[i].name; i++) {
@@ -224,7 +226,7 @@ static int find_module(lua_State *L, const char *name)
     snprintf(embedded_name, sizeof embedded_name, "mod_%s", name);
     if (embedded_find(embedded_name)) {
         if (sandbox_load_embedded(L, embedded_name) != LUA_OK) lua_error(L);
-        return 1;
+        return 2; /* the host's own Lua: it gets the internal table too */
     }
     strbuf tried;
     sb_init(&tried);
@@ -274,11 +276,13 @@ static int sb_require(lua_State *L)
         return luaL_error(L, "module '%s' requires itself (a require loop)", name);
     if (lua_toboolean(L, -1)) return 1;
     lua_pop(L, 1);
-    if (!find_module(L, name)) return lua_error(L);
+    int found = find_module(L, name);
+    if (!found) return lua_error(L);
     lua_pushlightuserdata(L, &loading_sentinel);
     lua_setfield(L, 2, name);
     lua_pushvalue(L, 1);
-    int status = lua_pcall(L, 1, 1, 0);
+    if (found == 2) internal_push(L);
+    int status = lua_pcall(L, found == 2 ? 2 : 1, 1, 0);
     if (status != LUA_OK) {
         lua_pushnil(L);
         lua_setfield(L, 2, name);

@@ -3,6 +3,8 @@
  * runner as an event line. The runner enforces the hard deadline; this file
  * enforces the soft one and runs the defers. */
 #include "worker.h"
+#include "cleanup.h"
+#include "internal.h"
 #include "loop.h"
 #include "sandbox.h"
 #include "sched.h"
@@ -411,57 +413,29 @@ static sched_result run_task(lua_State *L, double deadline, task **out, int *ref
     return sched_run(t, deadline);
 }
 
-static void run_defers(lua_State *L, int control, outcome *oc, double grace, double hard_end)
+static void report_cleanup(const char *message, const char *detail, void *ud)
+{
+    emit_log("error", detail);
+    add_error((outcome *)ud, message);
+}
+
+/* The check's defers, newest first, then the automatic undo of faults the
+ * check injected and did not undo itself; all within the grace. */
+static void run_cleanup(lua_State *L, int control, outcome *oc, double grace, double hard_end)
 {
     double deadline = clock_mono() + grace;
     if (deadline > hard_end) deadline = hard_end;
     char reason[96];
-    snprintf(reason, sizeof reason, "cleanup exceeded its %.0f s grace", grace);
+    snprintf(reason, sizeof reason, "cleanup exceeded its %g s grace", grace);
     sandbox_rearm(L, deadline, reason, (size_t)16 << 20);
 
     lua_getfield(L, control, "defers");
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        return;
-    }
-    int list = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, list, i);
-        lua_getfield(L, -1, "where");
-        char *where = xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "fn");
-        lua_remove(L, -2);
-        task *t;
-        int ref;
-        sched_spawn(L, 0);
-        sched_result r = run_task(L, deadline, &t, &ref);
-        if (r != SCHED_DONE) {
-            sched_cancel_all();
-            char *msg = xasprintf("cleanup registered at %s %s; %lld later defer(s) not run", where,
-                                  stop_phrase(r), (long long)(n - i));
-            emit_log("error", msg);
-            add_error(oc, msg);
-            free(msg);
-            free(where);
-            luaL_unref(L, LUA_REGISTRYINDEX, ref);
-            break;
-        }
-        if (!sched_task_ok(t)) {
-            const char *text = sched_error_text(t);
-            char *msg = xasprintf("cleanup registered at %sfailed: %s", where, text ? text : "?");
-            emit_log("error", msg);
-            char *nl = strchr(msg, '\n');
-            if (nl) *nl = '\0';
-            add_error(oc, msg);
-            free(msg);
-        }
-        sched_cancel_all(); /* a defer's own background tasks end with it */
-        free(where);
-        luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    }
+    if (lua_pcall(L, 0, 1, 0) == LUA_OK) cleanup_run(L, -1, deadline, report_cleanup, oc);
     lua_pop(L, 1);
+    internal_push_undos(L);
+    cleanup_run(L, -1, deadline, report_cleanup, oc);
+    lua_pop(L, 1);
+    internal_remove_temps(L);
 }
 
 int worker_run(const worker_opts *o)
@@ -617,7 +591,7 @@ cleanup:
     }
     /* Cleanup runs after an interrupt too; a second signal cuts it short. */
     sched_clear_interrupt();
-    run_defers(L, control, &oc, o->grace, hard_end);
+    run_cleanup(L, control, &oc, o->grace, hard_end);
 
 done:
     {

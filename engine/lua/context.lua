@@ -141,7 +141,7 @@ function M.new(info)
   -- t:defer(fn): cleanup, run last-in first-out whatever the outcome.
   function t:defer(fn)
     if type(fn) ~= "function" then error("bad argument #1 to 'defer' (function expected)", 2) end
-    defers[#defers + 1] = { fn = fn, where = where(2) }
+    defers[#defers + 1] = { fn = fn, label = "cleanup registered at " .. where(2) }
   end
 
   -- t:skip(reason): the check does not apply here (N/A).
@@ -166,7 +166,7 @@ function M.new(info)
   function control.failures() return failures, first_failure end
   function control.skipped() return skipped end
   function control.current_step() return step_stack[#step_stack] end
-  -- Defers newest first, each with where it was registered.
+  -- Defers newest first, each labelled with where it was registered.
   function control.defers()
     local list = {}
     for i = #defers, 1, -1 do list[#list + 1] = defers[i] end

@@ -1,0 +1,228 @@
+/* What the host's own Lua modules (docker, compose) need and checks must
+ * not have: a few environment variables, temporary files of their own, the
+ * stack table, and the automatic-undo list. Embedded modules receive this
+ * table as their second chunk argument; `require` never returns it. */
+#include "internal.h"
+#include "stack.h"
+#include "util.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define UNDO_KEY "halo.undo"
+#define TEMPS_KEY "halo.tempfiles"
+
+/* getenv(name): only the variables that say where the Docker daemon is */
+static int internal_getenv(lua_State *L)
+{
+    static const char *const allowed[] = {"DOCKER_HOST", "HOME", "XDG_RUNTIME_DIR", NULL};
+    const char *name = luaL_checkstring(L, 1);
+    for (int i = 0; allowed[i]; i++) {
+        if (strcmp(name, allowed[i]) == 0) {
+            const char *v = getenv(name);
+            if (v) lua_pushstring(L, v);
+            else lua_pushnil(L);
+            return 1;
+        }
+    }
+    return luaL_error(L, "internal getenv: %s is not readable", name);
+}
+
+static int internal_stack(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
+    return 1;
+}
+
+/* undo(description, fn) -> id: run fn at the end of the check (after the
+ * check's own defers) unless cancel_undo(id) says the script undid it */
+static int internal_undo(lua_State *L)
+{
+    const char *what = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    lua_Integer id = (lua_Integer)lua_rawlen(L, -1) + 1;
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "fn");
+    lua_pushfstring(L, "automatic undo (%s): ", what);
+    lua_setfield(L, -2, "label");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "active");
+    lua_rawseti(L, -2, id);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+static int internal_cancel_undo(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "active");
+    }
+    return 0;
+}
+
+/* event(kind, json): an event for the runner (actions, faults) */
+static int internal_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *json = luaL_checkstring(L, 2);
+    const char *fields[] = {json};
+    host_event(kind, 1, fields);
+    return 0;
+}
+
+/* origin(): monotonic seconds when the check started */
+static int internal_origin(lua_State *L)
+{
+    lua_pushnumber(L, host_origin());
+    return 1;
+}
+
+static const char *temp_dir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/halo-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(dir)) dir[0] = '\0';
+    }
+    return dir[0] ? dir : NULL;
+}
+
+/* temp_file(content, suffix) -> path: a private file (0600) for the
+ * host's modules, e.g. a compose override holding keys */
+static int internal_temp_file(lua_State *L)
+{
+    size_t len;
+    const char *content = luaL_checklstring(L, 1, &len);
+    const char *suffix = luaL_optstring(L, 2, "");
+    const char *dir = temp_dir();
+    if (!dir) return luaL_error(L, "cannot create a temporary directory: %s", strerror(errno));
+    static int counter;
+    char *path = xasprintf("%s/%d-%d%s", dir, (int)getpid(), ++counter, suffix);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        lua_pushfstring(L, "cannot create %s: %s", path, strerror(errno));
+        free(path);
+        return lua_error(L);
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, content + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    close(fd);
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    lua_pushstring(L, path);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pushstring(L, path);
+    free(path);
+    return 1;
+}
+
+/* remove_temp(path): only files temp_file made */
+static int internal_remove_temp(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL) return luaL_error(L, "remove_temp: %s is not a halo temporary file", path);
+    unlink(path);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    return 0;
+}
+
+/* read_head(path, max) -> the first max bytes of a file, or nil, err */
+static int internal_read_head(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, 4096);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    char *buf = xmalloc((size_t)max);
+    ssize_t n = read(fd, buf, (size_t)max);
+    close(fd);
+    lua_pushlstring(L, buf, n > 0 ? (size_t)n : 0);
+    free(buf);
+    return 1;
+}
+
+void internal_push(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    static const luaL_Reg funcs[] = {
+        {"getenv", internal_getenv},       {"stack", internal_stack},
+        {"undo", internal_undo},           {"cancel_undo", internal_cancel_undo},
+        {"event", internal_event},         {"origin", internal_origin},
+        {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
+        {"read_head", internal_read_head}, {NULL, NULL},
+    };
+    luaL_newlib(L, funcs);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "halo.internal");
+}
+
+void internal_push_undos(lua_State *L)
+{
+    lua_newtable(L);
+    int out = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), k = 0;
+    for (lua_Integer i = n; i >= 1; i--) { /* newest first */
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "active");
+        int active = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (active) {
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "active");
+            lua_rawseti(L, out, ++k);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void internal_remove_temps(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        unlink(lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    const char *dir = temp_dir();
+    if (dir) rmdir(dir);
+}

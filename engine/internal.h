@@ -1,0 +1,14 @@
+/* Host-only helpers for the embedded Lua modules (see internal.c). */
+#ifndef HALO_INTERNAL_H
+#define HALO_INTERNAL_H
+#include <lua.h>
+
+/* [-0, +1] the internal table (created on first use) */
+void internal_push(lua_State *L);
+/* [-0, +1] the pending automatic undos, newest first, as {fn, label} items;
+ * they are marked done, so a second call returns only newer ones */
+void internal_push_undos(lua_State *L);
+/* Remove the temporary files the modules made and forgot. */
+void internal_remove_temps(lua_State *L);
+
+#endif
