@@ -864,7 +864,9 @@ static int response_json(lua_State *L)
     lua_getfield(L, -1, "decode");
     lua_getfield(L, 1, "body");
     lua_call(L, 1, 2);
-    return lua_isnil(L, -2) ? 2 : 1;
+    if (lua_isnil(L, -2)) return 2; /* nil, err */
+    lua_pop(L, 1);
+    return 1;
 }
 
 /* res:header(name) -> value (repeats joined) | nil */

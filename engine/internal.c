@@ -166,6 +166,14 @@ static int internal_read_head(lua_State *L)
     return 1;
 }
 
+/* exists(path) -> whether anything (file, socket) is there */
+static int internal_exists(lua_State *L)
+{
+    struct stat st;
+    lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+    return 1;
+}
+
 void internal_push(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
@@ -179,7 +187,8 @@ void internal_push(lua_State *L)
         {"undo", internal_undo},           {"cancel_undo", internal_cancel_undo},
         {"event", internal_event},         {"origin", internal_origin},
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
-        {"read_head", internal_read_head}, {NULL, NULL},
+        {"read_head", internal_read_head}, {"exists", internal_exists},
+        {NULL, NULL},
     };
     luaL_newlib(L, funcs);
     lua_pushvalue(L, -1);

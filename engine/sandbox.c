@@ -43,7 +43,7 @@ static const struct {
     {NULL, NULL},
 };
 
-const char *const sandbox_host_modules[] = {"time", "task", "json", "proc", "http", "sql", "traffic", "eventually", NULL};
+const char *const sandbox_host_modules[] = {"time", "task", "json", "proc", "http", "sql", "docker", "traffic", "eventually", NULL};
 
 static sandbox *get_sandbox(lua_State *L)
 {

@@ -1,0 +1,550 @@
+-- The docker module: the Docker Engine API over its Unix socket (or
+-- DOCKER_HOST tcp://), on the http primitive. Containers are found by their
+-- compose labels; actions are refused outside the stack's compose project;
+-- every fault a check injects (kill, stop, pause) is undone at the end of
+-- the check unless the script undid it or said { undo = false }.
+local name_, internal = ...
+local http = require "http"
+local json = require "json"
+local time = require "time"
+local proc = require "proc"
+
+local type, error, pairs, ipairs, tostring, tonumber, setmetatable, select = type, error, pairs, ipairs, tostring, tonumber, setmetatable, select
+local format, concat, insert, sort = string.format, table.concat, table.insert, table.sort
+local unpack_, byte, sub, find = string.unpack, string.byte, string.sub, string.find
+
+local M = {}
+
+---------------------------------------------------------------- the daemon
+
+local daemon -- { base = url, unix_socket = path, label = "unix:///..." , version = "1.41" }
+
+local function locate()
+  local dh = internal.getenv("DOCKER_HOST")
+  if dh and dh ~= "" then
+    local path = dh:match("^unix://(.+)$")
+    if path then return { base = "http://docker", unix_socket = path, label = dh } end
+    local hostport = dh:match("^tcp://([^/]+)/?$")
+    if hostport then return { base = "http://" .. hostport, label = dh } end
+    error("DOCKER_HOST " .. dh .. " is neither unix:// nor tcp://", 0)
+  end
+  local home = internal.getenv("HOME")
+  local candidates = { "/var/run/docker.sock", home and home .. "/.docker/run/docker.sock" }
+  for _, path in ipairs(candidates) do
+    if internal.exists(path) then
+      return { base = "http://docker", unix_socket = path, label = "unix://" .. path }
+    end
+  end
+  return { base = "http://docker", unix_socket = candidates[1], label = "unix://" .. candidates[1] }
+end
+
+local function fail(kind, message, extra)
+  local err = { kind = kind, message = message }
+  if extra then for k, v in pairs(extra) do err[k] = v end end
+  return nil, setmetatable(err, { __tostring = function(e) return e.message end })
+end
+
+-- One API call; nil, err when the daemon is unreachable or says no.
+local function call(method, path, opts)
+  opts = opts or {}
+  if not daemon then
+    daemon = locate()
+    local res, err = http.request{ url = daemon.base .. "/version", unix_socket = daemon.unix_socket, timeout = 10 }
+    if not res then
+      local d = daemon
+      daemon = nil
+      return fail("connect", format("docker: the daemon at %s does not answer: %s", d.label, err.message))
+    end
+    local info = res:json() or {}
+    daemon.version = info.ApiVersion or "1.41"
+    daemon.server = info.Version
+  end
+  local res, err = http.request{
+    method = method,
+    url = daemon.base .. "/v" .. daemon.version .. path,
+    unix_socket = daemon.unix_socket,
+    query = opts.query,
+    json = opts.json,
+    timeout = opts.timeout or 30,
+  }
+  if not res then
+    return fail(err.kind == "timeout" and "timeout" or "connect",
+                format("docker: %s %s: %s", method, path, err.message))
+  end
+  if res.status >= 400 then
+    local body = res:json()
+    local msg = type(body) == "table" and body.message or res.body
+    return fail("docker", format("docker: %s %s: %d %s", method, path, res.status, tostring(msg)),
+                { status = res.status })
+  end
+  return res
+end
+
+-- version() -> { api = "1.41", server = "20.10.24" } | nil, err
+function M.version()
+  local res, err = call("GET", "/version")
+  if not res then return nil, err end
+  return { api = daemon.version, server = daemon.server }
+end
+
+---------------------------------------------------------------- scope
+
+local function stack_project()
+  local stack = internal.stack() or {}
+  return type(stack.compose) == "table" and stack.compose.project or nil
+end
+
+local PROJECT_LABEL = "com.docker.compose.project"
+local SERVICE_LABEL = "com.docker.compose.service"
+
+---------------------------------------------------------------- log frames
+
+-- demux(): a streaming demultiplexer for the 8-byte frame headers of a
+-- non-TTY container's logs (stream byte, three zero bytes, big-endian
+-- length). feed(chunk) takes bytes as they come, split anywhere; lines()
+-- returns the complete { stream, text } lines so far; finish() flushes.
+function M.demux()
+  local buf, stream_of, carry = "", { [0] = "stdin", [1] = "stdout", [2] = "stderr" }, { stdout = "", stderr = "", stdin = "" }
+  local out = {}
+  local d = {}
+  local function emit(stream, data)
+    local text = carry[stream] .. data
+    local start = 1
+    while true do
+      local nl = find(text, "\n", start, true)
+      if not nl then break end
+      out[#out + 1] = { stream = stream, text = sub(text, start, nl - 1) }
+      start = nl + 1
+    end
+    carry[stream] = sub(text, start)
+  end
+  function d.feed(chunk)
+    buf = buf .. chunk
+    while #buf >= 8 do
+      local kind, len = byte(buf, 1), unpack_(">I4", buf, 5)
+      if #buf < 8 + len then break end
+      emit(stream_of[kind] or "stdout", sub(buf, 9, 8 + len))
+      buf = sub(buf, 9 + len)
+    end
+  end
+  function d.finish()
+    for _, s in ipairs({ "stdout", "stderr", "stdin" }) do
+      if carry[s] ~= "" then out[#out + 1] = { stream = s, text = carry[s] } carry[s] = "" end
+    end
+    if #buf > 0 then out[#out + 1] = { stream = "stdout", text = buf, partial = true } buf = "" end
+  end
+  function d.lines() return out end
+  return d
+end
+
+-- "2026-11-28T12:00:00.123456789Z text" -> time, text
+local function split_timestamp(line)
+  local ts, rest = line.text:match("^(%d%d%d%d%-%d%d%-%d%dT[%d:%.]+Z) (.*)$")
+  if ts then line.time, line.text = ts, rest end
+  return line
+end
+
+---------------------------------------------------------------- containers
+
+local Container = {}
+Container.__index = Container
+Container.__tostring = function(c) return format("container %s (%s)", c.name, c.id:sub(1, 12)) end
+
+local function wrap(summary)
+  local labels = summary.Labels or (summary.Config and summary.Config.Labels) or {}
+  local name = summary.Name or (summary.Names and summary.Names[1]) or summary.Id
+  return setmetatable({
+    id = summary.Id,
+    name = (name:gsub("^/", "")),
+    project = labels[PROJECT_LABEL],
+    service = labels[SERVICE_LABEL],
+    labels = labels,
+  }, Container)
+end
+
+local function record(action, c, extra)
+  local entry = { at = time.mono() - internal.origin(), action = action, container = c.name,
+                  service = c.service, id = c.id:sub(1, 12) }
+  if extra then for k, v in pairs(extra) do entry[k] = v end end
+  internal.event("action", json.encode(entry))
+end
+
+local function in_scope(c, action)
+  local project = stack_project()
+  if not project then
+    error(format("docker: refusing to %s %s: the stack file names no compose project (stack.compose.project)",
+                 action, c.name), 3)
+  end
+  if c.project ~= project then
+    error(format("docker: refusing to %s %s: it belongs to project '%s', not the stack's '%s'",
+                 action, c.name, tostring(c.project), project), 3)
+  end
+end
+
+-- containers{ project =, service =, all = } -> { container, ... } | nil, err
+function M.containers(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'containers' (table expected)", 2) end
+  for k in pairs(opts) do
+    if k ~= "project" and k ~= "service" and k ~= "all" then
+      error("bad argument #1 to 'containers' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local labels = {}
+  local project = opts.project or stack_project()
+  if project then labels[#labels + 1] = PROJECT_LABEL .. "=" .. project end
+  if opts.service then labels[#labels + 1] = SERVICE_LABEL .. "=" .. opts.service end
+  local query = { all = opts.all and "1" or "0" }
+  if #labels > 0 then query.filters = json.encode({ label = labels }) end
+  local res, err = call("GET", "/containers/json", { query = query })
+  if not res then return nil, err end
+  local list = {}
+  for _, s in ipairs(res:json() or {}) do list[#list + 1] = wrap(s) end
+  sort(list, function(a, b) return a.name < b.name end)
+  return list
+end
+
+-- container(ref) -> container | nil, err; ref is an id, a name, or
+-- { project =, service = } (project defaults to the stack's)
+function M.container(ref)
+  if type(ref) == "table" then
+    if not ref.service then error("bad argument #1 to 'container' (a table ref needs service)", 2) end
+    local list, err = M.containers{ project = ref.project, service = ref.service, all = true }
+    if not list then return nil, err end
+    if #list == 0 then
+      return fail("not_found", format("docker: no container for service '%s' in project '%s'", ref.service,
+                                      tostring(ref.project or stack_project())))
+    end
+    -- Remembered so the object follows the service when compose recreates
+    -- its container (a new id after `up` with new environment).
+    list[1].ref = { project = ref.project, service = ref.service }
+    return list[1]
+  end
+  if type(ref) ~= "string" then error("bad argument #1 to 'container' (id, name or {service=} expected)", 2) end
+  local res, err = call("GET", "/containers/" .. ref .. "/json")
+  if not res then
+    if err.status == 404 then return fail("not_found", format("docker: no container '%s'", ref)) end
+    return nil, err
+  end
+  return wrap(res:json())
+end
+
+function Container:inspect()
+  local res, err = call("GET", "/containers/" .. self.id .. "/json")
+  if not res and err.status == 404 and self.ref then
+    local again = M.container(self.ref)
+    if again then
+      self.id, self.name = again.id, again.name
+      res, err = call("GET", "/containers/" .. self.id .. "/json")
+    end
+  end
+  if not res then return nil, err end
+  return res:json()
+end
+
+-- The undo registered for this container's current fault, if any.
+local pending_undo = {}
+
+local function register_fault(c, fault, undo_action, opts)
+  record(fault, c)
+  if opts and opts.undo == false then return end
+  if pending_undo[c.id] then return end
+  pending_undo[c.id] = internal.undo(undo_action .. " " .. c.name, function()
+    pending_undo[c.id] = nil
+    local state = c:inspect()
+    if undo_action == "unpause" then
+      if state and state.State and state.State.Paused then assert(c:unpause()) end
+    elseif state and state.State and not state.State.Running then
+      assert(c:start())
+    end
+  end)
+end
+
+local function settle(c, undone_by)
+  local id = pending_undo[c.id]
+  if id and undone_by then
+    internal.cancel_undo(id)
+    pending_undo[c.id] = nil
+  end
+end
+
+local function action_opts(arg, key, fname)
+  if type(arg) == "table" then
+    for k in pairs(arg) do
+      if k ~= key and k ~= "undo" then error(format("bad argument #1 to '%s' (unknown option '%s')", fname, tostring(k)), 3) end
+    end
+    return arg[key], arg
+  end
+  return arg, {}
+end
+
+-- c:kill(signal) or c:kill{ signal =, undo = false }
+function Container:kill(arg)
+  local signal, opts = action_opts(arg, "signal", "kill")
+  in_scope(self, "kill")
+  local res, err = call("POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
+  if not res then return nil, err end
+  register_fault(self, "kill " .. (signal or "SIGKILL"), "start", opts)
+  return true
+end
+
+-- c:stop(timeout) or c:stop{ timeout =, undo = false }
+function Container:stop(arg)
+  local t, opts = action_opts(arg, "timeout", "stop")
+  in_scope(self, "stop")
+  local res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil },
+                                                                         timeout = (t or 10) + 30 })
+  if not res then return nil, err end
+  register_fault(self, "stop", "start", opts)
+  return true
+end
+
+function Container:start()
+  in_scope(self, "start")
+  local res, err = call("POST", "/containers/" .. self.id .. "/start")
+  if not res then return nil, err end
+  record("start", self)
+  settle(self, "start")
+  return true
+end
+
+function Container:restart(arg)
+  local t = action_opts(arg, "timeout", "restart")
+  in_scope(self, "restart")
+  local res, err = call("POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
+                                                                            timeout = (t or 10) + 30 })
+  if not res then return nil, err end
+  record("restart", self)
+  settle(self, "restart")
+  return true
+end
+
+function Container:pause(arg)
+  local _, opts = action_opts(arg, "none", "pause")
+  in_scope(self, "pause")
+  local res, err = call("POST", "/containers/" .. self.id .. "/pause")
+  if not res then return nil, err end
+  register_fault(self, "pause", "unpause", opts)
+  return true
+end
+
+function Container:unpause()
+  in_scope(self, "unpause")
+  local res, err = call("POST", "/containers/" .. self.id .. "/unpause")
+  if not res then return nil, err end
+  record("unpause", self)
+  settle(self, "unpause")
+  return true
+end
+
+-- c:wait{ state = "running"|"healthy"|"exited", timeout = s } -> true, seconds | nil, err
+function Container:wait(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'wait' (table expected)", 2) end
+  for k in pairs(opts) do
+    if k ~= "state" and k ~= "timeout" and k ~= "interval" then
+      error("bad argument #1 to 'wait' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local want = opts.state or "running"
+  if want ~= "running" and want ~= "healthy" and want ~= "exited" then
+    error("bad argument #1 to 'wait' (state must be running, healthy or exited)", 2)
+  end
+  local timeout, interval = opts.timeout or 60, opts.interval or 0.2
+  local started = time.mono()
+  local last = "unknown"
+  while true do
+    local info, err = self:inspect()
+    if info then
+      local st = info.State or {}
+      if want == "running" then
+        last = st.Status or "?"
+        if st.Running and not st.Paused then break end
+      elseif want == "exited" then
+        last = st.Status or "?"
+        if st.Status == "exited" or st.Status == "dead" then break end
+      else
+        last = st.Health and st.Health.Status or (st.Running and "running, no healthcheck" or (st.Status or "?"))
+        if st.Health and st.Health.Status == "healthy" then break end
+      end
+    else
+      last = err.message
+    end
+    if time.mono() - started >= timeout then
+      return fail("timeout", format("docker: %s not %s after %g s (last: %s)", self.name, want, timeout, last))
+    end
+    time.sleep(interval)
+  end
+  local took = time.mono() - started
+  record(want, self, { after = took })
+  return true, took
+end
+
+-- c:logs{ since = t, ["until"] = t, tail = n } -> { { stream, time, text }, ... } | nil, err
+-- since/until: epoch seconds (time.now()) or RFC 3339 strings.
+function Container:logs(opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "since" and k ~= "until" and k ~= "tail" then
+      error("bad argument #1 to 'logs' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local query = { stdout = "1", stderr = "1", timestamps = "1" }
+  if opts.since then query.since = type(opts.since) == "number" and format("%.9f", opts.since) or opts.since end
+  if opts["until"] then query["until"] = type(opts["until"]) == "number" and format("%.9f", opts["until"]) or opts["until"] end
+  if opts.tail then query.tail = tostring(opts.tail) end
+  local info, err = self:inspect()
+  if not info then return nil, err end
+  local res
+  res, err = call("GET", "/containers/" .. self.id .. "/logs", { query = query })
+  if not res then return nil, err end
+  local lines = {}
+  if info.Config and info.Config.Tty then
+    for text in (res.body .. "\n"):gmatch("(.-)\r?\n") do
+      if text ~= "" then lines[#lines + 1] = split_timestamp({ stream = "tty", text = text }) end
+    end
+  else
+    local d = M.demux()
+    d.feed(res.body)
+    d.finish()
+    for _, line in ipairs(d.lines()) do lines[#lines + 1] = split_timestamp(line) end
+  end
+  return lines
+end
+
+---------------------------------------------------------------- compose
+
+local Compose = {}
+Compose.__index = Compose
+
+local compose_cmd -- { "docker", "compose" } or { "docker-compose" }
+
+local function find_compose()
+  if compose_cmd then return compose_cmd end
+  local ok, r = pcall(proc.run, { argv = { "docker", "compose", "version" }, timeout = 20 })
+  if ok and r and r.code == 0 then
+    compose_cmd = { "docker", "compose" }
+  else
+    compose_cmd = { "docker-compose" }
+  end
+  return compose_cmd
+end
+
+-- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir }
+function M.compose(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'compose' (table expected)", 2) end
+  for k in pairs(opts) do
+    if k ~= "files" and k ~= "project" and k ~= "env" and k ~= "cwd" then
+      error("bad argument #1 to 'compose' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local files = opts.files
+  if type(files) == "string" then files = { files } end
+  if type(files) ~= "table" or #files == 0 then error("bad argument #1 to 'compose' (files must list compose files)", 2) end
+  local project = opts.project or stack_project()
+  if not project then error("bad argument #1 to 'compose' (no project, and the stack names none)", 2) end
+  return setmetatable({ files = files, project = project, env = opts.env or {}, cwd = opts.cwd }, Compose)
+end
+
+function Compose:run(args, extra_files, timeout)
+  local argv = {}
+  for _, a in ipairs(find_compose()) do argv[#argv + 1] = a end
+  argv[#argv + 1] = "-p"
+  argv[#argv + 1] = self.project
+  for _, f in ipairs(self.files) do argv[#argv + 1] = "-f" argv[#argv + 1] = f end
+  for _, f in ipairs(extra_files or {}) do argv[#argv + 1] = "-f" argv[#argv + 1] = f end
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local r = proc.run{ argv = argv, env = self.env, cwd = self.cwd, timeout = timeout or 300 }
+  if r.code ~= 0 then
+    local why = r.timed_out and "timed out" or (r.code and ("exit " .. r.code) or ("signal " .. tostring(r.signal)))
+    return fail("compose", format("compose %s (%s): %s", concat(args, " "), why, (r.stderr:gsub("%s+$", ""))),
+                { stdout = r.stdout, stderr = r.stderr })
+  end
+  return r
+end
+
+-- The compose file format version of the first file, so an override file
+-- can declare the same (compose v1 refuses to merge mismatched versions).
+local function file_version(path)
+  local head = internal.read_head(path, 4096)
+  return head and head:match("\nversion:%s*[\"']?([%d%.]+)") or (head and head:match("^version:%s*[\"']?([%d%.]+)"))
+end
+
+local function yaml_string(s)
+  return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"'
+end
+
+-- :up{ services = {...}, no_deps = bool, env = { svc = { K = v } }, wait = bool }
+function Compose:up(opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "services" and k ~= "no_deps" and k ~= "env" and k ~= "timeout" then
+      error("bad argument #1 to 'up' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local args = { "up", "-d" }
+  if opts.no_deps then args[#args + 1] = "--no-deps" end
+  local extra = {}
+  if opts.env and next(opts.env) then
+    local lines = {}
+    local version = file_version(self.files[1])
+    if version then lines[#lines + 1] = "version: " .. yaml_string(version) end
+    lines[#lines + 1] = "services:"
+    local services = {}
+    for svc in pairs(opts.env) do services[#services + 1] = svc end
+    sort(services)
+    for _, svc in ipairs(services) do
+      lines[#lines + 1] = "  " .. svc .. ":"
+      lines[#lines + 1] = "    environment:"
+      local keys = {}
+      for k in pairs(opts.env[svc]) do keys[#keys + 1] = k end
+      sort(keys)
+      for _, k in ipairs(keys) do lines[#lines + 1] = "      " .. k .. ": " .. yaml_string(opts.env[svc][k]) end
+    end
+    extra[1] = internal.temp_file(concat(lines, "\n") .. "\n", ".override.yml")
+  end
+  for _, s in ipairs(opts.services or {}) do args[#args + 1] = s end
+  local r, err = self:run(args, extra, opts.timeout)
+  for _, f in ipairs(extra) do internal.remove_temp(f) end
+  if not r then return nil, err end
+  internal.event("action", json.encode({ at = time.mono() - internal.origin(), action = "compose up",
+                                         services = opts.services }))
+  return true
+end
+
+-- :down{ volumes = bool }
+function Compose:down(opts)
+  opts = opts or {}
+  local args = { "down" }
+  if opts.volumes then args[#args + 1] = "-v" end
+  local r, err = self:run(args, nil, opts.timeout)
+  if not r then return nil, err end
+  return true
+end
+
+-- :ps() -> the project's containers (all states)
+function Compose:ps()
+  return M.containers{ project = self.project, all = true }
+end
+
+-- :logs{ services = {...}, since = t } -> lines from every container of the services
+function Compose:logs(opts)
+  opts = opts or {}
+  local out = {}
+  local list, err = M.containers{ project = self.project, all = true }
+  if not list then return nil, err end
+  local wanted
+  if opts.services then
+    wanted = {}
+    for _, s in ipairs(opts.services) do wanted[s] = true end
+  end
+  for _, c in ipairs(list) do
+    if not wanted or wanted[c.service] then
+      local lines, lerr = c:logs{ since = opts.since }
+      if not lines then return nil, lerr end
+      for _, l in ipairs(lines) do l.service = c.service out[#out + 1] = l end
+    end
+  end
+  return out
+end
+
+return M
