@@ -42,6 +42,7 @@ typedef struct transfer {
     double started; /* monotonic */
     char *method, *url;
     int timeout_from_check; /* the check's deadline, not the option, set the timeout */
+    int unrecorded;         /* record = false: kept out of the history */
 } transfer;
 
 static struct {
@@ -84,6 +85,7 @@ static const char *find_header(const transfer *tr, const char *name)
  * runner: when it ran, what it asked, what came back. */
 static void history_record(transfer *tr, long status, const char *error_kind)
 {
+    if (tr->unrecorded) return;
     double origin = host_origin();
     const char *replica = NULL;
     for (int i = 0; replica_headers[i] && !replica; i++) replica = find_header(tr, replica_headers[i]);
@@ -264,7 +266,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 
 static const char *const request_keys[] = {"method", "url", "headers", "query", "body", "json", "form",
                                            "multipart", "timeout", "connect_timeout", "follow", "max_body",
-                                           "verify", "ca_file", "cert", "key", "unix_socket", NULL};
+                                           "verify", "ca_file", "cert", "key", "unix_socket", "record", NULL};
 
 static void check_keys(lua_State *L, int opts, const char *const *known, const char *fname)
 {
@@ -541,6 +543,11 @@ static void configure(lua_State *L, transfer *tr, const char *fname)
     if (cert) curl_easy_setopt(e, CURLOPT_SSLCERT, cert);
     const char *key = opt_string(L, opts, "key", fname);
     if (key) curl_easy_setopt(e, CURLOPT_SSLKEY, key);
+    if (lua_getfield(L, opts, "record") != LUA_TNIL) {
+        if (!lua_isboolean(L, -1)) luaL_error(L, "bad argument #1 to '%s' (option 'record' must be a boolean)", fname);
+        tr->unrecorded = !lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
     const char *sock = opt_string(L, opts, "unix_socket", fname);
     if (sock) curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sock);
 
@@ -935,7 +942,7 @@ static int error_tostring(lua_State *L)
 /* ---- client ----------------------------------------------------------------------- */
 
 static const char *const client_keys[] = {"base", "headers", "timeout", "connect_timeout", "follow", "max_body",
-                                          "verify", "ca_file", "cert", "key", "unix_socket", NULL};
+                                          "verify", "ca_file", "cert", "key", "unix_socket", "record", NULL};
 
 /* dst[k] = v for every pair of src (absolute indices) */
 static void copy_into(lua_State *L, int dst, int src)

@@ -121,6 +121,7 @@ void check_result_free(check_result *c)
     }
     free(c->logs);
     free_strings(c->requests, c->nrequests);
+    free_strings(c->actions, c->nactions);
     free(c);
 }
 

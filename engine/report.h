@@ -63,6 +63,8 @@ typedef struct {
     char **requests; /* the request history: one JSON object per request */
     size_t nrequests, caprequests;
     size_t dropped_requests;
+    char **actions;  /* what the check did to the stack (docker), JSON objects */
+    size_t nactions, capactions;
 } check_result;
 
 typedef struct {

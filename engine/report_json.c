@@ -166,24 +166,28 @@ static const char *copy_value(strbuf *out, const char *p, int depth)
     }
 }
 
-static void add_evidence(strbuf *sb, const check_result *c)
+/* A JSON value the worker encoded, re-checked so the document always
+ * parses: what is not JSON after all is kept as a string. */
+static void add_json_value(strbuf *sb, const char *json)
 {
     strbuf value;
     sb_init(&value);
+    if (!json) json = "null";
+    const char *end = copy_value(&value, json, 0);
+    if (end && *skip_ws(end) == '\0') sb_addn(sb, value.buf, value.len);
+    else sb_json_string(sb, json);
+    sb_free(&value);
+}
+
+static void add_evidence(strbuf *sb, const check_result *c)
+{
     sb_addc(sb, '{');
     for (size_t i = 0; i < c->nevidence; i++) {
         if (i) sb_addc(sb, ',');
         add_key(sb, c->evidence[i].key);
-        const char *json = c->evidence[i].json ? c->evidence[i].json : "null";
-        const char *end = copy_value(&value, json, 0);
-        if (end && *skip_ws(end) == '\0')
-            sb_addn(sb, value.buf, value.len);
-        else
-            sb_json_string(sb, json); /* not JSON after all: keep the text */
-        value.len = 0;
+        add_json_value(sb, c->evidence[i].json);
     }
     sb_addc(sb, '}');
-    sb_free(&value);
 }
 
 static void add_check(strbuf *sb, const check_result *c)
@@ -213,6 +217,13 @@ static void add_check(strbuf *sb, const check_result *c)
     if (c->status == ST_ERROR || c->status == ST_PENDING) {
         sb_addc(sb, ','); add_key(sb, "current_step"); add_string_or_null(sb, c->current_step);
     }
+    sb_addc(sb, ','); add_key(sb, "actions"); sb_addc(sb, '[');
+    for (size_t i = 0; i < c->nactions; i++) {
+        if (i) sb_addc(sb, ',');
+        add_json_value(sb, c->actions[i]);
+    }
+    sb_addc(sb, ']');
+    sb_addc(sb, ','); add_key(sb, "requests"); add_ms(sb, (double)c->nrequests);
     sb_addc(sb, ','); add_key(sb, "logs"); sb_addc(sb, '[');
     for (size_t i = 0; i < c->nlogs; i++) {
         const log_record *l = &c->logs[i];

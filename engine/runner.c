@@ -27,6 +27,13 @@
 
 typedef struct child child;
 typedef void (*line_fn)(child *ch, char **fields, int nfields);
+typedef void (*exit_fn)(child *ch, int wstatus);
+
+/* A fault the check injected that its worker has not undone yet: what the
+ * runner replays itself if the worker dies before its cleanup. */
+typedef struct {
+    char *id, *undo, *name;
+} pending_fault;
 
 /* A forked worker or probe and the pipe it reports on. */
 struct child {
@@ -35,6 +42,7 @@ struct child {
     strbuf inbuf;
     check_result *check;
     line_fn on_line;
+    exit_fn on_exit;
     double started;      /* monotonic */
     loop_timer_id kill_timer;
     loop_timer_id reap_timer;
@@ -43,6 +51,8 @@ struct child {
     int reaped;
     int exclusive;
     size_t dropped; /* log lines past LOG_MAX */
+    pending_fault *faults;
+    size_t nfaults, capfaults;
 };
 
 /* A check that logs in a tight loop must not grow the runner without
@@ -51,6 +61,9 @@ struct child {
 /* Requests are kept for the history file and the timelines; a check that
  * sends more than this keeps a count of the rest. */
 #define REQUEST_MAX 500000
+
+static run_report *REP;
+static worker_opts WORKER_OPTS;
 
 static struct {
     const runner_opts *o;
@@ -72,7 +85,7 @@ static void close_other_children_fds(void)
 
 typedef int (*child_main)(const worker_opts *wo);
 
-static child *spawn_child(check_result *c, child_main fn, const worker_opts *base, line_fn on_line)
+static child *spawn_child(check_result *c, child_main fn, const worker_opts *base, line_fn on_line, exit_fn on_exit)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -110,6 +123,7 @@ static child *spawn_child(check_result *c, child_main fn, const worker_opts *bas
     ch->fd = fds[0];
     ch->check = c;
     ch->on_line = on_line;
+    ch->on_exit = on_exit;
     ch->started = clock_mono();
     sb_init(&ch->inbuf);
     VEC_PUSH(R.children, R.nchildren, R.capchildren, ch);
@@ -142,6 +156,7 @@ static void split_line(child *ch, char *line, size_t len)
 }
 
 static void child_reap(void *ud);
+static void worker_kill(void *ud);
 
 static void child_readable(int fd, int revents, void *ud)
 {
@@ -220,6 +235,58 @@ static check_status parse_status(const char *s)
     return ST_ERROR;
 }
 
+/* The string value of "key" in a flat JSON object we produced ourselves
+ * (cjson: no nesting around it, backslash escapes only). Caller frees. */
+static char *json_string_field(const char *obj, const char *key)
+{
+    char *pat = xasprintf("\"%s\":\"", key);
+    const char *p = strstr(obj, pat);
+    size_t plen = strlen(pat);
+    free(pat);
+    if (!p) return NULL;
+    p += plen;
+    strbuf sb;
+    sb_init(&sb);
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1]) p++;
+        sb_addc(&sb, *p);
+    }
+    return sb_take(&sb);
+}
+
+static void track_fault(child *ch, const char *json)
+{
+    char *id = json_string_field(json, "full_id");
+    char *action = json_string_field(json, "action");
+    if (!id || !action) {
+        free(id);
+        free(action);
+        return;
+    }
+    char *undo = json_string_field(json, "undo");
+    for (size_t i = 0; i < ch->nfaults; i++) {
+        if (strcmp(ch->faults[i].id, id) != 0) continue;
+        /* start/restart settle a kill or stop; unpause settles a pause */
+        int settles = strcmp(action, "restart") == 0 ||
+                      (strcmp(action, "start") == 0 && strcmp(ch->faults[i].undo, "start") == 0) ||
+                      (strcmp(action, "unpause") == 0 && strcmp(ch->faults[i].undo, "unpause") == 0);
+        if (settles) {
+            free(ch->faults[i].id);
+            free(ch->faults[i].undo);
+            free(ch->faults[i].name);
+            ch->faults[i] = ch->faults[--ch->nfaults];
+            break;
+        }
+    }
+    if (undo) {
+        pending_fault f = {id, undo, json_string_field(json, "container")};
+        VEC_PUSH(ch->faults, ch->nfaults, ch->capfaults, f);
+        id = NULL;
+    }
+    free(id);
+    free(action);
+}
+
 static void worker_line(child *ch, char **f, int n)
 {
     check_result *c = ch->check;
@@ -262,6 +329,9 @@ static void worker_line(child *ch, char **f, int n)
         log_record l = {strtod(f[2], NULL), xstrdup(f[1]), xstrdup(f[3])};
         VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
         progress_log(c, f[1], f[3]);
+    } else if (strcmp(f[0], "action") == 0 && n >= 2) {
+        if (c->nactions < LOG_MAX) VEC_PUSH(c->actions, c->nactions, c->capactions, xstrdup(f[1]));
+        track_fault(ch, f[1]);
     } else if (strcmp(f[0], "request") == 0 && n >= 2) {
         if (c->nrequests >= REQUEST_MAX) c->dropped_requests++;
         else VEC_PUSH(c->requests, c->nrequests, c->caprequests, xstrdup(f[1]));
@@ -344,26 +414,99 @@ static void child_reap(void *ud)
     loop_timer_cancel(ch->kill_timer);
     ch->reaped = 1;
     forget_child(ch);
-    check_result *c = ch->check;
-    if (ch->on_line == worker_line) {
-        c->duration_ms = (clock_mono() - ch->started) * 1000.0;
-        if (ch->dropped) {
-            log_record l = {c->duration_ms, xstrdup("warn"),
-                            xasprintf("%zu more log lines were dropped (the report keeps %d)", ch->dropped, LOG_MAX)};
-            VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
-        }
-        if (!ch->got_done || ch->killed_by_deadline) worker_vanished(ch, wstatus);
-        progress_finished(c);
-    } else if (!ch->got_done) {
-        c->status = ST_ERROR;
-        if (ch->killed_by_deadline)
-            set_message(c, xasprintf("%s: loading the file did not finish within %g s", c->file, PROBE_LIMIT_S));
-        else
-            set_message(c, xasprintf("%s: the probe that loads it crashed (status %d)", c->file, wstatus));
+    ch->on_exit(ch, wstatus);
+    for (size_t i = 0; i < ch->nfaults; i++) {
+        free(ch->faults[i].id);
+        free(ch->faults[i].undo);
+        free(ch->faults[i].name);
     }
+    free(ch->faults);
     sb_free(&ch->inbuf);
     free(ch);
     start_next();
+}
+
+static void probe_exit(child *ch, int wstatus)
+{
+    check_result *c = ch->check;
+    if (ch->got_done) return;
+    c->status = ST_ERROR;
+    if (ch->killed_by_deadline)
+        set_message(c, xasprintf("%s: loading the file did not finish within %g s", c->file, PROBE_LIMIT_S));
+    else
+        set_message(c, xasprintf("%s: the probe that loads it crashed (status %d)", c->file, wstatus));
+}
+
+static void add_log(check_result *c, const char *level, char *text)
+{
+    log_record l = {c->duration_ms, xstrdup(level), text};
+    VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
+}
+
+/* The undo child reports like a worker; its lines land in the check's log. */
+static void undo_line(child *ch, char **f, int n)
+{
+    check_result *c = ch->check;
+    if (strcmp(f[0], "log") == 0 && n >= 4) add_log(c, f[1], xasprintf("runner undo: %s", f[3]));
+    else if (strcmp(f[0], "action") == 0 && n >= 2 && c->nactions < LOG_MAX)
+        VEC_PUSH(c->actions, c->nactions, c->capactions, xstrdup(f[1]));
+    else if (strcmp(f[0], "done") == 0 && n >= 3) ch->got_done = 1;
+}
+
+static void undo_exit(child *ch, int wstatus)
+{
+    (void)wstatus;
+    if (!ch->got_done)
+        add_log(ch->check, "error", xstrdup("runner undo: the undo process did not finish; faults may remain"));
+    progress_finished(ch->check);
+}
+
+/* A worker died with faults it had not undone: replay their undo from a
+ * fresh process, so a crash or a hard-deadline kill does not leave a
+ * container killed or paused. */
+static int spawn_undo(child *dead)
+{
+    strbuf script;
+    sb_init(&script);
+    sb_adds(&script, "local docker = require \"docker\"\n");
+    for (size_t i = 0; i < dead->nfaults; i++) {
+        const pending_fault *f = &dead->faults[i];
+        /* ids are hex and undo is start/unpause, but quote them properly anyway */
+        strbuf id, undo;
+        sb_init(&id);
+        sb_init(&undo);
+        sb_json_string(&id, f->id);
+        sb_json_string(&undo, f->undo);
+        sb_printf(&script,
+                  "do local c, err = docker.container(%s)\n"
+                  "  if not c then print(\"could not find \" .. %s .. \": \" .. tostring(err))\n"
+                  "  else local ok, e = c[%s](c); print((ok and \"did \" or \"failed to \") .. %s .. \" \" .. c.name"
+                  " .. (ok and \"\" or (\": \" .. tostring(e)))) end end\n",
+                  id.buf, id.buf, undo.buf, undo.buf);
+        sb_free(&id);
+        sb_free(&undo);
+    }
+    worker_opts wo = WORKER_OPTS;
+    wo.undo_script = script.buf;
+    child *ch = spawn_child(dead->check, worker_undo, &wo, undo_line, undo_exit);
+    sb_free(&script);
+    if (!ch) return -1;
+    loop_watch(ch->fd, LOOP_READ, child_readable, ch);
+    ch->kill_timer = loop_timer(60, worker_kill, ch);
+    return 0;
+}
+
+static void worker_exit(child *ch, int wstatus)
+{
+    check_result *c = ch->check;
+    c->duration_ms = (clock_mono() - ch->started) * 1000.0;
+    if (ch->dropped)
+        add_log(c, "warn", xasprintf("%zu more log lines were dropped (the report keeps %d)", ch->dropped, LOG_MAX));
+    if (!ch->got_done || ch->killed_by_deadline) {
+        worker_vanished(ch, wstatus);
+        if (ch->nfaults > 0 && spawn_undo(ch) == 0) return; /* reported when the undo ends */
+    }
+    progress_finished(c);
 }
 
 static void worker_kill(void *ud)
@@ -460,7 +603,7 @@ static int discover(const runner_opts *o, run_report *rep)
             default_identity(c);
             c->timeout_s = 60;
             VEC_PUSH(rep->checks, rep->nchecks, rep->capchecks, c);
-            child *ch = spawn_child(c, worker_probe, &wo, probe_line);
+            child *ch = spawn_child(c, worker_probe, &wo, probe_line, probe_exit);
             next++;
             if (!ch) {
                 c->status = ST_ERROR;
@@ -543,8 +686,6 @@ static int select_checks(const runner_opts *o, run_report *rep)
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-static run_report *REP;
-static worker_opts WORKER_OPTS;
 static size_t next_pending;
 
 static int running_exclusive(void)
@@ -571,7 +712,7 @@ static int start_next(void)
         if ((int)R.nchildren >= R.o->parallel) break;
         if (R.o->timeout > 0) c->timeout_s = R.o->timeout;
         c->started_wall = clock_wall();
-        child *ch = spawn_child(c, worker_run, &WORKER_OPTS, worker_line);
+        child *ch = spawn_child(c, worker_run, &WORKER_OPTS, worker_line, worker_exit);
         next_pending++;
         if (!ch) {
             c->status = ST_ERROR;
@@ -701,8 +842,22 @@ static int write_report(const runner_opts *o, const run_report *rep)
     return 0;
 }
 
-/* --history FILE: every request of every check, one JSON object a line,
- * each with the check's id in front. */
+/* One line of the history file: the object with the check's id and the
+ * record's type put in front. */
+static void history_line(FILE *f, const char *check_id, const char *type, const char *obj)
+{
+    if (obj[0] != '{') return;
+    strbuf sb;
+    sb_init(&sb);
+    sb_adds(&sb, "{\"check\":");
+    sb_json_string(&sb, check_id);
+    sb_printf(&sb, ",\"type\":\"%s\"%s%s\n", type, obj[1] == '}' ? "" : ",", obj + 1);
+    fputs(sb.buf, f);
+    sb_free(&sb);
+}
+
+/* --history FILE: every request and every action (docker) of every
+ * check, one JSON object a line. */
 static int write_history(const char *path, const run_report *rep)
 {
     FILE *f = fopen(path, "w");
@@ -713,19 +868,9 @@ static int write_history(const char *path, const run_report *rep)
     size_t total = 0;
     for (size_t i = 0; i < rep->nchecks; i++) {
         const check_result *c = rep->checks[i];
-        for (size_t k = 0; k < c->nrequests; k++) {
-            const char *obj = c->requests[k];
-            if (obj[0] != '{') continue;
-            strbuf sb;
-            sb_init(&sb);
-            sb_adds(&sb, "{\"check\":");
-            sb_json_string(&sb, c->id);
-            sb_adds(&sb, obj[1] == '}' ? "" : ",");
-            sb_adds(&sb, obj + 1);
-            fprintf(f, "%s\n", sb.buf);
-            sb_free(&sb);
-            total++;
-        }
+        for (size_t k = 0; k < c->nactions; k++) history_line(f, c->id, "action", c->actions[k]);
+        for (size_t k = 0; k < c->nrequests; k++) history_line(f, c->id, "request", c->requests[k]);
+        total += c->nrequests + c->nactions;
         if (c->dropped_requests)
             halo_warn("check %s: %zu requests past the first %d are not in the history", c->id,
                       c->dropped_requests, REQUEST_MAX);
@@ -735,7 +880,7 @@ static int write_history(const char *path, const run_report *rep)
         halo_warn("writing the history to %s failed", path);
         return -1;
     }
-    fprintf(stderr, "halo: %zu requests written to %s\n", total, path);
+    fprintf(stderr, "halo: %zu records written to %s\n", total, path);
     return 0;
 }
 

@@ -337,6 +337,36 @@ int worker_probe(const worker_opts *o)
     return 0;
 }
 
+int worker_undo(const worker_opts *o)
+{
+    W.fd = o->event_fd;
+    W.t0 = clock_mono();
+    install_signals();
+    lua_State *L = new_sandbox(o);
+    char *err = NULL;
+    const char *status = "ERROR";
+    if (!L) {
+        emit_log("error", "out of memory");
+    } else if (stack_load(L, o->stack_file, &err) != 0) {
+        emit_log("error", err);
+    } else if (luaL_loadbufferx(L, o->undo_script, strlen(o->undo_script), "=runner undo", "t") != LUA_OK) {
+        emit_log("error", lua_tostring(L, -1));
+    } else {
+        double deadline = clock_mono() + 50;
+        sandbox_set_deadline(L, deadline, "undoing the faults took longer than 50 s");
+        task *t = sched_spawn(L, 0);
+        sched_observe(t);
+        if (sched_run(t, deadline) == SCHED_DONE && sched_task_ok(t)) status = "PASS";
+        else emit_log("error", sched_error_text(t) ? sched_error_text(t) : "the undo did not finish");
+        sched_cancel_all();
+    }
+    const char *f[] = {status, ""};
+    emit("done", 2, f);
+    free(err);
+    sandbox_close(L);
+    return 0;
+}
+
 /* ---- running ---------------------------------------------------------------- */
 
 typedef struct {

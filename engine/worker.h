@@ -14,11 +14,14 @@ typedef struct {
     double timeout_override;        /* > 0: replaces the check's timeout */
     double grace;                   /* seconds for defers after the run */
     int event_fd;
+    const char *undo_script;        /* worker_undo: Lua that undoes faults */
 } worker_opts;
 
 /* Both return the child's exit status. */
 int worker_run(const worker_opts *o);
 int worker_probe(const worker_opts *o);
+/* Runs o->undo_script (with the stack) for a worker that died. */
+int worker_undo(const worker_opts *o);
 
 /* For modules: stream one event to the runner; a no-op outside a worker
  * (eval, exec). Fields are redacted and escaped here. */

@@ -49,7 +49,8 @@ local function call(method, path, opts)
   opts = opts or {}
   if not daemon then
     daemon = locate()
-    local res, err = http.request{ url = daemon.base .. "/version", unix_socket = daemon.unix_socket, timeout = 10 }
+    local res, err = http.request{ url = daemon.base .. "/version", unix_socket = daemon.unix_socket, timeout = 10,
+                                   record = false }
     if not res then
       local d = daemon
       daemon = nil
@@ -66,6 +67,7 @@ local function call(method, path, opts)
     query = opts.query,
     json = opts.json,
     timeout = opts.timeout or 30,
+    record = false, -- the actions are the history; API calls would only crowd it
   }
   if not res then
     return fail(err.kind == "timeout" and "timeout" or "connect",
@@ -246,7 +248,9 @@ end
 local pending_undo = {}
 
 local function register_fault(c, fault, undo_action, opts)
-  record(fault, c)
+  -- `undo` tells the runner what to replay should this worker die before
+  -- its own cleanup could run
+  record(fault, c, { undo = not (opts and opts.undo == false) and undo_action or nil, full_id = c.id })
   if opts and opts.undo == false then return end
   if pending_undo[c.id] then return end
   pending_undo[c.id] = internal.undo(undo_action .. " " .. c.name, function()
@@ -303,7 +307,7 @@ function Container:start()
   in_scope(self, "start")
   local res, err = call("POST", "/containers/" .. self.id .. "/start")
   if not res then return nil, err end
-  record("start", self)
+  record("start", self, { full_id = self.id })
   settle(self, "start")
   return true
 end
@@ -314,7 +318,7 @@ function Container:restart(arg)
   local res, err = call("POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
                                                                             timeout = (t or 10) + 30 })
   if not res then return nil, err end
-  record("restart", self)
+  record("restart", self, { full_id = self.id })
   settle(self, "restart")
   return true
 end
@@ -332,7 +336,7 @@ function Container:unpause()
   in_scope(self, "unpause")
   local res, err = call("POST", "/containers/" .. self.id .. "/unpause")
   if not res then return nil, err end
-  record("unpause", self)
+  record("unpause", self, { full_id = self.id })
   settle(self, "unpause")
   return true
 end
