@@ -41,7 +41,7 @@ static int load_chunk(lua_State *L, const adhoc_opts *o)
 
 static void print_results(lua_State *L, int results)
 {
-    if (sandbox_load_embedded(L, "pretty") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    if (sandbox_load_embedded(L, "pretty") != LUA_OK || (internal_push(L), lua_pcall(L, 1, 1, 0)) != LUA_OK) {
         halo_warn("internal: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return;
@@ -101,6 +101,11 @@ int adhoc_run(const adhoc_opts *o)
     }
     int code = 0;
     char *err = NULL;
+    /* --timeout covers everything the script's run evaluates, the stack file too */
+    double deadline = o->timeout > 0 ? clock_mono() + o->timeout : 0;
+    char reason[96];
+    snprintf(reason, sizeof reason, "timeout: exceeded the %g s limit (--timeout)", o->timeout);
+    sandbox_set_deadline(L, deadline, reason);
     if (stack_load(L, o->stack_file, &err) != 0) {
         halo_warn("%s", err);
         free(err);
@@ -129,11 +134,6 @@ int adhoc_run(const adhoc_opts *o)
         lua_setglobal(L, "arg");
         for (size_t i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
     }
-    double deadline = o->timeout > 0 ? clock_mono() + o->timeout : 0;
-    char reason[96];
-    snprintf(reason, sizeof reason, "timeout: exceeded the %g s limit (--timeout)", o->timeout);
-    sandbox_set_deadline(L, deadline, reason);
-
     task *t = sched_spawn(L, o->file ? (int)o->nargs : 0);
     int handle = lua_gettop(L);
     sched_observe(t);
@@ -168,9 +168,9 @@ int adhoc_run(const adhoc_opts *o)
     /* Faults the script injected (a killed container) are undone on the
      * way out, as after a check; a second Ctrl-C cuts this short. */
     sched_clear_interrupt();
-    sandbox_rearm(L, clock_mono() + UNDO_GRACE, "undoing faults took longer than 10 s", (size_t)16 << 20);
+    sandbox_rearm(L, 0, NULL, (size_t)16 << 20);
     internal_push_undos(L);
-    if (cleanup_run(L, -1, clock_mono() + UNDO_GRACE, warn_cleanup, NULL) && code == 0) code = 3;
+    if (cleanup_run(L, -1, UNDO_GRACE, 0, warn_cleanup, NULL) && code == 0) code = 3;
     lua_pop(L, 1);
     internal_remove_temps(L);
     sandbox_close(L);

@@ -43,6 +43,7 @@ typedef struct transfer {
     char *method, *url;
     int timeout_from_check; /* the check's deadline, not the option, set the timeout */
     int unrecorded;         /* record = false: kept out of the history */
+    int finished;           /* curl is done with it (and it is in the history) */
 } transfer;
 
 static struct {
@@ -158,6 +159,11 @@ static void transfer_free(transfer *tr)
     free(tr);
 }
 
+static const char *error_kind(const transfer *tr);
+
+/* A finished transfer goes into the history here, when curl says so, and
+ * not when its task resumes: a task cancelled in between must not lose a
+ * request the server did answer. */
 static void check_done(void)
 {
     CURLMsg *msg;
@@ -170,6 +176,10 @@ static void check_done(void)
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
         curl_multi_remove_handle(H.multi, easy);
         tr->result = result;
+        tr->finished = 1;
+        long code = 0;
+        if (result == CURLE_OK) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+        history_record(tr, code, result == CURLE_OK ? NULL : error_kind(tr));
         sched_wake(tr->waiter);
     }
 }
@@ -225,6 +235,10 @@ static void multi_init(void)
     /* One check may open thousands of requests; past this many connections
      * curl queues them instead of running out of descriptors. */
     curl_multi_setopt(H.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 512L);
+    /* Keep as many idle connections as may be open: curl's default cache
+     * (four per running transfer) closes and reopens connections when the
+     * number of tasks in flight dips between requests. */
+    curl_multi_setopt(H.multi, CURLMOPT_MAXCONNECTS, 512L);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -445,6 +459,10 @@ static void configure(lua_State *L, transfer *tr, const char *fname)
         if (!body) luaL_error(L, "bad argument #1 to '%s' (option 'body' must be a string)", fname);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+        /* a raw body is whatever the script says it is; curl would call
+         * it a form unless told otherwise */
+        if (!has_header(tr->req_headers, "content-type"))
+            tr->req_headers = curl_slist_append(tr->req_headers, "Content-Type:");
         bodies++;
     }
     lua_pop(L, 1);
@@ -572,9 +590,13 @@ static const char *error_kind(const transfer *tr)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
-    case CURLE_COULDNT_CONNECT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
+        /* TLS 1.3 sends "certificate required" after the handshake: curl
+         * sees a receive error, but it is the TLS layer that refused. */
+        if (strstr(tr->errbuf, "SSL") || strstr(tr->errbuf, "TLS") || strstr(tr->errbuf, "alert")) return "tls";
+        return "connect";
+    case CURLE_COULDNT_CONNECT:
     case CURLE_GOT_NOTHING: return "connect";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -718,26 +740,25 @@ typedef struct {
     int in_multi;
 } request_wait;
 
-/* Aborted mid-flight (task cancelled, check over): out of curl, freed. */
-static void request_cancel(void *ud)
+/* Aborted mid-flight (task cancelled, check over, thread collected): out
+ * of curl, recorded as cancelled unless it had finished, freed. */
+static void request_abandon(request_wait *w)
 {
-    request_wait *w = ud;
     transfer *tr = w->tr;
     if (!tr) return;
-    if (w->in_multi) curl_multi_remove_handle(H.multi, tr->easy);
-    history_record(tr, 0, "cancelled");
+    if (w->in_multi && !tr->finished) {
+        curl_multi_remove_handle(H.multi, tr->easy);
+        history_record(tr, 0, "cancelled");
+    }
     w->tr = NULL;
     transfer_free(tr);
 }
 
+static void request_cancel(void *ud) { request_abandon(ud); }
+
 static int request_wait_gc(lua_State *L)
 {
-    request_wait *w = lua_touserdata(L, 1);
-    if (w->tr) {
-        if (w->in_multi) curl_multi_remove_handle(H.multi, w->tr->easy);
-        transfer_free(w->tr);
-        w->tr = NULL;
-    }
+    request_abandon(lua_touserdata(L, 1));
     return 0;
 }
 
@@ -751,13 +772,11 @@ static int request_done(lua_State *L, int status, lua_KContext ctx)
     if (tr->result == CURLE_OK) {
         long code = 0;
         curl_easy_getinfo(tr->easy, CURLINFO_RESPONSE_CODE, &code);
-        history_record(tr, code, NULL);
         push_response(L, tr, code);
         transfer_free(tr);
         return 1;
     }
     const char *kind = error_kind(tr);
-    history_record(tr, 0, kind);
     lua_pushnil(L);
     push_error(L, tr, kind);
     transfer_free(tr);
@@ -770,8 +789,7 @@ static int http_request(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     multi_init();
-    task *me = sched_current();
-    if (!me) return luaL_error(L, "http.request can only be called inside a halo task");
+    task *me = sched_waiter(L, "http.request");
 
     /* The wait owns the transfer from the start, so a raised option error
      * frees it through __gc. */

@@ -166,6 +166,17 @@ static int internal_read_head(lua_State *L)
     return 1;
 }
 
+/* redact(s) -> s with every secret as *** (before any quoting hides them) */
+static int internal_redact(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char *clean = redact_n(s, len);
+    lua_pushstring(L, clean);
+    free(clean);
+    return 1;
+}
+
 /* exists(path) -> whether anything (file, socket) is there */
 static int internal_exists(lua_State *L)
 {
@@ -188,7 +199,7 @@ void internal_push(lua_State *L)
         {"event", internal_event},         {"origin", internal_origin},
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
-        {NULL, NULL},
+        {"redact", internal_redact},       {NULL, NULL},
     };
     luaL_newlib(L, funcs);
     lua_pushvalue(L, -1);

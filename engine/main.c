@@ -132,31 +132,13 @@ static const char *halo_home(void)
     return h && *h ? h : HALO_HOME_DEFAULT;
 }
 
-/* --lib dirs first, then the lib next to the checks, then the built-in lib. */
-static void default_lib_dirs(strlist *libs, const char *checks_dir)
-{
-    if (checks_dir) {
-        char *sibling = xasprintf("%s/../lib", checks_dir);
-        if (is_dir(sibling)) strlist_add(libs, sibling);
-        else free(sibling);
-    }
-    if (is_dir("scripts/lib")) strlist_add(libs, "scripts/lib");
-    char *builtin = xasprintf("%s/scripts/lib", halo_home());
-    if (is_dir(builtin)) strlist_add(libs, builtin);
-    else free(builtin);
-}
-
-static const char *default_checks_dir(void)
-{
-    if (is_dir("scripts/checks")) return "scripts/checks";
-    return xasprintf("%s/scripts/checks", halo_home());
-}
 
 /* Options shared by every command; returns 1 when it consumed argv[*i]
  * (and its value), 0 when not one of them, 2 on a bad value. */
 typedef struct {
     const char *checks_dir, *stack_file, *format, *out, *operator_name, *history;
     strlist libs, ids, tags, defers, rest;
+    strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
     int parallel, verbose, help;
@@ -238,6 +220,55 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
     return 0;
 }
 
+/* A report path must be writable before the run starts, not after it:
+ * the run's results would otherwise be lost. */
+static int writable_path(const char *path)
+{
+    char *copy = xstrdup(path);
+    char *slash = strrchr(copy, '/');
+    const char *dir = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
+    int ok = is_dir(dir) && access(dir, W_OK) == 0;
+    free(copy);
+    return ok;
+}
+
+/* A path made from parts, kept until the options are freed. */
+static const char *owned_path(options *o, const char *a, const char *b)
+{
+    char *p = xasprintf("%s/%s", a, b);
+    strlist_add(&o->owned, p);
+    return p;
+}
+
+/* --lib dirs first, then the lib next to the checks, then the built-in lib. */
+static void default_lib_dirs(options *o, const char *checks_dir)
+{
+    if (checks_dir) {
+        const char *sibling = owned_path(o, checks_dir, "../lib");
+        if (is_dir(sibling)) strlist_add(&o->libs, sibling);
+    }
+    if (is_dir("scripts/lib")) strlist_add(&o->libs, "scripts/lib");
+    const char *builtin = owned_path(o, halo_home(), "scripts/lib");
+    if (is_dir(builtin)) strlist_add(&o->libs, builtin);
+}
+
+static const char *default_checks_dir(options *o)
+{
+    if (is_dir("scripts/checks")) return "scripts/checks";
+    return owned_path(o, halo_home(), "scripts/checks");
+}
+
+static void options_free(options *o)
+{
+    for (size_t i = 0; i < o->owned.n; i++) free((char *)o->owned.items[i]);
+    free(o->owned.items);
+    free(o->libs.items);
+    free(o->ids.items);
+    free(o->tags.items);
+    free(o->defers.items);
+    free(o->rest.items);
+}
+
 static int file_exists(const char *p)
 {
     struct stat st;
@@ -255,11 +286,14 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
         return 0;
     }
     if (listing && o.rest.n) return usage_error(cmd, "unexpected argument %s", o.rest.items[0]);
-    if (!o.checks_dir) o.checks_dir = default_checks_dir();
+    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
     if (!is_dir(o.checks_dir)) return usage_error(cmd, "checks directory %s does not exist", o.checks_dir);
     if (o.stack_file && !file_exists(o.stack_file))
         return usage_error(cmd, "stack file %s does not exist", o.stack_file);
-    default_lib_dirs(&o.libs, o.checks_dir);
+    if (o.out && !writable_path(o.out)) return usage_error(cmd, "--out %s: its directory is missing or not writable", o.out);
+    if (o.history && !writable_path(o.history))
+        return usage_error(cmd, "--history %s: its directory is missing or not writable", o.history);
+    default_lib_dirs(&o, o.checks_dir);
     runner_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.checks_dir = o.checks_dir;
@@ -281,7 +315,9 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.parallel = o.parallel > 0 ? o.parallel : 1;
     ro.verbose = o.verbose;
     ro.operator_name = o.operator_name;
-    return listing ? runner_list(&ro) : runner_run(&ro);
+    int code = listing ? runner_list(&ro) : runner_run(&ro);
+    options_free(&o);
+    return code;
 }
 
 static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
@@ -299,7 +335,7 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     if (exec && !file_exists(o.rest.items[0])) return usage_error(cmd, "no such script %s", o.rest.items[0]);
     if (o.stack_file && !file_exists(o.stack_file))
         return usage_error(cmd, "stack file %s does not exist", o.stack_file);
-    default_lib_dirs(&o.libs, NULL);
+    default_lib_dirs(&o, NULL);
     adhoc_opts ao;
     memset(&ao, 0, sizeof ao);
     if (exec) {
@@ -315,7 +351,9 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     ao.mem_limit = o.mem;
     ao.timeout = o.timeout;
     ao.verbose = o.verbose;
-    return adhoc_run(&ao);
+    int code = adhoc_run(&ao);
+    options_free(&o);
+    return code;
 }
 
 int main(int argc, char **argv)

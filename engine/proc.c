@@ -278,8 +278,7 @@ static int proc_run_l(lua_State *L)
             known |= lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), run_keys[i]) == 0;
         if (!known) return luaL_error(L, "bad argument #1 to 'run' (unknown option '%s')", luaL_tolstring(L, -1, NULL));
     }
-    task *me = sched_current();
-    if (!me) return luaL_error(L, "proc.run can only be called inside a halo task");
+    task *me = sched_waiter(L, "proc.run");
 
     if (lua_getfield(L, 1, "argv") != LUA_TTABLE || lua_rawlen(L, -1) == 0)
         return luaL_error(L, "bad argument #1 to 'run' (argv must be a non-empty list of strings)");

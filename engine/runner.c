@@ -306,14 +306,19 @@ static void worker_line(child *ch, char **f, int n)
                 break;
             }
         }
-        /* back to the enclosing step, if any is still open */
-        free(c->current_step);
-        c->current_step = NULL;
+        /* back to the enclosing step, if any is still open; a step that
+         * raised stays current, as that is where the check failed */
+        int raised = parse_status(f[2]) == ST_ERROR;
+        char *enclosing = NULL;
         for (size_t i = c->nsteps; i-- > 0;) {
             if (c->steps[i].duration_ms < 0) {
-                c->current_step = xstrdup(c->steps[i].name);
+                enclosing = xstrdup(c->steps[i].name);
                 break;
             }
+        }
+        if (enclosing || !raised) {
+            free(c->current_step);
+            c->current_step = enclosing;
         }
     } else if (strcmp(f[0], "fail") == 0 && n >= 2) {
         if (c->nfailures >= LOG_MAX) return;
@@ -500,6 +505,13 @@ static void worker_exit(child *ch, int wstatus)
 {
     check_result *c = ch->check;
     c->duration_ms = (clock_mono() - ch->started) * 1000.0;
+    /* Steps a timeout, an interrupt or a kill cut short end with the check. */
+    for (size_t i = 0; i < c->nsteps; i++) {
+        if (c->steps[i].duration_ms < 0) {
+            c->steps[i].duration_ms = c->duration_ms - c->steps[i].started_ms;
+            c->steps[i].status = ST_ERROR;
+        }
+    }
     if (ch->dropped)
         add_log(c, "warn", xasprintf("%zu more log lines were dropped (the report keeps %d)", ch->dropped, LOG_MAX));
     if (!ch->got_done || ch->killed_by_deadline) {

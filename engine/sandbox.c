@@ -13,11 +13,14 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Instructions between two looks at the clock: a few microseconds of work,
  * cheap enough to be invisible and short enough to stop a loop at once. */
 #define HOOK_COUNT 1000
+#define KILL_RESERVE ((size_t)4 << 20)
 
 typedef struct {
     size_t used, limit, extra;
@@ -66,7 +69,10 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         sb->used -= old;
         return NULL;
     }
-    size_t cap = sb->limit + sb->extra;
+    /* Once the state is full and the check is being stopped, the host still
+     * needs a little room to record what happened (the error, a traceback);
+     * the stopped code itself cannot use it, as every instruction raises. */
+    size_t cap = sb->limit + sb->extra + (sb->mem_exceeded ? KILL_RESERVE : 0);
     if (nsize > old && sb->used + (nsize - old) > cap) {
         if (++sb->fail_streak >= 2 || sb->used > cap / 10 * 9) sb->mem_exceeded = 1;
         return NULL;
@@ -137,25 +143,41 @@ static int sb_load(lua_State *L)
     const char *mode = luaL_optstring(L, 3, "t");
     if (strchr(mode, 'b'))
         return luaL_error(L, "load: binary chunks are not allowed in halo (mode '%s')", mode);
-    int top = lua_gettop(L);
+    int with_env = lua_gettop(L) >= 4; /* an explicit nil env is an env too */
+    lua_settop(L, 4);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushliteral(L, "t");
-    if (top >= 4) lua_pushvalue(L, 4);
-    lua_call(L, top >= 4 ? 4 : 3, LUA_MULTRET);
-    return lua_gettop(L) - top;
+    if (with_env) lua_pushvalue(L, 4);
+    lua_call(L, with_env ? 4 : 3, LUA_MULTRET);
+    return lua_gettop(L) - 4;
 }
 
 static int sb_collectgarbage(lua_State *L)
 {
     const char *opt = luaL_optstring(L, 1, "collect");
     if (strcmp(opt, "count") != 0 && strcmp(opt, "isrunning") != 0)
-        return luaL_error(L, "collectgarbage('%s') is not allowed in halo; only 'count' is", opt);
+        return luaL_error(L, "collectgarbage('%s') is not allowed in halo; only 'count' and 'isrunning' are", opt);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* setmetatable without __gc: Lua runs finalizers with hooks off, so a
+ * finalizer that loops could not be stopped at the deadline, and one
+ * running on the host's thread would see the host's stack. */
+static int sb_setmetatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "setmetatable: __gc finalizers are not allowed in halo (use t:defer or <close>)");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
 }
 
 /* print: redacted, to stdout. The worker replaces it with t:log. */
@@ -331,9 +353,72 @@ void sandbox_module_globals(lua_State *L)
 
 /* ---- loading -------------------------------------------------------------- */
 
+/* Lua shortens long chunk names from the left ("...k/main/tests/x.lua");
+ * a path relative to the working directory, or failing that the file's
+ * own directory and name, reads better in every message. */
+const char *sandbox_display_path(const char *path, char *buf, size_t size)
+{
+    char cwd[4096];
+    if (path[0] == '/' && getcwd(cwd, sizeof cwd)) {
+        size_t n = strlen(cwd);
+        if (strncmp(path, cwd, n) == 0 && path[n] == '/') path += n + 1;
+    }
+    if (strlen(path) > 56) {
+        const char *last = strrchr(path, '/');
+        const char *p = last;
+        while (p && p > path && p[-1] != '/') p--;
+        if (p) path = p;
+    }
+    snprintf(buf, size, "%s", path);
+    return buf;
+}
+
+/* luaL_loadfilex with a readable chunk name; the file is read whole. */
+static int load_source_file(lua_State *L, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+        return LUA_ERRFILE;
+    }
+    strbuf sb;
+    sb_init(&sb);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&sb, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        sb_free(&sb);
+        lua_pushfstring(L, "cannot read %s", path);
+        return LUA_ERRFILE;
+    }
+    const char *text = sb.buf ? sb.buf : "";
+    size_t len = sb.len;
+    /* a #! first line is a comment, as lua.c allows */
+    if (len > 0 && text[0] == '#') {
+        const char *nl = memchr(text, '\n', len);
+        size_t skip = nl ? (size_t)(nl - text) : len;
+        text += skip;
+        len -= skip;
+    }
+    char shown[128], name[130];
+    snprintf(name, sizeof name, "@%s", sandbox_display_path(path, shown, sizeof shown));
+    int rc = luaL_loadbufferx(L, text, len, name, "t");
+    sb_free(&sb);
+    return rc;
+}
+
 int sandbox_loadfile(lua_State *L, const char *path)
 {
-    return luaL_loadfilex(L, path, "t");
+    int rc = load_source_file(L, path);
+    /* Lua's refusal of a binary chunk does not say which file it was. */
+    if (rc != LUA_OK && lua_type(L, -1) == LUA_TSTRING && strstr(lua_tostring(L, -1), "binary chunk") &&
+        !strstr(lua_tostring(L, -1), path)) {
+        lua_pushfstring(L, "%s: %s (halo loads Lua source only)", path, lua_tostring(L, -1));
+        lua_remove(L, -2);
+    }
+    return rc;
 }
 
 int sandbox_load_embedded(lua_State *L, const char *name)
@@ -408,6 +493,9 @@ static void open_safe_libs(lua_State *L)
     lua_getglobal(L, "collectgarbage");
     lua_pushcclosure(L, sb_collectgarbage, 1);
     lua_setglobal(L, "collectgarbage");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
     lua_pushcfunction(L, sb_print);
     lua_setglobal(L, "print");
     lua_pushcfunction(L, sb_require);
@@ -432,7 +520,8 @@ static void open_safe_libs(lua_State *L)
 static int panic(lua_State *L)
 {
     const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "halo: unprotected Lua error: %s\n", msg ? msg : "?");
+    char *clean = redact(msg ? msg : "?");
+    fprintf(stderr, "halo: unprotected Lua error: %s\n", clean);
     abort();
 }
 

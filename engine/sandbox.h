@@ -38,6 +38,10 @@ size_t sandbox_mem_limit(lua_State *L);
 /* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
  * push an error message "file:line: ..." and return non-zero. */
 int sandbox_loadfile(lua_State *L, const char *path);
+/* How messages name a file: relative to the working directory when
+ * under it, else shortened to its directory and name. */
+const char *sandbox_display_path(const char *path, char *buf, size_t size);
+
 /* [-0, +1, -] Load one of the Lua sources embedded in the binary. */
 int sandbox_load_embedded(lua_State *L, const char *name);
 

@@ -30,6 +30,8 @@ struct task {
     int started;
     int nargs;
     int observed;    /* someone will look at its outcome (join, or the host) */
+    int ending;      /* finish or cancel under way: Lua they run (a __tostring,
+                        a __close) must not end the task a second time */
     int anchor;      /* registry ref to the handle while the task is live */
     sched_cancel_fn cancel;
     void *wait;
@@ -174,6 +176,30 @@ static char *describe_error(lua_State *L, int idx)
     return xasprintf("(error object is a %s value)", luaL_typename(L, idx));
 }
 
+static int traceback_protected(lua_State *L)
+{
+    luaL_traceback(L, lua_tothread(L, 1), lua_tostring(L, 2), 0);
+    return 1;
+}
+
+/* "message\nstack traceback:..." (malloc'ed; takes msg). Protected: a
+ * task that died of memory exhaustion must not take the host with it. */
+static char *traceback_of(lua_State *L, lua_State *co, char *msg)
+{
+    lua_pushcfunction(L, traceback_protected);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return msg;
+    }
+    char *text = xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    free(msg);
+    return text;
+}
+
 static void wake_joiners(task *t)
 {
     for (size_t i = 0; i < t->njoiners; i++) sched_wake(t->joiners[i]);
@@ -184,6 +210,7 @@ static void wake_joiners(task *t)
  * into its handle, and the thread is let go. */
 static void finish(lua_State *L, task *t, int ok, int nres)
 {
+    t->ending = 1;
     push_handle(L, t);
     int h = lua_gettop(L);
     if (ok) {
@@ -198,10 +225,7 @@ static void finish(lua_State *L, task *t, int ok, int nres)
         if (t->cancelled) {
             t->error_text = msg;
         } else {
-            luaL_traceback(L, t->co, msg, 0);
-            t->error_text = xstrdup(lua_tostring(L, -1));
-            lua_pop(L, 1);
-            free(msg);
+            t->error_text = traceback_of(L, t->co, msg);
         }
     }
     lua_setiuservalue(L, h, 2);
@@ -294,13 +318,18 @@ sched_result sched_run(task *until, double deadline)
 
 /* ---- waiting and waking ------------------------------------------------ */
 
+task *sched_waiter(lua_State *L, const char *what)
+{
+    if (!S.current) luaL_error(L, "%s waits, and can only run inside a halo task", what);
+    if (!lua_isyieldable(L))
+        luaL_error(L, "%s cannot wait here: attempt to yield across a C-call boundary (inside a metamethod, "
+                      "an iterator or a table.sort comparator?)", what);
+    return S.current;
+}
+
 int sched_wait(lua_State *L, sched_cancel_fn cancel, void *wait, lua_KFunction k, lua_KContext ctx)
 {
-    task *t = S.current;
-    if (!t) return luaL_error(L, "this call waits, and can only run inside a halo task");
-    if (!lua_isyieldable(L))
-        return luaL_error(L, "attempt to wait across a C-call boundary (inside a metamethod, "
-                             "an iterator or a table.sort comparator?)");
+    task *t = sched_waiter(L, "this call");
     t->cancel = cancel;
     t->wait = wait;
     lua_pushlightuserdata(L, &sentinel);
@@ -309,7 +338,7 @@ int sched_wait(lua_State *L, sched_cancel_fn cancel, void *wait, lua_KFunction k
 
 void sched_wake(task *t)
 {
-    if (!t || t->state == T_DONE) return;
+    if (!t || t->state == T_DONE || t->ending) return;
     t->cancel = NULL;
     t->wait = NULL;
     /* A running task may wake itself before it yields (sleep(0)); it then
@@ -355,7 +384,8 @@ task *sched_spawn(lua_State *L, int nargs)
 /* L is whichever thread runs now: the host's, or the task calling cancel. */
 static void cancel_on(lua_State *L, task *t)
 {
-    if (t->state == T_DONE) return;
+    if (t->state == T_DONE || t->ending) return;
+    t->ending = 1;
     if (t->state == T_WAITING && t->cancel) t->cancel(t->wait);
     t->cancel = NULL;
     t->wait = NULL;
@@ -461,9 +491,8 @@ static int task_join(lua_State *L)
 {
     task *t = check_task(L, 1);
     if (t->state == T_DONE) return join_result(L);
-    task *me = S.current;
-    if (me == t) return luaL_error(L, "a task cannot join itself");
-    if (!me) return luaL_error(L, "join can only be called inside a halo task");
+    if (S.current == t) return luaL_error(L, "a task cannot join itself");
+    task *me = sched_waiter(L, "join");
     VEC_PUSH(t->joiners, t->njoiners, t->capjoiners, me);
     join_wait *jw = (join_wait *)lua_newuserdatauv(L, sizeof *jw, 0);
     jw->target = t;
@@ -737,6 +766,9 @@ void sched_init(lua_State *L)
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, BUSY_KEY);
+    /* The host's own thread is never the script's to resume or close, even
+     * when a finalizer running on it asks coroutine.running(). */
+    busy_set(L, L, 1);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "halo.failed");
 

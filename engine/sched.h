@@ -37,6 +37,11 @@ void sched_cancel(task *t);
 
 /* For primitives. */
 task *sched_current(void);
+/* The task a primitive is about to suspend; raises (naming `what`) when
+ * there is none or L cannot yield here (a metamethod, an iterator, a
+ * table.sort comparator). Call it before arming any timer or I/O, so a
+ * refused wait leaves nothing behind. */
+task *sched_waiter(lua_State *L, const char *what);
 int sched_wait(lua_State *L, sched_cancel_fn cancel, void *wait, lua_KFunction k, lua_KContext ctx);
 void sched_wake(task *t);
 

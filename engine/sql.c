@@ -263,8 +263,7 @@ static int sql_connect(lua_State *L)
         }
         lua_settop(L, 2);
     }
-    task *me = sched_current();
-    if (!me) return luaL_error(L, "sql.connect can only be called inside a halo task");
+    task *me = sched_waiter(L, "sql.connect");
     char *where = describe_target(conninfo);
     if (!where) return push_fail(L, "connect", NULL, "connect: the connection string does not parse");
 
@@ -472,8 +471,7 @@ static int run_query(lua_State *L, int exec)
         return luaL_error(L, "query on a closed connection");
     }
     if (c->busy) return luaL_error(L, "this connection is busy with another task's query (use one connection per task)");
-    task *me = sched_current();
-    if (!me) return luaL_error(L, "sql queries can only run inside a halo task");
+    task *me = sched_waiter(L, exec ? "conn:exec" : "conn:query");
 
     /* Parameters as text; the server parses them by the column's type, so
      * a value never becomes SQL. */

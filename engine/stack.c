@@ -136,7 +136,7 @@ int stack_check(const char *path, char **err)
         *err = xstrdup("out of memory");
         return -1;
     }
-    sandbox_set_deadline(L, clock_mono() + 10, "stack file took longer than 10 s to evaluate");
+    sandbox_set_deadline(L, clock_mono() + 10, "evaluating it took longer than 10 s");
     int rc = stack_load(L, path, err);
     sandbox_close(L);
     return rc;

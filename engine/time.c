@@ -39,8 +39,7 @@ static int time_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && !isnan(s), 1, "seconds must be a non-negative number");
-    task *me = sched_current();
-    if (!me) return luaL_error(L, "time.sleep can only be called inside a halo task");
+    task *me = sched_waiter(L, "time.sleep");
     if (s == 0) {
         sched_wake(me);
         return sched_wait(L, NULL, NULL, sleep_done, 0);

@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,17 +87,25 @@ static int host_emit(lua_State *L)
     const char *kind = luaL_checkstring(L, 1);
     int n = lua_gettop(L) - 1;
     if (n > 8) n = 8;
-    const char *fields[8];
+    const char *fields[8] = {0};
+    char *clean[8] = {0};
     for (int i = 0; i < n; i++) {
         size_t len;
-        fields[i] = luaL_tolstring(L, i + 2, &len);
+        const char *text = luaL_tolstring(L, i + 2, &len);
+        /* redact before cutting: a cut must not leave half a secret */
+        clean[i] = redact_n(text, len);
+        len = strlen(clean[i]);
         if (len > FIELD_MAX) {
-            lua_pushfstring(L, "%s… [cut: %I bytes in all]", lua_pushlstring(L, fields[i], FIELD_MAX),
-                            (lua_Integer)len);
-            fields[i] = lua_tostring(L, -1);
+            size_t keep = FIELD_MAX;
+            while (keep > 0 && ((unsigned char)clean[i][keep] & 0xC0) == 0x80) keep--;
+            char *cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)keep, clean[i], len);
+            free(clean[i]);
+            clean[i] = cut;
         }
+        fields[i] = clean[i];
     }
     emit(kind, n, fields);
+    for (int i = 0; i < n; i++) free(clean[i]);
     lua_settop(L, 0);
     return 0;
 }
@@ -199,7 +208,9 @@ static int host_print(lua_State *L)
     int n = lua_gettop(L);
     strbuf sb;
     sb_init(&sb);
-    for (int i = 1; i <= n; i++) {
+    /* stop joining past what a log line may hold: the joined text lives
+     * outside the sandbox's memory cap */
+    for (int i = 1; i <= n && sb.len <= FIELD_MAX; i++) {
         if (i > 1) sb_addc(&sb, '\t');
         sb_adds(&sb, luaL_tolstring(L, i, NULL));
         lua_pop(L, 1);
@@ -245,6 +256,8 @@ fail:
 /* [-0, +1] the validated spec of the check file; 0 on success */
 static int load_spec(lua_State *L, int ctxmod, const char *file, char **err)
 {
+    char shown[128];
+    sandbox_display_path(file, shown, sizeof shown);
     if (sandbox_loadfile(L, file) != LUA_OK) {
         *err = xstrdup(lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -252,7 +265,9 @@ static int load_spec(lua_State *L, int ctxmod, const char *file, char **err)
     }
     if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        *err = xasprintf("%s: %s", file, msg ? msg : "(error object is not a string)");
+        /* runtime errors carry "file:line:" already */
+        if (msg && strncmp(msg, shown, strlen(shown)) == 0) *err = xstrdup(msg);
+        else *err = xasprintf("%s: %s", shown, msg ? msg : "(error object is not a string)");
         lua_pop(L, 1);
         return -1;
     }
@@ -260,11 +275,37 @@ static int load_spec(lua_State *L, int ctxmod, const char *file, char **err)
     lua_insert(L, -2);
     lua_pushstring(L, file);
     if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        *err = xasprintf("%s: %s", file, lua_tostring(L, -1));
+        *err = xasprintf("%s: %s", shown, lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
     }
     return 0;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HALO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HALO_ASAN 1
+#endif
+#endif
+
+/* The sandbox's cap counts Lua's own memory; a library that mallocs on a
+ * script's behalf (cjson building a huge document) is outside it. The
+ * address-space limit is the backstop that keeps such a worker from
+ * taking the host's memory: it fails, and costs only its own check. */
+static void limit_address_space(size_t mem_limit)
+{
+#ifndef HALO_ASAN /* ASan reserves terabytes of shadow memory */
+    size_t cap = (mem_limit ? mem_limit : SANDBOX_DEFAULT_MEM) + ((size_t)512 << 20);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > cap)) {
+        rl.rlim_cur = cap;
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#else
+    (void)mem_limit;
+#endif
 }
 
 static void install_signals(void)
@@ -453,17 +494,15 @@ static void report_cleanup(const char *message, const char *detail, void *ud)
  * check injected and did not undo itself; all within the grace. */
 static void run_cleanup(lua_State *L, int control, outcome *oc, double grace, double hard_end)
 {
-    double deadline = clock_mono() + grace;
-    if (deadline > hard_end) deadline = hard_end;
     char reason[96];
     snprintf(reason, sizeof reason, "cleanup exceeded its %g s grace", grace);
-    sandbox_rearm(L, deadline, reason, (size_t)16 << 20);
+    sandbox_rearm(L, 0, reason, (size_t)16 << 20);
 
     lua_getfield(L, control, "defers");
-    if (lua_pcall(L, 0, 1, 0) == LUA_OK) cleanup_run(L, -1, deadline, report_cleanup, oc);
+    if (lua_pcall(L, 0, 1, 0) == LUA_OK) cleanup_run(L, -1, grace, hard_end, report_cleanup, oc);
     lua_pop(L, 1);
     internal_push_undos(L);
-    cleanup_run(L, -1, deadline, report_cleanup, oc);
+    cleanup_run(L, -1, grace, hard_end, report_cleanup, oc);
     lua_pop(L, 1);
     internal_remove_temps(L);
 }
@@ -472,6 +511,7 @@ int worker_run(const worker_opts *o)
 {
     W.fd = o->event_fd;
     W.t0 = clock_mono();
+    limit_address_space(o->mem_limit);
     install_signals();
     catch_termination();
     outcome oc = {"PASS", {NULL, 0, 0}};
@@ -531,7 +571,10 @@ int worker_run(const worker_opts *o)
         sched_push_outcome(L, lua_gettop(L));
         if (!sched_task_ok(t)) {
             const char *kill = sandbox_kill_reason(L);
-            set_outcome(&oc, "ERROR", "requires() failed: %s", kill ? kill : sched_error_text(t));
+            const char *text = sched_error_text(t);
+            if (!kill) emit_log("error", text ? text : "?");
+            set_outcome(&oc, "ERROR", "requires() failed: %.*s", (int)strcspn(kill ? kill : text ? text : "?", "\n"),
+                        kill ? kill : text ? text : "?");
             lua_pop(L, 2);
             goto cleanup;
         }
@@ -594,22 +637,15 @@ int worker_run(const worker_opts *o)
          * in the log; the error decides the status. */
     }
     free(step);
-    if (strcmp(oc.status, "ERROR") != 0) {
-        /* Any failed expectation makes the check FAIL, and its message is the
-         * first one: that is what broke. */
-        lua_getfield(L, control, "failures");
-        lua_call(L, 0, 2);
-        lua_Integer fails = lua_tointeger(L, -2);
-        if (fails > 0) {
-            const char *first = lua_tostring(L, -1);
-            if (fails > 1) set_outcome(&oc, "FAIL", "%s (and %lld more)", first ? first : "?", (long long)fails - 1);
-            else set_outcome(&oc, "FAIL", "%s", first ? first : "?");
-        }
-        lua_pop(L, 2);
-    }
 
 cleanup:
-    if (ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    if (ref != LUA_NOREF) {
+        /* the run itself, stopped by a timeout, is not a leftover */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+        sched_cancel((task *)lua_touserdata(L, -1));
+        lua_pop(L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    }
     {
         int leftover = sched_cancel_all();
         if (leftover > 0) {
@@ -622,6 +658,19 @@ cleanup:
     /* Cleanup runs after an interrupt too; a second signal cuts it short. */
     sched_clear_interrupt();
     run_cleanup(L, control, &oc, o->grace, hard_end);
+    if (strcmp(oc.status, "ERROR") != 0) {
+        /* Any failed expectation, in the run or in its cleanup, makes the
+         * check FAIL, and its message is the first one: that is what broke. */
+        lua_getfield(L, control, "failures");
+        lua_call(L, 0, 2);
+        lua_Integer fails = lua_tointeger(L, -2);
+        if (fails > 0) {
+            const char *first = lua_tostring(L, -1);
+            if (fails > 1) set_outcome(&oc, "FAIL", "%s (and %lld more)", first ? first : "?", (long long)fails - 1);
+            else set_outcome(&oc, "FAIL", "%s", first ? first : "?");
+        }
+        lua_pop(L, 2);
+    }
 
 done:
     {

@@ -8,7 +8,7 @@ local emit, where, elapsed_ms, encode = host.emit, host.where, host.elapsed_ms, 
 local format, tostring, type, select, error, pcall = string.format, tostring, type, select, error, pcall
 local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
 local match, floor = string.match, math.floor
-local setmetatable, pairs, ipairs, math_type = setmetatable, pairs, ipairs, math.type
+local setmetatable, pairs, ipairs, math_type, rawequal = setmetatable, pairs, ipairs, math.type, rawequal
 
 -- Raised by t:assert and t:skip to end the run; recognised by identity, so
 -- a check cannot fake them.
@@ -80,6 +80,7 @@ end
 function M.new(info)
   local t = { id = info.id, title = info.title, timeout = info.timeout }
   local failures, skipped, first_failure = 0, nil, nil
+  local error_step -- the innermost step a script error went through
   local defers = {}
   local step_stack = {}
 
@@ -123,9 +124,12 @@ function M.new(info)
     step_stack[#step_stack] = nil
     local status
     if r[1] then status = failures > before and "FAIL" or "PASS"
-    elseif r[2] == ENDED then status = "FAIL"
-    elseif r[2] == SKIPPED then status = "N/A"
-    else status = "ERROR" end
+    elseif rawequal(r[2], ENDED) then status = "FAIL"
+    elseif rawequal(r[2], SKIPPED) then status = "N/A"
+    else
+      status = "ERROR"
+      error_step = error_step or name
+    end
     emit("step-", name, status, elapsed_ms() - started)
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
@@ -165,7 +169,8 @@ function M.new(info)
   local control = {}
   function control.failures() return failures, first_failure end
   function control.skipped() return skipped end
-  function control.current_step() return step_stack[#step_stack] end
+  -- The step running now; after the run, the step a script error left.
+  function control.current_step() return step_stack[#step_stack] or error_step end
   -- Defers newest first, each labelled with where it was registered.
   function control.defers()
     local list = {}
@@ -173,10 +178,11 @@ function M.new(info)
     defers = {}
     return list
   end
-  -- "assert", "skip" or nil for an error value that ended the run.
+  -- "assert", "skip" or nil for an error value that ended the run; by
+  -- identity, so no __eq of a script's error object can pass for them.
   function control.classify(err)
-    if err == ENDED then return "assert" end
-    if err == SKIPPED then return "skip" end
+    if rawequal(err, ENDED) then return "assert" end
+    if rawequal(err, SKIPPED) then return "skip" end
     return nil
   end
   return t, control

@@ -1,5 +1,8 @@
 -- Pretty printer for values printed by `halo eval`, `halo exec` and the
--- REPL: tables nested and sorted, cycles marked, json.null as null.
+-- REPL: tables nested and sorted, cycles marked, json.null as null,
+-- secrets as *** (redacted before quoting, which would disguise them).
+local internal = ...
+local redact = internal and internal.redact or function(s) return s end
 local json = require "json"
 local format, rep, concat, sort, tostring, type, pairs = string.format, string.rep, table.concat, table.sort, tostring, type, pairs
 local math_type = math.type
@@ -23,7 +26,7 @@ end
 local function scalar(v)
   if v == json.null then return "null" end
   local t = type(v)
-  if t == "string" then return format("%q", v):gsub("\\\n", "\\n") end
+  if t == "string" then return (format("%q", redact(v)):gsub("\\\n", "\\n")) end
   if t == "number" and math_type(v) == "float" and v == v and v ~= math.huge and v ~= -math.huge then
     return format("%.17g", v):find("[%.eEn]") and format("%.17g", v) or format("%.1f", v)
   end
@@ -76,7 +79,7 @@ end
 
 -- pretty(value [, top]) -> text; top-level strings print as themselves.
 return function(v, top)
-  if top and type(v) == "string" then return v end
+  if top and type(v) == "string" then return redact(v) end
   local out = {}
   render(v, 0, {}, out)
   return concat(out)
