@@ -12,8 +12,10 @@ packages=(
   # build
   build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev
-  # tests: real servers on 127.0.0.1, and a leak checker
-  python3 procps nginx valgrind
+  # tests: real servers on 127.0.0.1 (nginx, a throwaway PostgreSQL 15
+  # cluster; Docker comes from tools/docker-up.sh), a leak checker, openssl
+  # for test certificates
+  python3 procps nginx valgrind postgresql-15 openssl
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lua5.4 hyperfine wrk hey apache2-utils curl)
