@@ -279,6 +279,7 @@ static int find_module(lua_State *L, const char *name)
     }
     lua_pop(L, 1);
     free(rel);
+    if (n == 0) sb_adds(&tried, "; and there is no lib directory to look in (scripts/lib, --lib DIR)");
     lua_pushstring(L, tried.buf);
     sb_free(&tried);
     return 0;
