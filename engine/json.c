@@ -6,6 +6,7 @@
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
+#include <string.h>
 
 /* json.decode(text) -> value | nil, err */
 static int json_decode(lua_State *L)
@@ -21,10 +22,24 @@ static int json_decode(lua_State *L)
     return 1;
 }
 
+/* cjson writes every number with 14 significant digits, so an int8 from
+ * the database (an id, a byte count) would come out rounded. Such integers
+ * travel through cjson as marked strings and are put back as digits. */
+#define BIG_INT_MARK "\x01halo-int:"
+#define BIG_INT_QUOTED "\"\\u0001halo-int:"
+
+static int is_big_integer(lua_State *L, int idx)
+{
+    if (!lua_isinteger(L, idx)) return 0;
+    lua_Integer v = lua_tointeger(L, idx);
+    return v >= 100000000000000LL || v <= -100000000000000LL;
+}
+
 /* A lower bound of the encoded size of the value at idx, stopping once it
- * passes limit. cjson builds its text with malloc, outside the sandbox's
- * cap, so a document that cannot fit is refused before it is built. */
-static size_t encoded_size(lua_State *L, int idx, size_t limit, int depth)
+ * passes limit; *big says whether it holds integers cjson would round.
+ * cjson builds its text with malloc, outside the sandbox's cap, so a
+ * document that cannot fit is refused before it is built. */
+static size_t encoded_size(lua_State *L, int idx, size_t limit, int depth, int *big)
 {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -32,6 +47,9 @@ static size_t encoded_size(lua_State *L, int idx, size_t limit, int depth)
         lua_tolstring(L, idx, &len);
         return len + 2;
     }
+    case LUA_TNUMBER:
+        if (is_big_integer(L, idx)) *big = 1;
+        return 4;
     case LUA_TTABLE: {
         if (depth > 1000) return 0; /* cjson refuses this depth itself */
         luaL_checkstack(L, 3, "json.encode: nesting too deep");
@@ -39,7 +57,7 @@ static size_t encoded_size(lua_State *L, int idx, size_t limit, int depth)
         idx = lua_absindex(L, idx);
         lua_pushnil(L);
         while (lua_next(L, idx)) {
-            total += encoded_size(L, -2, limit, depth + 1) + encoded_size(L, -1, limit, depth + 1) + 2;
+            total += encoded_size(L, -2, limit, depth + 1, big) + encoded_size(L, -1, limit, depth + 1, big) + 2;
             lua_pop(L, 1);
             if (total > limit) {
                 lua_pop(L, 1);
@@ -53,6 +71,32 @@ static size_t encoded_size(lua_State *L, int idx, size_t limit, int depth)
     }
 }
 
+/* [-0, +1] a copy of the value with big integers as marked strings */
+static void push_marked(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    if (is_big_integer(L, idx)) {
+        lua_pushfstring(L, BIG_INT_MARK "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE || depth > 1000) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    luaL_checkstack(L, 4, "json.encode: nesting too deep");
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        /* a big integer key becomes its digits as a string key, which is
+         * what JSON object keys are */
+        if (is_big_integer(L, -2)) lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -2));
+        else lua_pushvalue(L, -2);
+        push_marked(L, -2, depth + 1);
+        lua_rawset(L, -5);
+        lua_pop(L, 1);
+    }
+}
+
 /* json.encode(value) -> text; raises for what JSON cannot hold */
 static int json_encode(lua_State *L)
 {
@@ -60,13 +104,36 @@ static int json_encode(lua_State *L)
     lua_settop(L, 1);
     size_t limit = sandbox_mem_limit(L), used = sandbox_mem_used(L);
     size_t room = limit > used ? limit - used : 0;
-    size_t need = encoded_size(L, 1, room, 0);
+    int big = 0;
+    size_t need = encoded_size(L, 1, room, 0, &big);
     if (need > room)
         return luaL_error(L, "json.encode: the document would take more than the %d MiB of memory left",
                           (int)(room >> 20));
     lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
+    if (big) push_marked(L, 1, 0);
+    else lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
+    if (!big) return 1;
+    /* "\u0001halo-int:123" -> 123 */
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    const char *p = text, *end = text + len;
+    size_t qlen = strlen(BIG_INT_QUOTED);
+    while (p < end) {
+        const char *hit = strstr(p, BIG_INT_QUOTED);
+        if (!hit) {
+            luaL_addlstring(&b, p, (size_t)(end - p));
+            break;
+        }
+        luaL_addlstring(&b, p, (size_t)(hit - p));
+        const char *digits = hit + qlen, *q = digits;
+        while (q < end && *q != '"') q++;
+        luaL_addlstring(&b, digits, (size_t)(q - digits));
+        p = q < end ? q + 1 : end;
+    }
+    luaL_pushresult(&b);
     return 1;
 }
 

@@ -226,14 +226,17 @@ static char *resolve(const char *prog)
     return NULL;
 }
 
-static const char *base_name(const char *p)
+/* An allow-list entry without a slash allows that program name as found on
+ * PATH (argv[0] given without a slash); one with a slash allows exactly
+ * that file. full is NULL when the program was not found: the list is
+ * still gathered for the message. */
+static int entry_allows(const char *entry, const char *prog, const char *full)
 {
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
+    if (!full) return 0;
+    if (strchr(entry, '/')) return strcmp(entry, full) == 0;
+    return !strchr(prog, '/') && strcmp(entry, prog) == 0;
 }
 
-/* An allow-list entry without a slash allows that program name from any
- * directory on PATH; one with a slash allows exactly that file. */
 static int allowed(lua_State *L, const char *prog, const char *full, strbuf *names)
 {
     int ok = 0;
@@ -246,16 +249,14 @@ static int allowed(lua_State *L, const char *prog, const char *full, strbuf *nam
             const char *entry = lua_tostring(L, -1);
             if (entry) {
                 sb_printf(names, "%s%s", names->len ? ", " : "", entry);
-                if (strchr(entry, '/') ? strcmp(entry, full) == 0
-                                       : strcmp(entry, base_name(full)) == 0 && strcmp(entry, base_name(prog)) == 0)
-                    ok = 1;
+                if (entry_allows(entry, prog, full)) ok = 1;
             }
             lua_pop(L, 1);
         }
     } else {
         for (int i = 0; default_allowed[i]; i++) {
             sb_printf(names, "%s%s", names->len ? ", " : "", default_allowed[i]);
-            if (strcmp(default_allowed[i], base_name(full)) == 0) ok = 1;
+            if (entry_allows(default_allowed[i], prog, full)) ok = 1;
         }
     }
     lua_settop(L, lua_gettop(L) - (has_list ? 2 : 1));
@@ -295,7 +296,8 @@ static int proc_run_l(lua_State *L)
     char *full = resolve(prog);
     strbuf names;
     sb_init(&names);
-    if (!full || !allowed(L, prog, full, &names)) {
+    int ok = allowed(L, prog, full, &names);
+    if (!full || !ok) {
         lua_pushfstring(L, full ? "proc.run: '%s' is not on the stack file's allow_exec list (allowed: %s)"
                                 : "proc.run: '%s' was not found on PATH, or is not allowed (allowed: %s)",
                         prog, names.buf ? names.buf : "nothing");

@@ -8,6 +8,7 @@
 #include "sandbox.h"
 #include "sched.h"
 #include "util.h"
+#include "worker.h"
 
 #include <lauxlib.h>
 #include <libpq-fe.h>
@@ -106,7 +107,10 @@ static void op_ready(int fd, int revents, void *ud)
     (void)fd;
     (void)revents;
     sql_op *op = ud;
-    op_unwatch(op);
+    /* only the socket: a connect timeout keeps running across the steps of
+     * the handshake, or a server that accepts and never answers would hang */
+    if (op->watching) loop_unwatch(op->fd);
+    op->watching = 0;
     sched_wake(op->waiter);
 }
 
@@ -153,6 +157,23 @@ static void op_cancel(void *ud)
     conn_close(c, "a query on it was cancelled, so it was closed");
 }
 
+/* Server notices (RAISE NOTICE, warnings) go to the check's log, redacted,
+ * instead of libpq's default: straight to stderr. */
+static void on_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *msg = PQresultErrorMessage(res);
+    char *text = xstrdup(msg ? msg : "");
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = '\0';
+    char at[32];
+    snprintf(at, sizeof at, "%.1f", (clock_mono() - host_origin()) * 1000.0);
+    const char *fields[] = {"info", at, text};
+    if (host_in_worker()) host_event("log", 3, fields);
+    else halo_warn("postgres: %s", text);
+    free(text);
+}
+
 static int op_wait(lua_State *L, sql_op *op, int events, double timeout, lua_KFunction k)
 {
     op->fd = PQsocket(op->c->pg);
@@ -180,6 +201,7 @@ static int connect_step(lua_State *L, sql_op *op)
         case PGRES_POLLING_OK:
             op_unwatch(op);
             PQsetnonblocking(c->pg, 1);
+            PQsetNoticeReceiver(c->pg, on_notice, NULL);
             lua_settop(L, 4);
             return 1;
         case PGRES_POLLING_FAILED: {

@@ -59,6 +59,8 @@ void host_event(const char *kind, int nfields, const char *const *fields)
     if (W.fd >= 0) worker_emit(W.fd, kind, nfields, fields);
 }
 
+int host_in_worker(void) { return W.fd >= 0; }
+
 double host_origin(void)
 {
     if (W.t0 == 0) W.t0 = clock_mono();

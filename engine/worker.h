@@ -26,6 +26,8 @@ int worker_undo(const worker_opts *o);
 /* For modules: stream one event to the runner; a no-op outside a worker
  * (eval, exec). Fields are redacted and escaped here. */
 void host_event(const char *kind, int nfields, const char *const *fields);
+/* Whether this process is a worker streaming to a runner. */
+int host_in_worker(void);
 /* Monotonic time the check started (outside a worker: first call). */
 double host_origin(void);
 
