@@ -1,0 +1,224 @@
+-- A Pulp Engine client for the checks: one object per endpoint (the load
+-- balancer or one replica), with the calls the HA checks make, each
+-- returning what the API said — or nil and an error that names the
+-- endpoint, the call and the status, ready for a check's message.
+-- The API contract is docs/target-contract.md.
+local http = require "http"
+
+local format, type, tostring, pairs, setmetatable, error = string.format, type, tostring, pairs, setmetatable, error
+
+local M = {}
+
+local Endpoint = {}
+Endpoint.__index = Endpoint
+
+-- An endpoint: base URL, name for messages, and credentials (an API key
+-- or an editor token) sent with every call.
+local function endpoint(name, url, auth)
+  if type(url) ~= "string" then error(format("pulp: no URL for %s in the stack file", name), 3) end
+  local self = setmetatable({ name = name, url = url, auth = auth or {} }, Endpoint)
+  self.client = http.client{ base = url, timeout = 15 }
+  return self
+end
+
+-- pulp.lb(stack [, auth]) / pulp.replica(stack, "api1" [, auth])
+-- auth: { key = api_key } or { token = editor_token, bearer = bool }; by
+-- default the stack's admin key.
+function M.lb(stack, auth)
+  return endpoint("the LB", stack.lb, auth or { key = stack.keys and stack.keys.admin })
+end
+
+function M.replica(stack, name, auth)
+  local r = stack.replicas and stack.replicas[name]
+  if not r then error(format("pulp: the stack file has no replica '%s'", tostring(name)), 2) end
+  return endpoint(name, r.url, auth or { key = stack.keys and stack.keys.admin })
+end
+
+-- The same endpoint with other credentials.
+function Endpoint:with(auth)
+  return endpoint(self.name, self.url, auth)
+end
+
+function Endpoint:headers(extra)
+  local h = {}
+  if self.auth.key then h["x-api-key"] = self.auth.key end
+  if self.auth.token then
+    if self.auth.bearer then h["authorization"] = "Bearer " .. self.auth.token
+    else h["x-editor-token"] = self.auth.token end
+  end
+  if self.auth.tenant then h["x-tenant-id"] = self.auth.tenant end
+  for k, v in pairs(extra or {}) do h[k] = v end
+  return h
+end
+
+-- call(method, path, opts) -> res | nil, err (a network failure). Any
+-- status is returned: the checks decide what a status means.
+function Endpoint:call(method, path, opts)
+  opts = opts or {}
+  local req = { method = method, url = path, headers = self:headers(opts.headers) }
+  for k, v in pairs(opts) do if k ~= "headers" then req[k] = v end end
+  local res, err = self.client:request(req)
+  if not res then
+    return nil, format("%s %s on %s: %s", method, path, self.name, err.message or tostring(err))
+  end
+  return res
+end
+
+-- expect(res, err, want, what) -> res | nil, message: the status must be
+-- one of want (a number or a set).
+local function expect_status(self, what, res, err, want)
+  if not res then return nil, err end
+  local ok = type(want) == "table" and want[res.status] or res.status == want
+  if ok then return res end
+  local body = res.body or ""
+  if #body > 200 then body = body:sub(1, 200) .. "…" end
+  return nil, format("%s on %s: HTTP %d %s", what, self.name, res.status, body)
+end
+
+local function json_of(self, what, res, err, want)
+  local r, e = expect_status(self, what, res, err, want)
+  if not r then return nil, e end
+  local doc, jerr = r:json()
+  if doc == nil then return nil, format("%s on %s: the answer is not JSON (%s)", what, self.name, tostring(jerr)) end
+  return doc, r
+end
+
+---------------------------------------------------------------- health
+
+function Endpoint:health()
+  return json_of(self, "GET /health", self:call("GET", "/health"), nil, 200)
+end
+
+function Endpoint:ready()
+  local res, err = self:call("GET", "/health/ready", { timeout = 5 })
+  return res and res.status == 200, res and res.status or err
+end
+
+---------------------------------------------------------------- assets
+
+-- upload_asset(filename, bytes, content_type) -> { id, filename, size } | nil, err
+function Endpoint:upload_asset(filename, bytes, content_type)
+  local res, err = self:call("POST", "/assets", {
+    multipart = { { name = "file", filename = filename, content_type = content_type or "application/octet-stream",
+                    data = bytes } },
+    timeout = 60,
+  })
+  return json_of(self, "POST /assets", res, err, { [200] = true, [201] = true })
+end
+
+-- get_asset(filename) -> bytes | nil, err
+function Endpoint:get_asset(filename)
+  local res, err = self:call("GET", "/assets/" .. filename, { timeout = 60 })
+  local r, e = expect_status(self, "GET /assets/" .. filename, res, err, 200)
+  if not r then return nil, e end
+  return r.body, r
+end
+
+function Endpoint:delete_asset(filename)
+  return expect_status(self, "DELETE /assets/" .. filename, self:call("DELETE", "/assets/" .. filename), nil,
+                       { [200] = true, [204] = true, [404] = true })
+end
+
+---------------------------------------------------------------- templates
+
+function Endpoint:put_template(key, definition)
+  return json_of(self, "PUT /templates/" .. key, self:call("PUT", "/templates/" .. key, { json = definition }), nil,
+                 { [200] = true, [201] = true })
+end
+
+function Endpoint:get_template(key)
+  return json_of(self, "GET /templates/" .. key, self:call("GET", "/templates/" .. key), nil, 200)
+end
+
+function Endpoint:list_templates()
+  return json_of(self, "GET /templates", self:call("GET", "/templates"), nil, 200)
+end
+
+function Endpoint:delete_template(key)
+  return expect_status(self, "DELETE /templates/" .. key, self:call("DELETE", "/templates/" .. key), nil,
+                       { [200] = true, [204] = true, [404] = true })
+end
+
+-- render{ template = key, data = {...} } -> pdf bytes, res | nil, err
+function Endpoint:render(req)
+  local res, err = self:call("POST", "/render", { json = req, timeout = 60 })
+  local r, e = expect_status(self, "POST /render", res, err, 200)
+  if not r then return nil, e end
+  return r.body, r
+end
+
+---------------------------------------------------------------- auth
+
+-- mint_editor_token{ actor = name } -> token, tenantId | nil, err
+function Endpoint:mint_editor_token(req)
+  local doc, r = json_of(self, "POST /auth/editor-token", self:call("POST", "/auth/editor-token", { json = req }), nil,
+                         { [200] = true, [201] = true })
+  if not doc then return nil, r end
+  if type(doc.token) ~= "string" then return nil, format("POST /auth/editor-token on %s: no token in %s", self.name, r.body) end
+  return doc.token, doc.tenantId
+end
+
+function Endpoint:audit(limit)
+  return json_of(self, "GET /audit", self:call("GET", "/audit", { query = { limit = limit or 50 } }), nil, 200)
+end
+
+---------------------------------------------------------------- schedules
+
+-- create_schedule{ template =, cron =, name = } -> id | nil, err
+function Endpoint:create_schedule(req)
+  local doc, r = json_of(self, "POST /schedules", self:call("POST", "/schedules", { json = req }), nil,
+                         { [200] = true, [201] = true })
+  if not doc then return nil, r end
+  return doc.id
+end
+
+function Endpoint:delete_schedule(id)
+  return expect_status(self, "DELETE /schedules/" .. tostring(id), self:call("DELETE", "/schedules/" .. tostring(id)),
+                       nil, { [200] = true, [204] = true, [404] = true })
+end
+
+-- executions(id) -> { { fireTime, replica }, ... } | nil, err
+function Endpoint:executions(id)
+  return json_of(self, "GET /schedules/" .. tostring(id) .. "/executions",
+                 self:call("GET", "/schedules/" .. tostring(id) .. "/executions"), nil, 200)
+end
+
+---------------------------------------------------------------- tenants
+
+function Endpoint:create_tenant(id)
+  return json_of(self, "POST /tenants", self:call("POST", "/tenants", { json = { id = id } }), nil,
+                 { [200] = true, [201] = true })
+end
+
+function Endpoint:archive_tenant(id)
+  return expect_status(self, "POST /tenants/" .. id .. "/archive", self:call("POST", "/tenants/" .. id .. "/archive"),
+                       nil, { [200] = true, [204] = true })
+end
+
+function Endpoint:delete_tenant(id)
+  return expect_status(self, "DELETE /tenants/" .. id, self:call("DELETE", "/tenants/" .. id), nil,
+                       { [200] = true, [204] = true, [404] = true })
+end
+
+---------------------------------------------------------------- helpers
+
+-- A name no other run uses: temporary fixtures never collide.
+function M.unique(prefix)
+  return format("%s-%d-%04d", prefix, math.floor(require("time").now() * 1000) % 100000000, math.random(0, 9999))
+end
+
+-- Token parts: "a.b.c.d" -> 4
+function M.parts(token)
+  local n = 1
+  for _ in token:gmatch("%.") do n = n + 1 end
+  return n
+end
+
+-- The token with one character of its signature changed.
+function M.tamper(token)
+  local last = token:sub(-1)
+  local swapped = last == "A" and "B" or "A"
+  return token:sub(1, -2) .. swapped
+end
+
+return M
