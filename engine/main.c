@@ -45,6 +45,8 @@ static const char *const RUN_HELP =
     "  --parallel N     run up to N checks at once (checks tagged 'exclusive' run alone)\n"
     "  --lib DIR        add DIR to where require looks for Lua modules (repeatable)\n"
     "  --operator NAME  operator named in the md report (default: $HALO_OPERATOR or $USER)\n"
+    "  --up             bring the stack up first: the stack file's harness.up command\n"
+    "  --down           take it down at the end, whatever happened: harness.down\n"
     "  -v, --verbose    show log lines as they happen, evidence in the text report\n"
     "\n"
     "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
@@ -141,7 +143,7 @@ typedef struct {
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
-    int parallel, verbose, help;
+    int parallel, verbose, help, up, down;
 } options;
 
 static int parse_options(const char *cmd, int argc, char **argv, options *o, int stop_at_first_positional)
@@ -166,6 +168,11 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         }
         if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             o->verbose = 1;
+            continue;
+        }
+        if (strcmp(a, "--up") == 0 || strcmp(a, "--down") == 0) {
+            if (a[2] == 'u') o->up = 1;
+            else o->down = 1;
             continue;
         }
         /* --name value or --name=value */
@@ -314,6 +321,8 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.mem_limit = o.mem;
     ro.parallel = o.parallel > 0 ? o.parallel : 1;
     ro.verbose = o.verbose;
+    ro.up = o.up;
+    ro.down = o.down;
     ro.operator_name = o.operator_name;
     int code = listing ? runner_list(&ro) : runner_run(&ro);
     options_free(&o);

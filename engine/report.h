@@ -77,6 +77,9 @@ typedef struct {
     char *operator_name;
     char *host_os;     /* "Linux 6.1.0 x86_64" */
     int interrupted;   /* SIGINT/SIGTERM ended the run early */
+    char **fact_keys;  /* what halo found out about the stack (versions) */
+    char **fact_values;
+    size_t nfacts, capfact_keys, capfact_values;
 } run_report;
 
 typedef struct {

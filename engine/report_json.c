@@ -272,6 +272,13 @@ void report_json(const run_report *r, FILE *out)
     sb_addc(&sb, ','); add_key(&sb, "operator"); add_string_or_null(&sb, r->operator_name);
     sb_addc(&sb, ','); add_key(&sb, "host_os"); add_string_or_null(&sb, r->host_os);
     sb_addc(&sb, ','); add_key(&sb, "interrupted"); sb_adds(&sb, r->interrupted ? "true" : "false");
+    sb_addc(&sb, ','); add_key(&sb, "facts"); sb_addc(&sb, '{');
+    for (size_t i = 0; i < r->nfacts; i++) {
+        if (i) sb_addc(&sb, ',');
+        add_key(&sb, r->fact_keys[i]);
+        sb_json_string(&sb, r->fact_values[i]);
+    }
+    sb_addc(&sb, '}');
     sb_adds(&sb, "}\n");
     fwrite(sb.buf, 1, sb.len, out);
     sb_free(&sb);

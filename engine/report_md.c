@@ -142,6 +142,12 @@ void report_md(const run_report *r, FILE *out)
     sb_adds(&sb, "Operator: ");
     add_flat(&sb, r->operator_name && *r->operator_name ? r->operator_name : "unknown");
     sb_adds(&sb, BR);
+    for (size_t i = 0; i < r->nfacts; i++) {
+        add_flat(&sb, r->fact_keys[i]);
+        sb_adds(&sb, ": ");
+        add_flat(&sb, r->fact_values[i]);
+        sb_adds(&sb, BR);
+    }
     sb_adds(&sb, "Host OS: ");
     add_flat(&sb, r->host_os && *r->host_os ? r->host_os : "unknown");
     sb_adds(&sb, BR);

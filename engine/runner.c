@@ -492,13 +492,79 @@ static int spawn_undo(child *dead)
         sb_free(&undo);
     }
     worker_opts wo = WORKER_OPTS;
-    wo.undo_script = script.buf;
-    child *ch = spawn_child(dead->check, worker_undo, &wo, undo_line, undo_exit);
+    wo.script = script.buf;
+    child *ch = spawn_child(dead->check, worker_script, &wo, undo_line, undo_exit);
     sb_free(&script);
     if (!ch) return -1;
     loop_watch(ch->fd, LOOP_READ, child_readable, ch);
     ch->kill_timer = loop_timer(60, worker_kill, ch);
     return 0;
+}
+
+/* ---- the stack's facts and the harness ------------------------------------ */
+
+static void fact_line(child *ch, char **f, int n)
+{
+    if (strcmp(f[0], "fact") == 0 && n >= 2 && REP) {
+        char *key = json_string_field(f[1], "key"), *value = json_string_field(f[1], "value");
+        if (key && value) {
+            grow_array((void **)&REP->fact_keys, &REP->capfact_keys, REP->nfacts + 1, sizeof *REP->fact_keys);
+            grow_array((void **)&REP->fact_values, &REP->capfact_values, REP->nfacts + 1, sizeof *REP->fact_values);
+            REP->fact_keys[REP->nfacts] = key;
+            REP->fact_values[REP->nfacts] = value;
+            REP->nfacts++;
+        } else {
+            free(key);
+            free(value);
+        }
+    } else if (strcmp(f[0], "done") == 0) {
+        ch->got_done = 1;
+    }
+}
+
+static void fact_exit(child *ch, int wstatus)
+{
+    (void)ch;
+    (void)wstatus;
+}
+
+/* Versions and images for the report, found before the checks disturb
+ * anything; bounded, and skipped quietly when the stack says nothing. */
+static void gather_facts(check_result *placeholder)
+{
+    worker_opts wo = WORKER_OPTS;
+    wo.script_name = "facts";
+    wo.timeout_override = 20;
+    child *ch = spawn_child(placeholder, worker_script, &wo, fact_line, fact_exit);
+    if (!ch) return;
+    loop_watch(ch->fd, LOOP_READ, child_readable, ch);
+    ch->kill_timer = loop_timer(25, worker_kill, ch);
+    while (R.nchildren > 0 && !R.signals) loop_step(-1);
+}
+
+/* The stack file's harness.up or .down, run in the stack file's directory
+ * with its output on stderr (the report keeps stdout). Returns its exit
+ * status, or -1 when it could not start or was killed. */
+static int run_harness(char **argv, const char *dir, const char *what)
+{
+    progress_note(what);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        if (chdir(dir) != 0) _exit(126);
+        execvp(argv[0], argv);
+        fprintf(stderr, "halo: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void worker_exit(child *ch, int wstatus)
@@ -824,6 +890,12 @@ static char *operator_name(const runner_opts *o)
 
 static void run_report_free(run_report *rep)
 {
+    for (size_t i = 0; i < rep->nfacts; i++) {
+        free(rep->fact_keys[i]);
+        free(rep->fact_values[i]);
+    }
+    free(rep->fact_keys);
+    free(rep->fact_values);
     for (size_t i = 0; i < rep->nchecks; i++) check_result_free(rep->checks[i]);
     free(rep->checks);
     free(rep->operator_name);
@@ -911,13 +983,21 @@ int runner_run(const runner_opts *o)
 {
     R.o = o;
     loop_init();
+    stack_harness harness;
+    memset(&harness, 0, sizeof harness);
     if (o->stack_file) {
         char *err = NULL;
-        if (stack_check(o->stack_file, &err) != 0) {
+        if (stack_check(o->stack_file, &err, &harness) != 0) {
             halo_warn("%s", err);
             free(err);
+            stack_harness_free(&harness);
             return 2;
         }
+    }
+    if ((o->up && !harness.up) || (o->down && !harness.down)) {
+        halo_warn("--%s needs harness = { up = {...}, down = {...} } in the stack file", o->up && !harness.up ? "up" : "down");
+        stack_harness_free(&harness);
+        return 2;
     }
     install_runner_signals();
     run_report rep;
@@ -931,6 +1011,7 @@ int runner_run(const runner_opts *o)
 
     if (discover(o, &rep) != 0 || select_checks(o, &rep) != 0) {
         run_report_free(&rep);
+        stack_harness_free(&harness);
         return 2;
     }
     progress_init(o->verbose);
@@ -938,6 +1019,24 @@ int runner_run(const runner_opts *o)
 
     REP = &rep;
     WORKER_OPTS = base_worker_opts(o);
+    int harness_failed = 0;
+    if (o->up) {
+        int rc = run_harness(harness.up, harness.dir, "halo: bringing the stack up (harness.up)");
+        if (rc != 0) {
+            halo_warn("harness.up failed (status %d): no check runs", rc);
+            harness_failed = 1;
+            for (size_t i = 0; i < rep.nchecks; i++) {
+                if (rep.checks[i]->status != ST_PENDING) continue;
+                rep.checks[i]->status = ST_ERROR;
+                set_message(rep.checks[i], xasprintf("not run: bringing the stack up failed (status %d)", rc));
+            }
+        }
+    }
+    if (o->stack_file && !harness_failed && !R.signals) {
+        check_result *placeholder = check_result_new(o->stack_file);
+        gather_facts(placeholder);
+        check_result_free(placeholder);
+    }
     next_pending = 0;
     start_next();
     if (progress_is_tty()) loop_timer(0.2, tick, NULL);
@@ -956,8 +1055,17 @@ int runner_run(const runner_opts *o)
             }
         }
     }
+    if (o->down) {
+        int rc = run_harness(harness.down, harness.dir, "halo: taking the stack down (harness.down)");
+        if (rc != 0) {
+            halo_warn("harness.down failed (status %d): the stack may still be running", rc);
+            harness_failed = 1;
+        }
+    }
+    stack_harness_free(&harness);
     rep.duration_ms = (clock_mono() - t0) * 1000.0;
     int code = report_exit_code(&rep);
+    if (harness_failed && code == 0) code = 3;
     if (write_report(o, &rep) != 0 && code == 0) code = 3;
     if (o->history && write_history(o->history, &rep) != 0 && code == 0) code = 3;
     if (R.interrupted) code = R.last_signal == SIGTERM ? 143 : 130;

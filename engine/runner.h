@@ -24,6 +24,7 @@ typedef struct {
     size_t mem_limit;
     int parallel;
     int verbose;
+    int up, down;                /* run the stack file's harness.up before, .down after */
     const char *operator_name;
 } runner_opts;
 

@@ -129,7 +129,54 @@ int stack_load(lua_State *L, const char *path, char **err)
     return 0;
 }
 
-int stack_check(const char *path, char **err)
+/* [-0, +0] argv list at field `key` of table `harness`, or NULL; raises
+ * nothing: a wrong shape is reported through *err. */
+static char **read_argv(lua_State *L, int harness, const char *key, const char *path, char **err)
+{
+    int t = lua_getfield(L, harness, key);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (t == LUA_TSTRING) {
+        /* a single program, no arguments */
+        char **argv = xcalloc(2, sizeof *argv);
+        argv[0] = xstrdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return argv;
+    }
+    lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    if (n == 0) {
+        *err = xasprintf("stack file %s: harness.%s must be a command: a list of strings", path, key);
+        lua_pop(L, 1);
+        return NULL;
+    }
+    char **argv = xcalloc((size_t)n + 1, sizeof *argv);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        argv[i - 1] = xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return argv;
+}
+
+static void free_argv(char **argv)
+{
+    for (size_t i = 0; argv && argv[i]; i++) free(argv[i]);
+    free(argv);
+}
+
+void stack_harness_free(stack_harness *h)
+{
+    free_argv(h->up);
+    free_argv(h->down);
+    free(h->dir);
+    h->up = h->down = NULL;
+    h->dir = NULL;
+}
+
+int stack_check(const char *path, char **err, stack_harness *h)
 {
     lua_State *L = sandbox_new(NULL);
     if (!L) {
@@ -138,6 +185,25 @@ int stack_check(const char *path, char **err)
     }
     sandbox_set_deadline(L, clock_mono() + 10, "evaluating it took longer than 10 s");
     int rc = stack_load(L, path, err);
+    if (rc == 0 && h) {
+        memset(h, 0, sizeof *h);
+        char *copy = xstrdup(path);
+        char *slash = strrchr(copy, '/');
+        if (slash) {
+            *slash = '\0';
+            h->dir = copy;
+        } else {
+            free(copy);
+            h->dir = xstrdup(".");
+        }
+        if (lua_getfield(L, -1, "harness") == LUA_TTABLE) {
+            int harness = lua_gettop(L);
+            h->up = read_argv(L, harness, "up", path, err);
+            if (!*err) h->down = read_argv(L, harness, "down", path, err);
+            if (*err) rc = -1;
+        }
+        lua_pop(L, 1);
+    }
     sandbox_close(L);
     return rc;
 }

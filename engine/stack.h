@@ -13,7 +13,15 @@
  * redacted, naming file and line). path NULL pushes an empty table. */
 int stack_load(lua_State *L, const char *path, char **err);
 
-/* Load in a scratch state, only to validate it and register its secrets. */
-int stack_check(const char *path, char **err);
+/* What the runner itself needs from a stack file. */
+typedef struct {
+    char **up, **down; /* harness commands (argv, NULL-terminated), or NULL */
+    char *dir;         /* the stack file's directory: where they run */
+} stack_harness;
+
+/* Load in a scratch state, only to validate it, register its secrets and
+ * (when h is not NULL) read its harness commands. */
+int stack_check(const char *path, char **err, stack_harness *h);
+void stack_harness_free(stack_harness *h);
 
 #endif

@@ -380,7 +380,10 @@ int worker_probe(const worker_opts *o)
     return 0;
 }
 
-int worker_undo(const worker_opts *o)
+/* A host script in a child of the runner: the undo of a dead worker's
+ * faults (o->script, Lua text) or the stack's facts (o->script_name, an
+ * embedded source). It gets the stack and the internal table. */
+int worker_script(const worker_opts *o)
 {
     W.fd = o->event_fd;
     W.t0 = clock_mono();
@@ -388,19 +391,23 @@ int worker_undo(const worker_opts *o)
     lua_State *L = new_sandbox(o);
     char *err = NULL;
     const char *status = "ERROR";
+    int rc;
     if (!L) {
         emit_log("error", "out of memory");
     } else if (stack_load(L, o->stack_file, &err) != 0) {
         emit_log("error", err);
-    } else if (luaL_loadbufferx(L, o->undo_script, strlen(o->undo_script), "=runner undo", "t") != LUA_OK) {
+    } else if ((rc = o->script_name ? sandbox_load_embedded(L, o->script_name)
+                                    : luaL_loadbufferx(L, o->script, strlen(o->script), "=runner script", "t")) !=
+               LUA_OK) {
         emit_log("error", lua_tostring(L, -1));
     } else {
-        double deadline = clock_mono() + 50;
-        sandbox_set_deadline(L, deadline, "undoing the faults took longer than 50 s");
-        task *t = sched_spawn(L, 0);
+        double deadline = clock_mono() + (o->timeout_override > 0 ? o->timeout_override : 50);
+        sandbox_set_deadline(L, deadline, "the host script took too long");
+        internal_push(L);
+        task *t = sched_spawn(L, 1);
         sched_observe(t);
         if (sched_run(t, deadline) == SCHED_DONE && sched_task_ok(t)) status = "PASS";
-        else emit_log("error", sched_error_text(t) ? sched_error_text(t) : "the undo did not finish");
+        else emit_log("error", sched_error_text(t) ? sched_error_text(t) : "the script did not finish");
         sched_cancel_all();
     }
     const char *f[] = {status, ""};

@@ -14,14 +14,16 @@ typedef struct {
     double timeout_override;        /* > 0: replaces the check's timeout */
     double grace;                   /* seconds for defers after the run */
     int event_fd;
-    const char *undo_script;        /* worker_undo: Lua that undoes faults */
+    const char *script;             /* worker_script: Lua text to run, or */
+    const char *script_name;        /* an embedded source (e.g. "facts") */
 } worker_opts;
 
 /* Both return the child's exit status. */
 int worker_run(const worker_opts *o);
 int worker_probe(const worker_opts *o);
-/* Runs o->undo_script (with the stack) for a worker that died. */
-int worker_undo(const worker_opts *o);
+/* Runs o->script or the embedded o->script_name with the stack: the
+ * runner's undo of a dead worker's faults, the stack's facts. */
+int worker_script(const worker_opts *o);
 
 /* For modules: stream one event to the runner; a no-op outside a worker
  * (eval, exec). Fields are redacted and escaped here. */
