@@ -16,6 +16,7 @@ packages=(
   # cluster; Docker comes from tools/docker-up.sh), a leak checker, openssl
   # for test certificates
   python3 procps nginx valgrind postgresql-15 openssl
+  python3-psycopg2 curl  # tests/stack: the stand-in API's PostgreSQL driver; healthchecks
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lua5.4 hyperfine wrk hey apache2-utils curl)

@@ -1,0 +1,103 @@
+-- The stack file for halo's reference HA stack in multi-tenant mode: the
+-- same as stack.lua (keep the two in step; a stack file cannot include
+-- another), with multi_tenant = true and a harness that brings the stack up
+-- with MULTI_TENANT_ENABLED=true.
+--
+--   MULTI_TENANT_ENABLED=true tests/stack/up && build/halo run --stack tests/stack/stack-multi.lua
+--   build/halo run --stack tests/stack/stack-multi.lua --up --down
+--
+-- Every value can be overridden from the environment with the same
+-- variables tests/stack/up reads (README.md): run halo with the settings the
+-- stack was brought up with. The keys' defaults are the test stack's own
+-- test keys; they are secrets all the same, so no report shows them.
+
+local function port(name, default)
+  local p = tonumber(env(name, tostring(default)))
+  if not p then error(name .. " must be a port number", 0) end
+  return math.tointeger(p)
+end
+
+-- This file's directory, for the absolute path of the compose file (halo
+-- runs compose from its own working directory). halo names the file it
+-- loaded in error positions: absolute, or relative to halo's working
+-- directory (then the compose path is relative to it too, which is where
+-- compose runs). HALO_STACK_DIR overrides the guess.
+local function here()
+  local _, where = pcall(error, "", 3)
+  local dir = tostring(where):match("^(.*)/[^/]*:%d+: $")
+  if dir == nil and tostring(where):match("^[^/]*:%d+: $") then dir = "." end
+  if dir == nil or dir == "stack" then     -- "stack": a long path halo shortened to parent/file
+    error("cannot tell where this stack file is: set HALO_STACK_DIR to its directory (tests/stack)", 0)
+  end
+  return dir
+end
+local dir = env("HALO_STACK_DIR") or here()
+
+local lb_fail_timeout = 5                 -- nginx max_fails=1 fail_timeout=5s (nginx/nginx.conf.template)
+local lb_settle = lb_fail_timeout + 1
+
+local lb_port, api1_port, api2_port, db_port =
+  port("LB_PORT", 3000), port("API1_PORT", 3001), port("API2_PORT", 3002), port("DB_PORT", 55432)
+
+return {
+  name = "halo reference stack (tests/stack), multi-tenant",
+
+  -- where clients go: the nginx load balancer
+  lb = "http://127.0.0.1:" .. lb_port,
+  -- its passive failover (nginx max_fails=1 fail_timeout=5s): a replica that
+  -- failed a request is left out for this many seconds, even once healthy
+  -- again. After restarting a replica, wait until the LB serves from it
+  -- (X-Served-By) before disturbing the other one.
+  lb_fail_timeout = lb_fail_timeout,
+
+  -- each replica directly, and its compose service (for docker.container{ service = ... })
+  replicas = {
+    api1 = { url = "http://127.0.0.1:" .. api1_port, service = "api1", container = "api1" },
+    api2 = { url = "http://127.0.0.1:" .. api2_port, service = "api2", container = "api2" },
+  },
+
+  -- PostgreSQL (trust authentication on 127.0.0.1: no password in the URL)
+  database = env("DATABASE_URL", "postgres://pulp@127.0.0.1:" .. db_port .. "/pulp"),
+
+  keys = {
+    admin = secret("API_KEY_ADMIN", "halo-test-admin-key"),
+    editor = secret("API_KEY_EDITOR", "halo-test-editor-key"),
+    secret = secret("EDITOR_TOKEN_SECRET", "halo-test-editor-token-secret"),   -- EDITOR_TOKEN_SECRET
+  },
+
+  multi_tenant = true,        -- the stack must run with MULTI_TENANT_ENABLED=true
+  tenant_cache_ttl_ms = tonumber(env("TENANT_STATUS_CACHE_TTL_MS", "1500")),
+  token_ttl_minutes = tonumber(env("EDITOR_TOKEN_TTL_MINUTES", "480")),
+
+  compose = {
+    project = env("COMPOSE_PROJECT_NAME", "halo"),
+    files = { dir .. "/docker-compose.yml" },
+  },
+
+  -- check 2: a schedule with a seconds field, observed for this many ticks
+  schedule = { cron = "*/2 * * * * *", ticks = 3, interval = 2 },
+
+  -- check 4: how long the LB is watched with a replica down, and how long
+  -- to let it re-admit a restarted replica before the next one is killed
+  -- (more than lb_fail_timeout)
+  failover = { window = 5, settle = lb_settle, budget = 0 },
+
+  -- check 6: how keys are rotated here. Each service is recreated in turn
+  -- with compose (an override file setting `variable` to the new key and
+  -- `variable .. "_PREVIOUS"` to the old one); a plain `up` of the service
+  -- restores it. `settle`: wait this long (or until the LB serves from the
+  -- recreated replica) before recreating the next one.
+  rotation = {
+    variable = "API_KEY_ADMIN",          -- API_KEY_EDITOR works the same way
+    services = { "api1", "api2" },
+    settle = lb_settle,
+    -- a test stack: the previous key may be dropped at once, no need to wait
+    -- EDITOR_TOKEN_TTL_MINUTES before the post-rollover cleanup step
+    cleanup = true,
+  },
+
+  -- halo run --up / --down (run in this directory)
+  harness = { up = { "env", "MULTI_TENANT_ENABLED=true", "./up" }, down = { "./down" } },
+
+  allow_exec = { "docker", "docker-compose" },
+}
