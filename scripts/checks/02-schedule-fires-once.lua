@@ -53,7 +53,6 @@ return {
     t:assert(ok, "only %d executions after %.0f s: the schedule did not fire %d times", #(executions or {}), took, ticks)
     time.sleep(math.min(interval, 5))
     executions = assert(lb:executions(id))
-    assert(lb:delete_schedule(id)) -- no more ticks while the results are read
 
     local count, times = {}, {}
     for _, e in ipairs(executions) do
@@ -95,7 +94,8 @@ return {
         t:expect(r.n == 1, "schedule_executions holds fire time %s %d times (by %s)", r.fire_time, r.n, r.replicas)
       end
       t:evidence("schedule_executions", shown)
-      t:expect(#rows == #times, "the API shows %d fire times, schedule_executions %d", #times, #rows)
+      t:expect(#rows >= #times, "the API shows %d fire times, schedule_executions %d", #times, #rows)
     end
+    -- the defer deletes the schedule, and with it its executions
   end,
 }

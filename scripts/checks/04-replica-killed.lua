@@ -30,7 +30,7 @@ return {
       local ok, took = t:step("wait until " .. name .. " is healthy", function() return c:wait{ state = "healthy", timeout = 90 } end)
       t:assert(ok, "%s did not become healthy again: %s", name, tostring(took))
       recovered[name] = string.format("%.1f s", took)
-      time.sleep(cfg.settle or 2)
+      time.sleep(cfg.settle or 6) -- the LB keeps a failed replica out for its fail_timeout
     end
     local seen = flow:stop()
 

@@ -59,6 +59,9 @@ return {
         return restart(name, { [var] = new, [var .. "_PREVIOUS"] = old })
       end)
       restarted[name] = string.format("healthy after %.1f s", took)
+      -- the LB keeps a restarted replica out for its fail_timeout; cutting the
+      -- next one over before that would leave no live upstream
+      time.sleep((stack.rotation or {}).settle or 6)
     end
     time.sleep(2)
     local seen = flow:stop()

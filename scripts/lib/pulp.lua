@@ -207,6 +207,16 @@ function M.unique(prefix)
   return format("%s-%d-%04d", prefix, math.floor(require("time").now() * 1000) % 100000000, math.random(0, 9999))
 end
 
+-- A template definition with a line of text; and one referencing an asset
+-- (the render embeds every member named `asset`: docs/target-contract.md).
+function M.plain_template(text)
+  return { definition = { text = "halo " .. text } }
+end
+
+function M.asset_template(filename)
+  return { definition = { text = "{{title}}", blocks = { { asset = filename } } } }
+end
+
 -- Token parts: "a.b.c.d" -> 4
 function M.parts(token)
   local n = 1
