@@ -1,14 +1,10 @@
 -- Unit tests of coroutines inside halo tasks: the scheduler's own yields
 -- (time.sleep, task:join) pass through user coroutines, and user yields
 -- stay the user's.
--- Run: build/halo exec tests/lua/test_coroutine.lua  (an error = a failure)
+-- Run: build/halo exec --lib tests/lua/lib tests/lua/test_coroutine.lua  (an error = a failure)
 
-local failures, passed = {}, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then passed = passed + 1
-  else failures[#failures + 1] = name .. ": " .. tostring(err) end
-end
+local unit = require "unit"
+local test, eq = unit.test, unit.eq
 local function eq(got, want, what)
   if got ~= want then
     error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
@@ -231,8 +227,4 @@ test("many coroutines, each sleeping, inside many tasks", function()
   assert(time.mono() - t0 < 0.5, "took " .. (time.mono() - t0) .. " s")
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do print("FAIL " .. f) end
-  error(#failures .. " failed, " .. passed .. " passed: " .. table.concat(failures, " | "), 0)
-end
-print(string.format("test_coroutine: %d passed", passed))
+unit.finish("test_coroutine")

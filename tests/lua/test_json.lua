@@ -1,25 +1,9 @@
 -- Unit tests of the json module as a script sees it: round trips, the null
 -- sentinel, invalid text as data (nil, err), misuse raising.
--- Run: build/halo exec tests/lua/test_json.lua  (an error = a failure)
+-- Run: build/halo exec --lib tests/lua/lib tests/lua/test_json.lua  (an error = a failure)
 
-local failures, passed = {}, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then passed = passed + 1
-  else failures[#failures + 1] = name .. ": " .. tostring(err) end
-end
-local function eq(got, want, what)
-  if got ~= want then
-    error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
-  end
-end
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then error("expected an error matching '" .. pattern .. "', but the call succeeded", 2) end
-  if not tostring(err):find(pattern) then
-    error("error '" .. tostring(err) .. "' does not match '" .. pattern .. "'", 2)
-  end
-end
+local unit = require "unit"
+local test, eq, raises = unit.test, unit.eq, unit.raises
 
 test("json is the module require returns", function()
   assert(rawequal(json, require "json"), "the json global is not require 'json'")
@@ -110,8 +94,4 @@ test("numbers that JSON cannot hold raise", function()
   raises("Cannot serialise number", json.encode, math.huge)
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do print("FAIL " .. f) end
-  error(#failures .. " failed, " .. passed .. " passed: " .. table.concat(failures, " | "), 0)
-end
-print(string.format("test_json: %d passed", passed))
+unit.finish("test_json")

@@ -1,27 +1,10 @@
 -- The sandbox's surface as a script sees it: which libraries and functions
 -- exist, what load and collectgarbage accept, what require finds and what
 -- it says when it finds nothing.
--- Run: build/halo exec tests/lua/test_sandbox_surface.lua  (an error = a failure)
+-- Run: build/halo exec --lib tests/lua/lib tests/lua/test_sandbox_surface.lua  (an error = a failure)
 
-local failures, passed = {}, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then passed = passed + 1
-  else failures[#failures + 1] = name .. ": " .. tostring(err) end
-end
-local function eq(got, want, what)
-  if got ~= want then
-    error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
-  end
-end
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then error("expected an error matching '" .. pattern .. "', but the call succeeded", 2) end
-  if not tostring(err):find(pattern) then
-    error("error '" .. tostring(err) .. "' does not match '" .. pattern .. "'", 2)
-  end
-  return err
-end
+local unit = require "unit"
+local test, eq, raises = unit.test, unit.eq, unit.raises
 local function keys(t)
   local list = {}
   for k in pairs(t) do list[#list + 1] = tostring(k) end
@@ -155,8 +138,4 @@ test("a task handle, a thread and json.null expose no metatable", function()
   h:join()
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do print("FAIL " .. f) end
-  error(#failures .. " failed, " .. passed .. " passed: " .. table.concat(failures, " | "), 0)
-end
-print(string.format("test_sandbox_surface: %d passed", passed))
+unit.finish("test_sandbox_surface")

@@ -1,26 +1,9 @@
 -- Unit tests of the task module as a script sees it: spawn, join, cancel,
 -- status, id, current, errors through join, <close>, many tasks.
--- Run: build/halo exec tests/lua/test_task.lua  (an error = a failure)
+-- Run: build/halo exec --lib tests/lua/lib tests/lua/test_task.lua  (an error = a failure)
 
-local failures, passed = {}, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then passed = passed + 1
-  else failures[#failures + 1] = name .. ": " .. tostring(err) end
-end
-local function eq(got, want, what)
-  if got ~= want then
-    error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
-  end
-end
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then error("expected an error matching '" .. pattern .. "', but the call succeeded", 2) end
-  if not tostring(err):find(pattern) then
-    error("error '" .. tostring(err) .. "' does not match '" .. pattern .. "'", 2)
-  end
-  return err
-end
+local unit = require "unit"
+local test, eq, raises = unit.test, unit.eq, unit.raises
 
 test("spawn passes arguments and join returns every result, nils included", function()
   local h = task.spawn(function(a, b, c) return a + b, nil, c, nil end, 1, 2, "c")
@@ -227,8 +210,4 @@ test("1000 tasks run side by side", function()
   assert(took < 2, "1000 tasks sleeping 0.05 s took " .. took .. " s")
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do print("FAIL " .. f) end
-  error(#failures .. " failed, " .. passed .. " passed: " .. table.concat(failures, " | "), 0)
-end
-print(string.format("test_task: %d passed", passed))
+unit.finish("test_task")

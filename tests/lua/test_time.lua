@@ -1,25 +1,9 @@
 -- Unit tests of the time module as a script sees it: sleep ordering and
 -- yielding, the two clocks, argument checks, and many concurrent sleepers.
--- Run: build/halo exec tests/lua/test_time.lua  (an error = a failure)
+-- Run: build/halo exec --lib tests/lua/lib tests/lua/test_time.lua  (an error = a failure)
 
-local failures, passed = {}, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then passed = passed + 1
-  else failures[#failures + 1] = name .. ": " .. tostring(err) end
-end
-local function eq(got, want, what)
-  if got ~= want then
-    error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
-  end
-end
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then error("expected an error matching '" .. pattern .. "', but the call succeeded", 2) end
-  if not tostring(err):find(pattern) then
-    error("error '" .. tostring(err) .. "' does not match '" .. pattern .. "'", 2)
-  end
-end
+local unit = require "unit"
+local test, eq, raises = unit.test, unit.eq, unit.raises
 
 test("sleepers wake in order of their deadlines, not of their spawning", function()
   local order = {}
@@ -123,8 +107,4 @@ test("200 tasks sleeping 0.5 s each finish together in about 0.5 s", function()
   assert(took < 1.5, "200 sleeps of 0.5 s took " .. took .. " s: they did not run side by side")
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do print("FAIL " .. f) end
-  error(#failures .. " failed, " .. passed .. " passed: " .. table.concat(failures, " | "), 0)
-end
-print(string.format("test_time: %d passed", passed))
+unit.finish("test_time")
