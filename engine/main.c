@@ -38,6 +38,8 @@ static const char *const RUN_HELP =
     "  --defer ID       mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)\n"
     "  --format F       text (default), json, junit, tap or md\n"
     "  --out FILE       write the report to FILE instead of stdout\n"
+    "  --report F:FILE  also write the report in format F to FILE (repeatable):\n"
+    "                   --report md:run-log.md --report json:run.json\n"
     "  --history FILE   write every HTTP request of every check to FILE (JSON lines)\n"
     "  --timeout S      override every check's timeout (seconds)\n"
     "  --grace S        time for cleanup after a check, and added to its hard deadline (default 10)\n"
@@ -139,7 +141,7 @@ static const char *halo_home(void)
  * (and its value), 0 when not one of them, 2 on a bad value. */
 typedef struct {
     const char *checks_dir, *stack_file, *format, *out, *operator_name, *history;
-    strlist libs, ids, tags, defers, rest;
+    strlist libs, ids, tags, defers, reports, rest;
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
@@ -186,7 +188,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         }
         static const char *const with_value[] = {"--checks", "--stack", "--tag", "--defer", "--format",
                                                  "--out", "--history", "--timeout", "--grace", "--max-mem",
-                                                 "--parallel", "--lib", "--operator", NULL};
+                                                 "--parallel", "--lib", "--operator", "--report", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= strcmp(name, with_value[k]) == 0;
         if (!known) return usage_error(cmd, "unknown option %s", a);
@@ -199,6 +201,16 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         else if (strcmp(name, "--tag") == 0) strlist_add_csv(&o->tags, value);
         else if (strcmp(name, "--defer") == 0) strlist_add_csv(&o->defers, value);
         else if (strcmp(name, "--out") == 0) o->out = value;
+        else if (strcmp(name, "--report") == 0) {
+            const char *colon = strchr(value, ':');
+            char fmt[16];
+            if (!colon || colon == value || colon[1] == '\0' || (size_t)(colon - value) >= sizeof fmt)
+                return usage_error(cmd, "--report %s: give FORMAT:FILE, like md:run-log.md", value);
+            snprintf(fmt, sizeof fmt, "%.*s", (int)(colon - value), value);
+            if (!report_format_known(fmt))
+                return usage_error(cmd, "--report %s: use text, json, junit, tap or md before the colon", value);
+            strlist_add(&o->reports, value);
+        }
         else if (strcmp(name, "--history") == 0) o->history = value;
         else if (strcmp(name, "--operator") == 0) o->operator_name = value;
         else if (strcmp(name, "--lib") == 0) {
@@ -273,6 +285,7 @@ static void options_free(options *o)
     free(o->ids.items);
     free(o->tags.items);
     free(o->defers.items);
+    free(o->reports.items);
     free(o->rest.items);
 }
 
@@ -300,6 +313,9 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     if (o.out && !writable_path(o.out)) return usage_error(cmd, "--out %s: its directory is missing or not writable", o.out);
     if (o.history && !writable_path(o.history))
         return usage_error(cmd, "--history %s: its directory is missing or not writable", o.history);
+    for (size_t i = 0; i < o.reports.n; i++)
+        if (!writable_path(strchr(o.reports.items[i], ':') + 1))
+            return usage_error(cmd, "--report %s: its directory is missing or not writable", o.reports.items[i]);
     default_lib_dirs(&o, o.checks_dir);
     runner_opts ro;
     memset(&ro, 0, sizeof ro);
@@ -315,6 +331,8 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.ndefer = o.defers.n;
     ro.format = o.format ? o.format : "text";
     ro.out = o.out;
+    ro.reports = o.reports.items;
+    ro.nreports = o.reports.n;
     ro.history = o.history;
     ro.timeout = o.timeout;
     ro.grace = o.grace > 0 ? o.grace : 10;

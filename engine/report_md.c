@@ -156,6 +156,7 @@ void report_md(const run_report *r, FILE *out)
         add_flat(&sb, r->stack_file);
         sb_adds(&sb, BR);
     }
+    if (r->duration_ms > 0) sb_printf(&sb, "Run time: %.1f s" BR, r->duration_ms / 1000.0);
     sb_adds(&sb, "\nChecks:" BR);
     for (size_t i = 0; i < r->nchecks; i++) add_check_line(&sb, r->checks[i]);
     int any_detail = 0;

@@ -904,26 +904,39 @@ static void run_report_free(run_report *rep)
     free(rep->stack_file);
 }
 
-static int write_report(const runner_opts *o, const run_report *rep)
+static int write_report_to(const run_report *rep, const char *format, int verbose, const char *path)
 {
     FILE *out = stdout;
-    if (o->out) {
-        out = fopen(o->out, "w");
+    if (path) {
+        out = fopen(path, "w");
         if (!out) {
-            halo_warn("--out %s: %s", o->out, strerror(errno));
+            halo_warn("report %s: %s", path, strerror(errno));
             return -1;
         }
     }
-    report_write(rep, o->format, o->verbose, out);
+    report_write(rep, format, verbose, out);
     int bad = ferror(out);
     if (out != stdout) bad |= fclose(out) != 0;
     else fflush(stdout);
     if (bad) {
-        halo_warn("writing the report to %s failed", o->out ? o->out : "stdout");
+        halo_warn("writing the report to %s failed", path ? path : "stdout");
         return -1;
     }
-    if (o->out) fprintf(stderr, "halo: report written to %s\n", o->out);
+    if (path) fprintf(stderr, "halo: %s report written to %s\n", format, path);
     return 0;
+}
+
+/* The report (--format, --out), then every --report FORMAT:FILE. */
+static int write_report(const runner_opts *o, const run_report *rep)
+{
+    int rc = write_report_to(rep, o->format, o->verbose, o->out);
+    for (size_t i = 0; i < o->nreports; i++) {
+        const char *colon = strchr(o->reports[i], ':');
+        char format[16];
+        snprintf(format, sizeof format, "%.*s", (int)(colon - o->reports[i]), o->reports[i]);
+        if (write_report_to(rep, format, o->verbose, colon + 1) != 0) rc = -1;
+    }
+    return rc;
 }
 
 /* One line of the history file: the object with the check's id and the

@@ -18,6 +18,8 @@ typedef struct {
     size_t ndefer;
     const char *format;          /* text, json, junit, tap, md */
     const char *out;             /* NULL: stdout */
+    const char *const *reports;  /* --report FORMAT:FILE, each written as well */
+    size_t nreports;
     const char *history;         /* --history FILE: requests as JSON lines */
     double timeout;              /* > 0 overrides every check's timeout */
     double grace;                /* cleanup and hard-deadline grace */

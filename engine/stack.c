@@ -1,14 +1,27 @@
 /* Stack files: evaluated with a restricted environment; secrets read
  * through secret() are plain strings to the checks but are registered for
- * redaction, as are passwords embedded in URLs anywhere in the table. */
+ * redaction, as are passwords embedded in URLs anywhere in the table. A
+ * stack file may include() another and change what it returns, so a
+ * variant (multi-tenant, another port) is a few lines, not a copy. Paths in
+ * a stack file mean what the operator sees: relative to the file itself. */
+/* realpath() is XSI in glibc's headers */
+#define _XOPEN_SOURCE 700
 #include "stack.h"
 #include "sandbox.h"
 #include "util.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* include() nesting: deep enough for base, variant, local override. */
+#define INCLUDE_DEPTH_MAX 8
+/* A shorter secret would be found inside ordinary words and numbers of the
+ * output, and redacting those both garbles the report and tells the reader
+ * what the secret is. */
+#define SECRET_MIN_LEN 4
 
 /* env(name [, default]) -> the variable's value, or default */
 static int stack_env(lua_State *L)
@@ -33,6 +46,12 @@ static int stack_secret(lua_State *L)
             return luaL_error(L, "secret %s is not set in the environment", name);
         v = luaL_checkstring(L, 2);
     }
+    size_t len = strlen(v);
+    if (len > 0 && len < SECRET_MIN_LEN)
+        return luaL_error(L,
+                          "secret %s is %d character%s long: halo cannot keep a secret shorter than %d "
+                          "characters out of its output",
+                          name, (int)len, len == 1 ? "" : "s", SECRET_MIN_LEN);
     redact_add(v);
     lua_pushstring(L, v);
     return 1;
@@ -65,8 +84,45 @@ static void scan_for_passwords(lua_State *L, int idx, int depth)
     }
 }
 
-/* The environment a stack file sees: data helpers, no I/O. */
-static void push_stack_env(lua_State *L)
+/* The absolute directory of a file halo could open, else its dirname. */
+static char *directory_of(const char *path)
+{
+    char *abs = realpath(path, NULL);
+    char *copy = xstrdup(abs ? abs : path);
+    free(abs);
+    char *slash = strrchr(copy, '/');
+    if (!slash) {
+        free(copy);
+        return xstrdup(".");
+    }
+    if (slash == copy) slash[1] = '\0';
+    else *slash = '\0';
+    return copy;
+}
+
+static int run_stack_file(lua_State *L, const char *path, int depth);
+
+/* include(file) -> the table the other stack file returns; file is relative
+ * to the including file. Upvalues: that file's directory, the depth. */
+static int stack_include(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *dir = lua_tostring(L, lua_upvalueindex(1));
+    int depth = (int)lua_tointeger(L, lua_upvalueindex(2));
+    if (depth >= INCLUDE_DEPTH_MAX)
+        return luaL_error(L, "include('%s'): more than %d nested includes (does a file include itself?)", name,
+                          INCLUDE_DEPTH_MAX);
+    char *path = name[0] == '/' ? xstrdup(name) : xasprintf("%s/%s", dir, name);
+    lua_pushstring(L, path);
+    free(path);
+    int rc = run_stack_file(L, lua_tostring(L, -1), depth + 1);
+    if (rc != LUA_OK) return lua_error(L);
+    return 1;
+}
+
+/* [-0, +1] The environment a stack file sees: data helpers, no I/O, and
+ * where the file is. */
+static void push_stack_env(lua_State *L, const char *dir, int depth)
 {
     lua_newtable(L);
     static const char *const copied[] = {"string", "table", "math", "tostring", "tonumber", "pairs",
@@ -81,6 +137,51 @@ static void push_stack_env(lua_State *L)
     lua_setfield(L, -2, "env");
     lua_pushcfunction(L, stack_secret);
     lua_setfield(L, -2, "secret");
+    lua_pushstring(L, dir);
+    lua_setfield(L, -2, "stack_dir");
+    lua_pushstring(L, dir);
+    lua_pushinteger(L, depth);
+    lua_pushcclosure(L, stack_include, 2);
+    lua_setfield(L, -2, "include");
+}
+
+/* compose.files relative to the stack file's directory, not to wherever
+ * halo (and so compose) happens to run. */
+static void resolve_compose_files(lua_State *L, int stack, const char *dir)
+{
+    if (lua_getfield(L, stack, "compose") == LUA_TTABLE && lua_getfield(L, -1, "files") == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, -1, i) == LUA_TSTRING && lua_tostring(L, -1)[0] != '/') {
+                lua_pushfstring(L, "%s/%s", dir, lua_tostring(L, -1));
+                lua_rawseti(L, -3, i);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* [-0, +1] Load and run one stack file; on success the table it returned,
+ * else the error message. */
+static int run_stack_file(lua_State *L, const char *path, int depth)
+{
+    int rc = sandbox_loadfile(L, path);
+    if (rc != LUA_OK) return rc;
+    char *dir = directory_of(path);
+    push_stack_env(L, dir, depth);
+    lua_setupvalue(L, -2, 1);
+    rc = lua_pcall(L, 0, 1, 0);
+    if (rc == LUA_OK && !lua_istable(L, -1)) {
+        const char *got = luaL_typename(L, -1);
+        lua_pop(L, 1);
+        lua_pushfstring(L, "%s: must return a table (returned %s)", path, got);
+        rc = LUA_ERRRUN;
+    }
+    if (rc == LUA_OK) resolve_compose_files(L, lua_gettop(L), dir);
+    free(dir);
+    return rc;
 }
 
 static char *error_text(lua_State *L, const char *path)
@@ -102,23 +203,8 @@ int stack_load(lua_State *L, const char *path, char **err)
         lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
         return 0;
     }
-    if (sandbox_loadfile(L, path) != LUA_OK) {
+    if (run_stack_file(L, path, 0) != LUA_OK) {
         *err = error_text(L, path);
-        lua_pop(L, 1);
-        return -1;
-    }
-    push_stack_env(L);
-    lua_setupvalue(L, -2, 1);
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        *err = error_text(L, path);
-        lua_pop(L, 1);
-        return -1;
-    }
-    if (!lua_istable(L, -1)) {
-        char *text = xasprintf("stack file %s: must return a table (returned %s)", path,
-                               luaL_typename(L, -1));
-        *err = redact(text);
-        free(text);
         lua_pop(L, 1);
         return -1;
     }

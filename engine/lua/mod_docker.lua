@@ -473,8 +473,10 @@ local function file_version(path)
   return head and head:match("\nversion:%s*[\"']?([%d%.]+)") or (head and head:match("^version:%s*[\"']?([%d%.]+)"))
 end
 
+-- A double-quoted YAML scalar that compose takes literally: compose
+-- interpolates $VAR in every value, and $$ is its escape for a plain $.
 local function yaml_string(s)
-  return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"'
+  return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("%$", "$$") .. '"'
 end
 
 -- :up{ services = {...}, no_deps = bool, env = { svc = { K = v } }, wait = bool }

@@ -54,10 +54,11 @@ return {
     time.sleep(math.min(interval, 5))
     executions = assert(lb:executions(id))
 
-    local count, times = {}, {}
+    local count, by, times = {}, {}, {}
     for _, e in ipairs(executions) do
-      if not count[e.fireTime] then times[#times + 1] = e.fireTime end
+      if not count[e.fireTime] then times[#times + 1] = e.fireTime; by[e.fireTime] = {} end
       count[e.fireTime] = (count[e.fireTime] or 0) + 1
+      table.insert(by[e.fireTime], tostring(e.replica))
     end
     table.sort(times)
     local table_rows = {}
@@ -65,7 +66,9 @@ return {
     table.sort(table_rows)
     t:evidence("executions (API)", table_rows)
     for _, ft in ipairs(times) do
-      t:expect(count[ft] == 1, "fire time %s was recorded %d times (replicas: one each should be once in all)", ft, count[ft])
+      table.sort(by[ft])
+      t:expect(count[ft] == 1, "fire time %s fired %d times (by %s): the replicas do not share the claim on a tick",
+               ft, count[ft], table.concat(by[ft], ", "))
     end
     -- none missing: consecutive fire times one interval apart
     local function epoch(iso)

@@ -200,7 +200,55 @@ function Endpoint:delete_tenant(id)
                        { [200] = true, [204] = true, [404] = true })
 end
 
+---------------------------------------------------------------- the LB
+
+-- After a replica comes back, the LB may keep it out for a while (nginx
+-- leaves a server that failed a request alone for its fail_timeout); a
+-- check that then disturbs the other replica would leave the LB with none.
+-- M.wait_rejoined(stack, name, settle) waits until a response through the
+-- LB comes from that replica (its X-Served-By), at most twice the stack's
+-- lb_fail_timeout (or settle) plus five seconds. A deployment that does not
+-- send X-Served-By cannot be watched this way: then it waits `settle`
+-- seconds. Returns a line for the evidence, or nil and why.
+function M.wait_rejoined(stack, name, settle)
+  local time, eventually = require "time", require "eventually"
+  local lb = M.lb(stack)
+  settle = settle or stack.lb_fail_timeout or 10
+  local limit = 2 * (stack.lb_fail_timeout or settle) + 5
+  local unmarked = false
+  local ok, took = eventually{ timeout = limit, interval = 0.2 }(function()
+    local res = lb:call("GET", "/health", { timeout = 2 })
+    if res and res.headers["x-served-by"] == nil then unmarked = true; return true end
+    return res and res.headers["x-served-by"] == name
+  end)
+  if unmarked then
+    time.sleep(settle)
+    return format("waited %g s for the LB to take %s back (its responses name no replica)", settle, name)
+  end
+  if not ok then
+    return nil, format("the LB sent no request to %s for %.0f s after it was healthy again", name, took)
+  end
+  return format("the LB served from %s again %.1f s after it was healthy", name, took)
+end
+
 ---------------------------------------------------------------- helpers
+
+-- The stack's replica names, sorted: checks visit them in a stable order.
+function M.replica_names(stack)
+  local names = {}
+  for name in pairs(stack.replicas or {}) do names[#names + 1] = name end
+  table.sort(names)
+  if #names == 0 then error("pulp: the stack file names no replicas (stack.replicas)", 2) end
+  return names
+end
+
+-- One failed request of a traffic run (traffic's first_failures), for a
+-- message: "HTTP 502 at 12.3 s" or "connect: Connection refused at 4.0 s".
+function M.describe_failure(f)
+  if not f then return "none" end
+  local what = f.status and ("HTTP " .. f.status) or (tostring(f.error) .. (f.message and (": " .. f.message) or ""))
+  return format("first: %s at %.1f s", what, f.at or 0)
+end
 
 -- A name no other run uses: temporary fixtures never collide.
 function M.unique(prefix)

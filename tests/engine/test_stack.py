@@ -19,76 +19,25 @@ taken down on every path (tearDownClass, and `down` is idempotent).
 Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
      python3 -m unittest -v test_stack
 """
-import atexit
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
-import textwrap
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-import dockerenv
 from halotest import HALO, SOURCE
+from refstack import ADMIN, DOWN, ENVFILE, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, docker, http_get
 
-STACK_DIR = os.path.join(SOURCE, "tests", "stack")
-UP, DOWN = os.path.join(STACK_DIR, "up"), os.path.join(STACK_DIR, "down")
-STACK = os.path.join(STACK_DIR, "stack.lua")
-STACK_MULTI = os.path.join(STACK_DIR, "stack-multi.lua")
-PROBE = os.path.join(STACK_DIR, "probe.lua")
-ENVFILE = os.path.join(STACK_DIR, ".env")
-LIB = os.path.join(SOURCE, "scripts", "lib")
 PROJECT = "halotest-stack"
-ADMIN, EDITOR = "halo-test-admin-key", "halo-test-editor-key"
-
-# Every variable tests/stack/up reads: none leaks in from the caller.
-SETTINGS = ["COMPOSE_PROJECT_NAME", "LB_PORT", "API1_PORT", "API2_PORT", "DB_PORT", "APP_VERSION",
-            "API_KEY_ADMIN", "API_KEY_EDITOR", "API_KEY_ADMIN_PREVIOUS", "API_KEY_EDITOR_PREVIOUS",
-            "EDITOR_TOKEN_SECRET", "EDITOR_TOKEN_TTL_MINUTES", "MULTI_TENANT_ENABLED",
-            "TENANT_STATUS_CACHE_TTL_MS", "SCHEDULER_TICK_MS", "DATABASE_URL", "HALO_STACK_DIR",
-            "FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA", "FAULT_TOKEN_SECRET_PER_REPLICA",
-            "FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY", "FAULT_LB_NO_FAILOVER"]
-
-
-def _interrupt(signum, frame):
-    # unittest records SystemExit as a test error and goes on; an interrupt
-    # ends the run (and the running subprocess), then atexit takes the stack down
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_ports(n):
-    ports = set()
-    while len(ports) < n:
-        ports.add(dockerenv.free_port())
-    return sorted(ports)
-
-
-LB_PORT, API1_PORT, API2_PORT, DB_PORT = free_ports(4)
-PORTS = {"LB_PORT": str(LB_PORT), "API1_PORT": str(API1_PORT), "API2_PORT": str(API2_PORT),
-         "DB_PORT": str(DB_PORT)}
-
-
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS and not k.startswith("HALO_")}
-    env.update(PORTS, COMPOSE_PROJECT_NAME=PROJECT, TENANT_STATUS_CACHE_TTL_MS="1500")
-    env.update(extra or {})
-    return env
-
-
-def stack_script(path, env=None, timeout=600):
-    t0 = time.monotonic()
-    p = subprocess.run([path], capture_output=True, text=True, env=clean_env(env), timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    p.seconds = time.monotonic() - t0
-    return p
+S = RefStack(PROJECT)
+LB_PORT, API1_PORT, API2_PORT, DB_PORT = S.lb_port, S.api1_port, S.api2_port, S.db_port
+stack_script, container_ids = S.script, S.container_ids
 
 
 def halo(args, env=None, timeout=240, stack=STACK):
-    env = clean_env(env)
+    env = S.env(env)
     env.update({"NO_COLOR": "1", "TERM": "dumb", "HALO_OPERATOR": "halo-tests"})
     p = subprocess.run([HALO, "exec", "--stack", stack, "--lib", LIB, "--timeout", str(timeout - 20)] + args,
                        capture_output=True, text=True, env=env, timeout=timeout, cwd=SOURCE,
@@ -101,27 +50,6 @@ def last_json(p):
         if line.startswith("{"):
             return json.loads(line)
     raise AssertionError(f"no JSON line in halo's output (rc {p.returncode}):\n{p.stdout}\n{p.stderr}")
-
-
-def docker(*args, timeout=60):
-    return subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
-def container_ids():
-    """service -> container id of the project's containers."""
-    out = docker("ps", "-a", "--no-trunc", "--filter", f"label=com.docker.compose.project={PROJECT}",
-                 "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}').stdout
-    return {svc: cid for cid, svc in (l.split() for l in out.splitlines() if l.strip())}
-
-
-def http_get(url, headers=None, timeout=5):
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
 # The contract beyond the probes: status codes, error bodies, headers.
@@ -177,52 +105,25 @@ print(json.encode(out))
 
 class StackTest(unittest.TestCase):
     maxDiff = None
-    saved_env = None
 
     @classmethod
     def setUpClass(cls):
         if not os.access(HALO, os.X_OK):
             raise unittest.SkipTest(f"no halo binary at {HALO} (set HALO_BIN)")
-        dockerenv.ensure_docker()
-        # a developer's running stack recorded its settings in tests/stack/.env:
-        # keep them for afterwards (up and down below rewrite and remove it)
-        if os.path.exists(ENVFILE):
-            with open(ENVFILE) as f:
-                cls.saved_env = f.read()
+        S.open()
+        cls.saved_env = S.saved_env
         cls.t_start = time.monotonic()
-        # the stack goes whatever ends this process: failures (tearDownClass),
-        # SIGTERM (a ctest timeout) and Ctrl-C (atexit)
-        atexit.register(cls.last_down)
-        signal.signal(signal.SIGTERM, _interrupt)
         cls.first_down = stack_script(DOWN)
         cls.first_up = stack_script(UP)
         if cls.first_up.returncode != 0:
-            cls.last_down()
+            S.close()
             raise AssertionError(f"tests/stack/up failed ({cls.first_up.returncode}):\n"
                                  f"{cls.first_up.stdout}\n{cls.first_up.stderr}")
 
     @classmethod
     def tearDownClass(cls):
-        cls.last_down()
+        S.close()
         print(f"\n[test_stack] whole run {time.monotonic() - cls.t_start:.1f} s", flush=True)
-
-    @classmethod
-    def last_down(cls):
-        if getattr(cls, "downed", False):
-            return
-        cls.downed = True
-        try:
-            stack_script(DOWN, timeout=120)
-        finally:
-            dockerenv.remove_project(PROJECT)
-            cls.restore_env()
-
-    @classmethod
-    def restore_env(cls):
-        if cls.saved_env is not None:
-            with open(ENVFILE, "w") as f:
-                f.write(cls.saved_env)
-            os.chmod(ENVFILE, 0o600)
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 --   tests/stack/up && build/halo run --stack tests/stack/stack.lua
 --   build/halo run --stack tests/stack/stack.lua --up --down     # the same, plus tear-down
 --
--- Multi-tenant: stack-multi.lua (the same with multi_tenant = true).
+-- Multi-tenant: stack-multi.lua (this file, included, with multi_tenant = true).
 --
 -- Every value can be overridden from the environment with the same
 -- variables tests/stack/up reads (README.md): run halo with the settings the
@@ -21,22 +21,6 @@ local function flag(name, default)
   local v = env(name, default):lower()
   return v == "1" or v == "true" or v == "yes" or v == "on"
 end
-
--- This file's directory, for the absolute path of the compose file (halo
--- runs compose from its own working directory). halo names the file it
--- loaded in error positions: absolute, or relative to halo's working
--- directory (then the compose path is relative to it too, which is where
--- compose runs). HALO_STACK_DIR overrides the guess.
-local function here()
-  local _, where = pcall(error, "", 3)
-  local dir = tostring(where):match("^(.*)/[^/]*:%d+: $")
-  if dir == nil and tostring(where):match("^[^/]*:%d+: $") then dir = "." end
-  if dir == nil or dir == "stack" then     -- "stack": a long path halo shortened to parent/file
-    error("cannot tell where this stack file is: set HALO_STACK_DIR to its directory (tests/stack)", 0)
-  end
-  return dir
-end
-local dir = env("HALO_STACK_DIR") or here()
 
 local lb_fail_timeout = 5                 -- nginx max_fails=1 fail_timeout=5s (nginx/nginx.conf.template)
 local lb_settle = lb_fail_timeout + 1
@@ -76,7 +60,7 @@ return {
 
   compose = {
     project = env("COMPOSE_PROJECT_NAME", "halo"),
-    files = { dir .. "/docker-compose.yml" },
+    files = { "docker-compose.yml" },     -- relative to this file
   },
 
   -- check 2: a schedule with a seconds field, observed for this many ticks

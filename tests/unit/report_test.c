@@ -310,6 +310,7 @@ static void test_md(run_report *r)
     EXPECT_HAS(text, "Operator: unknown  \n");
     EXPECT_HAS(text, "Host OS: Linux 6.1.0 x86_64  \n");
     EXPECT_HAS(text, "Stack: tests/stack/compose.yml  \n");
+    EXPECT_HAS(text, "Run time: 12.3 s  \n");
     EXPECT_HAS(text, "[\xE2\x9C\x93] 1. Shared asset readability");
     EXPECT_HAS(text, "[\xE2\x9C\x97] 2. Schedule fires exactly once across replicas \xE2\x80\x94 FAIL  \n");
     EXPECT_HAS(text, "[\xE2\x9C\x97] 3. Editor token minted on api1 verifies on api2 \xE2\x80\x94 ERROR  \n");
