@@ -1004,6 +1004,23 @@ static void configure(lua_State *L, transfer *tr, const optsrc *o, const client_
 
 /* ---- responses and errors --------------------------------------------------- */
 
+/* A TLS 1.3 server that refuses the client's certificate says so in an
+ * alert sent after the client considers the handshake done; when it then
+ * resets the connection, the reset can overtake the alert and curl sees only
+ * a send or receive failure. On a connection this transfer opened itself,
+ * past the TLS handshake and before any byte of a response, that is the TLS
+ * layer refusing, not the server being down. */
+static int reset_after_handshake(const transfer *tr)
+{
+    long connects = 0, header_bytes = 0;
+    curl_off_t handshake_done = 0;
+    if (strncmp(tr->url.buf ? tr->url.buf : "", "https://", 8) != 0) return 0;
+    curl_easy_getinfo(tr->easy, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(tr->easy, CURLINFO_HEADER_SIZE, &header_bytes);
+    curl_easy_getinfo(tr->easy, CURLINFO_APPCONNECT_TIME_T, &handshake_done);
+    return connects > 0 && header_bytes == 0 && handshake_done > 0;
+}
+
 static const char *error_kind(const transfer *tr)
 {
     if (tr->too_large) return "too_large";
@@ -1016,6 +1033,7 @@ static const char *error_kind(const transfer *tr)
         /* TLS 1.3 sends "certificate required" after the handshake: curl
          * sees a receive error, but it is the TLS layer that refused. */
         if (strstr(tr->errbuf, "SSL") || strstr(tr->errbuf, "TLS") || strstr(tr->errbuf, "alert")) return "tls";
+        if (reset_after_handshake(tr)) return "tls";
         return "connect";
     case CURLE_COULDNT_CONNECT:
     case CURLE_GOT_NOTHING: return "connect";

@@ -149,6 +149,7 @@ static void push_stack_env(lua_State *L, const char *dir, int depth)
  * halo (and so compose) happens to run. */
 static void resolve_compose_files(lua_State *L, int stack, const char *dir)
 {
+    int top = lua_gettop(L);
     if (lua_getfield(L, stack, "compose") == LUA_TTABLE && lua_getfield(L, -1, "files") == LUA_TTABLE) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
@@ -158,9 +159,8 @@ static void resolve_compose_files(lua_State *L, int stack, const char *dir)
             }
             lua_pop(L, 1);
         }
-        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    lua_settop(L, top);
 }
 
 /* [-0, +1] Load and run one stack file; on success the table it returned,

@@ -12,10 +12,10 @@
 -- Anything set here can be overridden from the environment with the
 -- variable named next to it.
 
--- Where the deployment's compose files are. halo runs docker compose from
--- its own working directory, so give an absolute path (or run halo from
--- the checkout and leave the default ".").
-local dir = env("PULP_ENGINE_DIR", ".")
+-- Where the deployment's compose files are: by default next to this file
+-- (copy it into your checkout). A relative path is relative to this file,
+-- wherever halo runs.
+local dir = env("PULP_ENGINE_DIR", stack_dir)
 
 local files = { dir .. "/docker-compose.ha.yml" }
 -- The report's Run 1 needed a port override (LB on 3010 because 3000 was

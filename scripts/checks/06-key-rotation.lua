@@ -76,10 +76,10 @@ return {
       return seen
     end
 
-    -- Whatever happens next, the replicas end with the stack's own keys:
-    -- the last step restores them, and this defer does it when that step
-    -- was never reached (a failed assertion, an error, Ctrl-C).
-    local restored = false
+    -- Once the cutover begins, the replicas end with the stack's own keys
+    -- whatever happens: the last step restores them, and this defer does it
+    -- when that step was never reached (a failed assertion, an error, Ctrl-C).
+    local restored = true
     t:defer(function()
       if not restored then
         for _, name in ipairs(names) do recreate(name, nil) end
@@ -92,6 +92,7 @@ return {
       rate = 20,
     }
     local cutover = time.now()
+    restored = false
     local rollover_env = { [var] = new, [var .. "_PREVIOUS"] = old }
     -- Compose removes a container it recreates, and its logs with it: read
     -- each outgoing container's log of the window before it goes.

@@ -12,7 +12,10 @@
                                   operator would, with only the given
                                   settings over the test defaults
       .env(extra)              -> that environment (for halo too)
+      .compose(args, settings) -> the compose client on the stack's file and
+                                  project (settings win over tests/stack/.env)
       .container_ids()         -> service -> container id
+      .wait_healthy(service)   -> until its healthcheck says healthy
       .psql(sql)               -> rows of a query on the stack's database
 
 tests/stack/.env is one file for every project: up rewrites it and down
@@ -121,6 +124,22 @@ class RefStack:
                 with open(ENVFILE, "w") as f:
                     f.write(self.saved_env)
                 os.chmod(ENVFILE, 0o600)
+
+    def compose(self, args, settings=None, timeout=180):
+        cmd = dockerenv.compose_cmd() + ["-p", self.project, "-f", os.path.join(STACK_DIR, "docker-compose.yml")]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, env=self.env(settings),
+                              cwd=STACK_DIR, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def wait_healthy(self, service, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cid = self.container_ids().get(service)
+            if cid:
+                state = json.loads(docker("inspect", cid).stdout)[0]["State"]
+                if state.get("Health", {}).get("Status") == "healthy":
+                    return
+            time.sleep(0.3)
+        raise AssertionError(f"{service} did not become healthy in {timeout} s")
 
     def container_ids(self):
         """service -> container id of the project's containers."""

@@ -1,0 +1,278 @@
+"""The six HA checks (scripts/checks/) end to end on the reference stack
+(tests/stack/): `halo run` exactly as an operator runs it, all six checks at
+once with --parallel, against the stack healthy and with each fault switch.
+
+- Healthy single-tenant stack: 1, 2, 3, 4, 6 PASS and 5 N/A, brought up by
+  the run itself (--up); multi-tenant: all six PASS.
+- Each fault switch: the check that exists to catch it FAILs with a message
+  saying what broke, and the other checks still pass. One fault takes a
+  second check down with it, and that check must say why: with tokens that
+  do not verify across replicas (check 3's fault), no key rotation can be
+  free of 401s, and check 6 FAILs on its precondition before it changes
+  anything.
+- After every run: the database holds no row a check created (audit rows
+  excepted, by design), the replicas run with the stack's original keys and
+  are healthy, and no output holds a secret of the stack file.
+- The example check of docs/writing-checks.md passes, and FAILs when one
+  replica runs another version.
+- The harness: --up brings the stack up from nothing, --down takes it down;
+  the markdown run-log entry has what halo can detect.
+
+Every run's wall time is printed ([test_checks] lines), not asserted.
+
+The stack runs as compose project "halotest-checks" on four free
+127.0.0.1 ports, brought up with tests/stack/up (a fault is `up` again with
+its variable) and taken down on every path.
+
+Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
+     python3 -m unittest -v test_checks
+"""
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import unittest
+
+from halotest import HALO, SOURCE, halo_env
+from refstack import ADMIN, DOWN, EDITOR, STACK, STACK_MULTI, UP, RefStack, docker, http_get
+
+PROJECT = "halotest-checks"
+S = RefStack(PROJECT)
+CHECKS = os.path.join(SOURCE, "scripts", "checks")
+EXAMPLE = os.path.join(SOURCE, "examples", "checks", "04-replicas-same-version.lua")
+SECRETS = [ADMIN, EDITOR, "halo-test-editor-token-secret"]
+TABLES = ["tenants", "templates", "assets", "schedules", "schedule_executions"]
+
+HEALTHY_SINGLE = {1: "PASS", 2: "PASS", 3: "PASS", 4: "PASS", 5: "N/A", 6: "PASS"}
+HEALTHY_MULTI = {i: "PASS" for i in range(1, 7)}
+
+# fault switch -> (multi-tenant?, {check id: message pattern of its FAIL})
+FAULTS = {
+    "FAULT_ASSETS_LOCAL": (False, {
+        1: r"api[12] cannot read the asset uploaded through the LB: GET /assets/halo-check-1-\S+ on api[12]: HTTP 404"}),
+    "FAULT_SCHEDULE_EVERY_REPLICA": (False, {
+        2: r"fire time \S+ fired 2 times \(by api1, api2\): the replicas do not share the claim on a tick"}),
+    "FAULT_TOKEN_SECRET_PER_REPLICA": (False, {
+        3: r"api2 rejected a token minted on api1 \(x-editor-token\): HTTP 401",
+        6: r"before any key changed, api[12] refuses the editor token minted through the LB \(HTTP 401\): "
+           r"tokens do not verify across replicas \(check 3\)"}),
+    "FAULT_LB_NO_FAILOVER": (False, {
+        4: r"[1-9]\d* of \d+ requests through the LB failed while a replica was down \(budget 0\); "
+           r"longest failure window [\d.]+ s; first: HTTP 502"}),
+    "FAULT_TENANT_CACHE_FOREVER": (True, {
+        5: r"api2 still accepted writes for the archived tenant [\d.]+ s after the archive "
+           r"\(TTL 1\.5 s \+ 0\.5 s margin; last HTTP 20[01]\)"}),
+    "FAULT_PREVIOUS_KEY_AS_API_KEY": (False, {
+        6: r"the previous key is still accepted as x-api-key: x-api-key: OLD /templates -> 200, expected 401"}),
+}
+
+
+def log(text):
+    print(f"\n[test_checks] {text}", flush=True)
+
+
+class ChecksTest(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(HALO, os.X_OK):
+            raise unittest.SkipTest(f"no halo binary at {HALO} (set HALO_BIN)")
+        S.open()
+        cls.t_start = time.monotonic()
+        p = S.script(DOWN)
+        if p.returncode != 0:
+            raise AssertionError(f"tests/stack/down failed:\n{p.stdout}\n{p.stderr}")
+
+    @classmethod
+    def tearDownClass(cls):
+        S.close()
+        log(f"whole run {time.monotonic() - cls.t_start:.1f} s")
+
+    # ---- helpers -------------------------------------------------------------------
+
+    def up(self, **settings):
+        p = S.script(UP, settings)
+        self.assertEqual(p.returncode, 0, f"tests/stack/up {settings} failed:\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def halo_run(self, *args, stack=STACK, checks=CHECKS, settings=None, what="run"):
+        """`halo run` with a JSON and a markdown report; returns (process,
+        report, markdown). Every output is searched for the secrets."""
+        out = tempfile.mkdtemp(prefix="halo-checks-")
+        self.addCleanup(lambda: [os.remove(os.path.join(out, f)) for f in os.listdir(out)] and os.rmdir(out))
+        env = halo_env(S.env(settings))
+        t0 = time.monotonic()
+        p = subprocess.run([HALO, "run", "--checks", checks, "--stack", stack, "--parallel", "4",
+                            "--report", f"json:{out}/run.json", "--report", f"md:{out}/run.md",
+                            "--history", f"{out}/history.jsonl"] + list(args),
+                           capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900,
+                           stdin=subprocess.DEVNULL)
+        seconds = time.monotonic() - t0
+        outputs = {"stdout": p.stdout, "stderr": p.stderr}
+        for name in ("run.json", "run.md", "history.jsonl"):
+            path = os.path.join(out, name)
+            self.assertTrue(os.path.exists(path), f"halo wrote no {name} (rc {p.returncode}):\n{p.stderr}")
+            with open(path, encoding="utf-8") as f:
+                outputs[name] = f.read()
+        for name, text in outputs.items():
+            for secret in SECRETS:
+                self.assertNotIn(secret, text, f"a secret of the stack file is in {name}")
+        report = json.loads(outputs["run.json"])
+        summary = re.search(r"\d+ checks: .* in ([\d.]+)s", p.stdout)
+        self.assertIsNotNone(summary, f"no summary line with the wall time:\n{p.stdout}")
+        log(f"{what}: {seconds:.1f} s wall (halo says {summary.group(1)} s); "
+            + ", ".join(f"{c['id']} {c['status']} {c['duration_ms'] / 1000:.1f}s" for c in report["checks"]))
+        return p, report, outputs["run.md"]
+
+    def assertStatuses(self, p, report, expected, messages=None):
+        messages = messages or {}
+        got = {c["id"]: c for c in report["checks"]}
+        detail = "\n".join(f"  {c['id']} {c['status']}: {c.get('message')}" for c in report["checks"])
+        self.assertEqual({i: c["status"] for i, c in got.items()}, expected,
+                         f"statuses (rc {p.returncode}):\n{detail}\n{p.stderr[-3000:]}")
+        for check_id, pattern in messages.items():
+            self.assertRegex(got[check_id]["message"] or "", pattern, f"check {check_id}'s message")
+        failed = any(s == "FAIL" for s in expected.values())
+        self.assertEqual(p.returncode, 1 if failed else 0, p.stderr[-2000:])
+
+    def rows(self):
+        """Rows per table the checks may create in, and every row whose
+        name says a check made it."""
+        counts = dict(S.psql(" UNION ALL ".join(f"SELECT '{t}', count(*)::text FROM {t}" for t in TABLES)))
+        named = S.psql("SELECT 'template ' || key FROM templates WHERE key LIKE 'halo-check%' "
+                       "UNION ALL SELECT 'asset ' || filename FROM assets WHERE filename LIKE 'halo-check%' "
+                       "UNION ALL SELECT 'schedule ' || name FROM schedules WHERE name LIKE 'halo-check%' "
+                       "UNION ALL SELECT 'tenant ' || id FROM tenants WHERE id LIKE 'halo-check%'")
+        return counts, sorted(r[0] for r in named)
+
+    def assertLeftAsFound(self, before):
+        counts, named = self.rows()
+        self.assertEqual(named, [], "rows the checks created are left")
+        self.assertEqual(counts, before[0], "the checks changed how many rows the tables hold")
+        for svc in ("api1", "api2"):
+            env = S.container_env(svc)
+            self.assertEqual(env.get("API_KEY_ADMIN"), ADMIN, f"{svc} does not run with the original admin key")
+            self.assertEqual(env.get("API_KEY_ADMIN_PREVIOUS", ""), "", f"{svc} still has a previous key")
+            self.assertEqual(env.get("API_KEY_EDITOR"), EDITOR, f"{svc}'s editor key changed")
+            port = S.api1_port if svc == "api1" else S.api2_port
+            status, _, _ = http_get(f"http://127.0.0.1:{port}/templates", {"x-api-key": ADMIN})
+            self.assertEqual(status, 200, f"{svc} refuses the original admin key")
+        for svc, cid in S.container_ids().items():
+            state = json.loads(docker("inspect", cid).stdout)[0]["State"]
+            self.assertEqual((state["Status"], state.get("Health", {}).get("Status")), ("running", "healthy"), svc)
+
+    def run_on(self, expected, messages=None, stack=STACK, what="run"):
+        before = self.rows()
+        p, report, md = self.halo_run(stack=stack, what=what)
+        self.assertStatuses(p, report, expected, messages)
+        self.assertLeftAsFound(before)
+        return report, md
+
+    # ---- healthy -------------------------------------------------------------------
+
+    def test_01_healthy_single_tenant_from_nothing(self):
+        """--up brings the stack up from nothing; 1-4 and 6 PASS, 5 is N/A."""
+        self.assertEqual(S.container_ids(), {}, "the stack should be down before this test")
+        p, report, md = self.halo_run("--up", what="healthy single-tenant, --up from nothing")
+        self.assertStatuses(p, report, HEALTHY_SINGLE)
+        self.assertIn("bringing the stack up (harness.up)", p.stderr)
+        self.assertEqual(sorted(S.container_ids()), ["api1", "api2", "db", "lb"])
+        self.assertLeftAsFound(({t: "0" if t != "tenants" else "1" for t in TABLES}, []))
+        checks = {c["id"]: c for c in report["checks"]}
+        self.assertEqual(checks[5]["message"], "single-tenant stack (MULTI_TENANT_ENABLED is not true)")
+        # the evidence the report's Run 2 template asks for
+        ev6 = checks[6]["evidence"]
+        self.assertEqual(ev6["401 / Auth failure lines in the logs"], 0)
+        self.assertEqual(len(ev6["probe matrix"]), 4)
+        for line, want in zip(ev6["probe matrix"], (200, 200, 401, 401)):
+            self.assertRegex(line, rf" {want} \(expected {want}\)$")
+        self.assertEqual(checks[6]["evidence"]["traffic with the old token"]["by_status"].get("401"), None)
+        self.assertGreater(checks[6]["evidence"]["traffic with the old token"]["sent"], 50)
+        ev4 = checks[4]["evidence"]
+        self.assertEqual(ev4["failures"], 0)
+        self.assertGreater(ev4["requests"], 100)
+        self.assertEqual(sorted(ev4["time to recover"]), ["api1", "api2"])
+        self.assertGreaterEqual(len(checks[2]["evidence"]["schedule_executions"]), 3)
+        self.assertEqual(checks[1]["evidence"]["fetched"]["api1"], checks[1]["evidence"]["fetched"]["api2"])
+        self.assertEqual(checks[1]["evidence"]["fetched"]["api1"]["sha256"],
+                         checks[1]["evidence"]["uploaded"]["sha256"])
+        # the markdown run-log entry: what halo detected
+        self.assertRegex(md, r"^#### Run — \d{4}-\d\d-\d\d \(5/6 PASS, 1/6 N/A\)\n")
+        for line in ("Operator: halo-tests  \n", "App version: 1.0.0-standin  \n", "Image api1: hostroot:local  \n",
+                     "[✓] 6. API key rotation with *_PREVIOUS, zero 401s — PASS  \n",
+                     "[N/A] 5. Tenant archive propagation within TENANT_STATUS_CACHE_TTL_MS — N/A"):
+            self.assertIn(line, md)
+        self.assertRegex(md, r"PostgreSQL: 15\.\d+  \n")
+        self.assertRegex(md, r"Host OS: .+  \n")
+        self.assertRegex(md, r"Run time: [\d.]+ s  \n")
+
+    def test_02_example_check(self):
+        """The example check of docs/writing-checks.md: PASS, and FAIL when
+        one replica runs another version; --operator names the operator."""
+        self.up()
+        p, report, md = self.halo_run("--operator", "Jane Operator", checks=os.path.dirname(EXAMPLE),
+                                      what="example checks")
+        self.assertIn("Operator: Jane Operator  \n", md)
+        self.assertStatuses(p, report, {1: "PASS", 2: "PASS", 3: "N/A", 4: "PASS"})
+        self.addCleanup(self.up)
+        c = S.compose(["up", "-d", "--no-deps", "api1"], {"APP_VERSION": "9.9.9-halotest"})
+        self.assertEqual(c.returncode, 0, c.stderr)
+        S.wait_healthy("api1")
+        p, report, md = self.halo_run("4", checks=os.path.dirname(EXAMPLE), what="example check, api1 upgraded")
+        self.assertStatuses(p, report, {4: "FAIL"}, {
+            4: r"the replicas run 2 versions: 1\.0\.0-standin on api2; 9\.9\.9-halotest on api1$"})
+
+    def test_03_healthy_multi_tenant(self):
+        self.up(MULTI_TENANT_ENABLED="true")
+        report, _ = self.run_on(HEALTHY_MULTI, stack=STACK_MULTI, what="healthy multi-tenant")
+        ev5 = {c["id"]: c for c in report["checks"]}[5]["evidence"]
+        self.assertLessEqual(float(ev5["propagation to api2 (s)"]), 1.5 + 0.5)
+
+    # ---- one fault at a time -------------------------------------------------------
+
+    def fault(self, switch):
+        multi, failing = FAULTS[switch]
+        settings = {switch: "1"}
+        if multi:
+            settings["MULTI_TENANT_ENABLED"] = "true"
+        self.up(**settings)
+        expected = dict(HEALTHY_MULTI if multi else HEALTHY_SINGLE)
+        expected.update({i: "FAIL" for i in failing})
+        self.run_on(expected, failing, stack=STACK_MULTI if multi else STACK, what=switch)
+
+    def test_11_fault_assets_local(self):
+        self.fault("FAULT_ASSETS_LOCAL")
+
+    def test_12_fault_schedule_every_replica(self):
+        self.fault("FAULT_SCHEDULE_EVERY_REPLICA")
+
+    def test_13_fault_token_secret_per_replica(self):
+        self.fault("FAULT_TOKEN_SECRET_PER_REPLICA")
+
+    def test_14_fault_lb_no_failover(self):
+        self.fault("FAULT_LB_NO_FAILOVER")
+
+    def test_15_fault_tenant_cache_forever(self):
+        self.fault("FAULT_TENANT_CACHE_FOREVER")
+
+    def test_16_fault_previous_key_as_api_key(self):
+        self.fault("FAULT_PREVIOUS_KEY_AS_API_KEY")
+
+    # ---- down ----------------------------------------------------------------------
+
+    def test_99_down_by_the_harness(self):
+        """--down takes the stack down at the end, whatever the checks did."""
+        self.up()
+        p, report, _ = self.halo_run("3", "--down", what="check 3, then --down")
+        self.assertStatuses(p, report, {3: "PASS"})
+        self.assertIn("taking the stack down (harness.down)", p.stderr)
+        self.assertEqual(S.container_ids(), {})
+        label = f"label=com.docker.compose.project={PROJECT}"
+        self.assertEqual(docker("volume", "ls", "-q", "--filter", label).stdout.strip(), "")
+
+
+if __name__ == "__main__":
+    unittest.main()
