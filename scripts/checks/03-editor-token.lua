@@ -21,7 +21,8 @@ return {
 
     local header_form = pulp.replica(stack, "api2", { token = token })
     local bearer_form = pulp.replica(stack, "api2", { token = token, bearer = true })
-    for form, api2 in pairs({ ["x-editor-token"] = header_form, ["Authorization: Bearer"] = bearer_form }) do
+    for _, each in ipairs({ { "x-editor-token", header_form }, { "Authorization: Bearer", bearer_form } }) do
+      local form, api2 = each[1], each[2]
       local res, err = t:step("read on api2 with " .. form, function() return api2:call("GET", "/templates") end)
       t:expect(res and res.status == 200, "api2 rejected a token minted on api1 (%s): %s", form,
                res and ("HTTP " .. res.status) or tostring(err))

@@ -17,6 +17,9 @@
       .container_ids()         -> service -> container id
       .wait_healthy(service)   -> until its healthcheck says healthy
       .psql(sql)               -> rows of a query on the stack's database
+    RefStackTestCase           -> a TestCase class whose `refstack` (a
+                                  RefStack) is opened before its tests and
+                                  closed after them, with the whole time printed
 
 tests/stack/.env is one file for every project: up rewrites it and down
 removes it, so a developer's own running stack gets its settings back when
@@ -28,11 +31,12 @@ import os
 import signal
 import subprocess
 import time
+import unittest
 import urllib.error
 import urllib.request
 
 import dockerenv
-from halotest import SOURCE
+from halotest import HALO, SOURCE
 
 STACK_DIR = os.path.join(SOURCE, "tests", "stack")
 UP, DOWN = os.path.join(STACK_DIR, "up"), os.path.join(STACK_DIR, "down")
@@ -159,3 +163,20 @@ class RefStack:
         if p.returncode != 0:
             raise AssertionError(f"psql {sql!r}: {p.stderr}")
         return [line.split("\t") for line in p.stdout.splitlines()]
+
+
+class RefStackTestCase(unittest.TestCase):
+    refstack = None  # the subclass's RefStack
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(HALO, os.X_OK):
+            raise unittest.SkipTest(f"no halo binary at {HALO} (set HALO_BIN)")
+        cls.refstack.open()
+        cls.t_start = time.monotonic()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.refstack.close()
+        print(f"\n[{cls.__module__}] whole run {time.monotonic() - cls.t_start:.1f} s", flush=True)

@@ -36,7 +36,7 @@ import time
 import unittest
 
 from halotest import HALO, SOURCE, halo_env
-from refstack import ADMIN, DOWN, EDITOR, STACK, STACK_MULTI, UP, RefStack, docker, http_get
+from refstack import ADMIN, DOWN, EDITOR, STACK, STACK_MULTI, UP, RefStack, RefStackTestCase, docker, http_get
 
 PROJECT = "halotest-checks"
 S = RefStack(PROJECT)
@@ -73,23 +73,15 @@ def log(text):
     print(f"\n[test_checks] {text}", flush=True)
 
 
-class ChecksTest(unittest.TestCase):
-    maxDiff = None
+class ChecksTest(RefStackTestCase):
+    refstack = S
 
     @classmethod
     def setUpClass(cls):
-        if not os.access(HALO, os.X_OK):
-            raise unittest.SkipTest(f"no halo binary at {HALO} (set HALO_BIN)")
-        S.open()
-        cls.t_start = time.monotonic()
+        super().setUpClass()
         p = S.script(DOWN)
         if p.returncode != 0:
             raise AssertionError(f"tests/stack/down failed:\n{p.stdout}\n{p.stderr}")
-
-    @classmethod
-    def tearDownClass(cls):
-        S.close()
-        log(f"whole run {time.monotonic() - cls.t_start:.1f} s")
 
     # ---- helpers -------------------------------------------------------------------
 
@@ -121,7 +113,7 @@ class ChecksTest(unittest.TestCase):
             for secret in SECRETS:
                 self.assertNotIn(secret, text, f"a secret of the stack file is in {name}")
         report = json.loads(outputs["run.json"])
-        summary = re.search(r"\d+ checks: .* in ([\d.]+)s", p.stdout)
+        summary = re.search(r"\d+ checks?: .* in ([\d.]+)s", p.stdout)
         self.assertIsNotNone(summary, f"no summary line with the wall time:\n{p.stdout}")
         log(f"{what}: {seconds:.1f} s wall (halo says {summary.group(1)} s); "
             + ", ".join(f"{c['id']} {c['status']} {c['duration_ms'] / 1000:.1f}s" for c in report["checks"]))

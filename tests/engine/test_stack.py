@@ -28,7 +28,8 @@ import time
 import unittest
 
 from halotest import HALO, SOURCE
-from refstack import ADMIN, DOWN, ENVFILE, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, docker, http_get
+from refstack import (ADMIN, DOWN, ENVFILE, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, RefStackTestCase,
+                      docker, http_get)
 
 PROJECT = "halotest-stack"
 S = RefStack(PROJECT)
@@ -103,27 +104,19 @@ print(json.encode(out))
 '''
 
 
-class StackTest(unittest.TestCase):
-    maxDiff = None
+class StackTest(RefStackTestCase):
+    refstack = S
 
     @classmethod
     def setUpClass(cls):
-        if not os.access(HALO, os.X_OK):
-            raise unittest.SkipTest(f"no halo binary at {HALO} (set HALO_BIN)")
-        S.open()
+        super().setUpClass()
         cls.saved_env = S.saved_env
-        cls.t_start = time.monotonic()
         cls.first_down = stack_script(DOWN)
         cls.first_up = stack_script(UP)
         if cls.first_up.returncode != 0:
             S.close()
             raise AssertionError(f"tests/stack/up failed ({cls.first_up.returncode}):\n"
                                  f"{cls.first_up.stdout}\n{cls.first_up.stderr}")
-
-    @classmethod
-    def tearDownClass(cls):
-        S.close()
-        print(f"\n[test_stack] whole run {time.monotonic() - cls.t_start:.1f} s", flush=True)
 
     # ---- helpers -------------------------------------------------------------------
 
