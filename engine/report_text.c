@@ -130,7 +130,9 @@ static void write_details(const check_result *c, int verbose, FILE *out)
     if (c->message && *c->message) write_lines(out, "    ", "    ", c->message);
     if (c->status == ST_ERROR && c->current_step)
         fprintf(out, "    in step: %s\n", c->current_step);
-    if (c->nfailures) {
+    /* One failure is the message itself; the list is for the "and N more". */
+    int only_the_message = c->nfailures == 1 && c->message && strcmp(c->message, c->failures[0]) == 0;
+    if (c->nfailures && !only_the_message) {
         fprintf(out, "    failures:\n");
         for (size_t i = 0; i < c->nfailures; i++) write_lines(out, "      ", "        ", c->failures[i]);
     }
