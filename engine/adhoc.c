@@ -39,32 +39,72 @@ static int load_chunk(lua_State *L, const adhoc_opts *o)
     return luaL_loadbufferx(L, o->code, strlen(o->code), "=eval", "t");
 }
 
+int adhoc_push_show(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.show") == LUA_TTABLE) return 0;
+    lua_pop(L, 1);
+    if (sandbox_load_embedded(L, "pretty") != LUA_OK) return -1;
+    internal_push(L);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+    if (sandbox_load_embedded(L, "show") != LUA_OK) {
+        lua_remove(L, -2);
+        return -1;
+    }
+    lua_insert(L, -2);
+    internal_push(L);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) return -1;
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "halo.show");
+    return 0;
+}
+
+/* Write the values of the packed table at `results` as show.lua renders them. */
+static int write_shown(lua_State *L, int results)
+{
+    results = lua_absindex(L, results);
+    if (adhoc_push_show(L) != 0) return -1;
+    lua_getfield(L, -1, "render");
+    lua_remove(L, -2);
+    lua_pushvalue(L, results);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (len) {
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+    }
+    fflush(stdout);
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* show(...): print values the way the REPL does (a probe script's output). */
+static int adhoc_show(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_createtable(L, n, 1);
+    lua_insert(L, 1);
+    for (int i = n; i >= 1; i--) lua_rawseti(L, 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, 1, "n");
+    if (write_shown(L, 1) != 0) return lua_error(L);
+    return 0;
+}
+
+void adhoc_globals(lua_State *L)
+{
+    sandbox_module_globals(L);
+    lua_pushcfunction(L, adhoc_show);
+    lua_setglobal(L, "show");
+}
+
 static void print_results(lua_State *L, int results)
 {
-    if (sandbox_load_embedded(L, "pretty") != LUA_OK || (internal_push(L), lua_pcall(L, 1, 1, 0)) != LUA_OK) {
-        halo_warn("internal: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return;
-    }
-    int pretty = lua_gettop(L);
-    lua_getfield(L, results, "n");
-    lua_Integer n = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_pushvalue(L, pretty);
-        lua_rawgeti(L, results, i);
-        lua_pushboolean(L, 1);
-        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-            halo_warn("cannot print result %lld: %s", (long long)i, lua_tostring(L, -1));
-        } else {
-            char *clean = redact(lua_tostring(L, -1));
-            puts(clean);
-            free(clean);
-        }
+    if (write_shown(L, results) != 0) {
+        halo_warn("cannot print the results: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    fflush(stdout);
 }
 
 #define UNDO_GRACE 10.0
@@ -113,7 +153,7 @@ int adhoc_run(const adhoc_opts *o)
         return 2;
     }
     lua_setglobal(L, "stack");
-    sandbox_module_globals(L);
+    adhoc_globals(L);
 
     if (load_chunk(L, o) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);

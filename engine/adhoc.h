@@ -19,4 +19,13 @@ typedef struct {
 
 int adhoc_run(const adhoc_opts *o); /* the exit code */
 
+/* Shared with the REPL. The globals of an ad hoc probe: every host module
+ * (required on first use) and show(...), which prints values as the REPL
+ * does. */
+#include <lua.h>
+void adhoc_globals(lua_State *L);
+/* [-0, +1] the show module (engine/lua/show.lua); on failure pushes the
+ * error message and returns -1 */
+int adhoc_push_show(lua_State *L);
+
 #endif

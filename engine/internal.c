@@ -185,6 +185,55 @@ static int internal_exists(lua_State *L)
     return 1;
 }
 
+/* kind(v) -> "http.response", "sql.conn", "task", ... for values of the
+ * host's own types (known by their metatable), else nil */
+static int internal_kind(lua_State *L)
+{
+    static const char *const kinds[][2] = {
+        {"halo.http.response", "http.response"}, {"halo.http.error", "http.error"},
+        {"halo.http.client", "http.client"},     {"halo.http.headers", "http.headers"},
+        {"halo.sql.conn", "sql.conn"},           {"halo.sql.error", "sql.error"},
+        {"halo.task", "task"},
+    };
+    if (!lua_getmetatable(L, 1)) return 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        luaL_getmetatable(L, kinds[i][0]);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (same) {
+            lua_pushstring(L, kinds[i][1]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* members(v) -> the names v's metatable offers through __index: its keys
+ * when __index is a table, or those of the table a C __index keeps as its
+ * first upvalue (the way the host's types keep their methods). For
+ * completion; nothing is called. */
+static int internal_members(lua_State *L)
+{
+    lua_newtable(L);
+    int out = lua_gettop(L);
+    if (!lua_getmetatable(L, 1)) return 1;
+    int t = lua_getfield(L, -1, "__index");
+    if (t == LUA_TFUNCTION && lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1) != NULL) lua_remove(L, -2);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_Integer n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, out, ++n);
+            }
+        }
+    }
+    lua_settop(L, out);
+    return 1;
+}
+
 void internal_push(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
@@ -199,7 +248,8 @@ void internal_push(lua_State *L)
         {"event", internal_event},         {"origin", internal_origin},
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
-        {"redact", internal_redact},       {NULL, NULL},
+        {"redact", internal_redact},       {"kind", internal_kind},
+        {"members", internal_members},     {NULL, NULL},
     };
     luaL_newlib(L, funcs);
     lua_pushvalue(L, -1);

@@ -1,6 +1,9 @@
-/* The halo command line: run, list, eval, exec, version, help. Wrong usage
- * is one line on stderr and exit status 2. */
+/* The halo command line: run, list, eval, exec, repl, version, help. Wrong
+ * usage is one line on stderr and exit status 2. */
+/* realpath() is XSI in glibc's headers */
+#define _XOPEN_SOURCE 700
 #include "adhoc.h"
+#include "repl.h"
 #include "report.h"
 #include "runner.h"
 #include "sandbox.h"
@@ -21,6 +24,7 @@ static const char *const USAGE =
     "  list               list the checks with their ids, titles, timeouts and tags\n"
     "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
+    "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
     "  version            print the version\n"
     "  help [COMMAND]     show help\n"
     "\n"
@@ -59,6 +63,20 @@ static const char *const LIST_HELP =
     "\n"
     "Lists the checks in id order. A check file that does not load is shown as\n"
     "ERROR with its file and line, and makes the exit status 3.\n";
+
+static const char *const REPL_HELP =
+    "usage: halo repl [--stack FILE] [--checks DIR] [--lib DIR] [--max-mem SIZE] [-v]\n"
+    "\n"
+    "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
+    "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
+    "expression prints its value. Each line runs as a task, so tasks it spawns\n"
+    "keep running between prompts (.tasks, .stop N). Ctrl-C stops the running\n"
+    "line; Ctrl-D or .exit leaves after undoing every fault the session caused.\n"
+    ".help lists the commands (.run ID, .list, .save FILE, .load FILE, .time EXPR).\n"
+    "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n"
+    "\n"
+    "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
+    "if a line raised.\n";
 
 static const char *const EVAL_HELP =
     "usage: halo eval [options] 'CODE'\n"
@@ -383,6 +401,47 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     return code;
 }
 
+/* This binary, for the REPL's .run and .list. */
+static const char *self_path(options *o, const char *argv0)
+{
+    char *path = NULL;
+    if (strchr(argv0, '/')) path = realpath(argv0, NULL);
+#ifdef __linux__
+    if (!path) path = realpath("/proc/self/exe", NULL);
+#endif
+    if (!path) path = xstrdup(argv0);
+    strlist_add(&o->owned, path);
+    return path;
+}
+
+static int cmd_repl(int argc, char **argv, const char *argv0)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    if (parse_options("repl", argc, argv, &o, 0)) return 2;
+    if (o.help) {
+        fputs(REPL_HELP, stdout);
+        return 0;
+    }
+    if (o.rest.n) return usage_error("repl", "unexpected argument %s", o.rest.items[0]);
+    if (o.stack_file && !file_exists(o.stack_file))
+        return usage_error("repl", "stack file %s does not exist", o.stack_file);
+    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+    default_lib_dirs(&o, o.checks_dir);
+    repl_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.stack_file = o.stack_file;
+    ro.checks_dir = o.checks_dir;
+    ro.lib_dirs = o.libs.items;
+    ro.nlib_dirs = o.libs.n;
+    ro.mem_limit = o.mem;
+    ro.verbose = o.verbose;
+    ro.self = self_path(&o, argv0);
+    int code = repl_run(&ro);
+    options_free(&o);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -392,6 +451,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0) return cmd_run_or_list(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "repl") == 0) return cmd_repl(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("halo %s (%s)\n", HALO_VERSION, LUA_RELEASE);
         return 0;
@@ -402,6 +462,7 @@ int main(int argc, char **argv)
         else if (strcmp(topic, "run") == 0) fputs(RUN_HELP, stdout);
         else if (strcmp(topic, "list") == 0) fputs(LIST_HELP, stdout);
         else if (strcmp(topic, "eval") == 0 || strcmp(topic, "exec") == 0) fputs(EVAL_HELP, stdout);
+        else if (strcmp(topic, "repl") == 0) fputs(REPL_HELP, stdout);
         else {
             fprintf(stderr, "halo help: no command %s\n", topic);
             return 2;

@@ -11,6 +11,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -87,9 +88,28 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* The REPL's Ctrl-C stops the line being run, not the tasks it left
+ * running in the background: only code of the target task is stopped. */
+static task *interrupt_target;
+static volatile sig_atomic_t target_interrupted;
+
+void sandbox_set_interrupt_target(task *t)
+{
+    interrupt_target = t;
+    target_interrupted = 0;
+}
+
+void sandbox_interrupt_target(void) { target_interrupted = 1; }
+int sandbox_target_interrupted(void) { return target_interrupted != 0; }
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
+    if (target_interrupted && interrupt_target && sched_current() == interrupt_target) {
+        /* as below: every further instruction of the task raises again */
+        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "interrupted");
+    }
     sandbox *sb = get_sandbox(L);
     if (!sb->kill_reason) {
         if (sched_interrupted()) sb->kill_reason = "interrupted";

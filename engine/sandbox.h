@@ -30,6 +30,15 @@ const char *sandbox_kill_reason(lua_State *L);
  * and allows `extra` bytes over the memory cap. */
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
 size_t sandbox_mem_used(lua_State *L);
+
+/* Ctrl-C for one task (the REPL's current line): once requested, Lua code
+ * running in that task (or in coroutines it resumes) raises "interrupted"
+ * at every instruction, which a pcall cannot swallow; other tasks run on.
+ * Setting a target (NULL: none) clears a pending request. */
+struct task;
+void sandbox_set_interrupt_target(struct task *t);
+void sandbox_interrupt_target(void);   /* async-signal-safe */
+int sandbox_target_interrupted(void);
 /* The monotonic deadline code in L runs under (0: none), so waiting
  * primitives can cap their own timeouts with it. */
 double sandbox_deadline(lua_State *L);

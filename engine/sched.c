@@ -285,34 +285,39 @@ static void resume_task(task *t)
     finish(S.L, t, status == LUA_OK, nres);
 }
 
+int sched_step(double max_wait)
+{
+    /* Resume only what was ready when this round began, so a task that
+     * keeps re-queuing itself cannot starve I/O and timers. */
+    task *last = S.ready_tail;
+    int ran = 0;
+    while (S.ready_head) {
+        task *t = ready_pop();
+        resume_task(t);
+        ran = 1;
+        if (t == last) break;
+    }
+    if (ran) {
+        loop_step(0);
+        return 1;
+    }
+    if (!loop_busy()) return -1;
+    loop_step(max_wait);
+    return 0;
+}
+
 sched_result sched_run(task *until, double deadline)
 {
     for (;;) {
         if (until ? until->state == T_DONE : S.nlive == 0) return SCHED_DONE;
         if (interrupt_flag) return SCHED_INTERRUPTED;
         if (deadline > 0 && clock_mono() >= deadline) return SCHED_DEADLINE;
-
-        /* Resume only what was ready when this round began, so a task that
-         * keeps re-queuing itself cannot starve I/O and timers. */
-        task *last = S.ready_tail;
-        int ran = 0;
-        while (S.ready_head) {
-            task *t = ready_pop();
-            resume_task(t);
-            ran = 1;
-            if (t == last) break;
-        }
-        if (ran) {
-            loop_step(0);
-            continue;
-        }
-        if (!loop_busy()) return SCHED_STUCK;
         double wait = -1;
         if (deadline > 0) {
             wait = deadline - clock_mono();
             if (wait < 0) wait = 0;
         }
-        loop_step(wait);
+        if (sched_step(wait) < 0) return SCHED_STUCK;
     }
 }
 
@@ -399,6 +404,23 @@ static void cancel_on(lua_State *L, task *t)
 }
 
 void sched_cancel(task *t) { cancel_on(S.L, t); }
+
+void sched_foreach_live(void (*fn)(task *t, void *ud), void *ud)
+{
+    for (task *t = S.live, *next; t; t = next) {
+        next = t->next_live;
+        fn(t, ud);
+    }
+}
+
+task *sched_find(int id)
+{
+    for (task *t = S.live; t; t = t->next_live)
+        if (t->id == id) return t;
+    return NULL;
+}
+
+lua_State *sched_task_thread(const task *t) { return t->co; }
 
 int sched_cancel_all(void)
 {
@@ -512,7 +534,7 @@ static int task_cancel(lua_State *L)
     return 1;
 }
 
-static const char *task_state_name(const task *t)
+const char *sched_task_state(const task *t)
 {
     switch (t->state) {
     case T_READY: return "ready";
@@ -524,7 +546,7 @@ static const char *task_state_name(const task *t)
 
 static int task_status(lua_State *L)
 {
-    lua_pushstring(L, task_state_name(check_task(L, 1)));
+    lua_pushstring(L, sched_task_state(check_task(L, 1)));
     return 1;
 }
 
@@ -537,7 +559,7 @@ static int task_id(lua_State *L)
 static int task_tostring(lua_State *L)
 {
     task *t = check_task(L, 1);
-    lua_pushfstring(L, "task %d (%s)", t->id, task_state_name(t));
+    lua_pushfstring(L, "task %d (%s)", t->id, sched_task_state(t));
     return 1;
 }
 

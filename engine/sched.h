@@ -30,6 +30,12 @@ task *sched_spawn(lua_State *L, int nargs);
  * left), the monotonic deadline passes (<= 0: none), or an interrupt. */
 sched_result sched_run(task *until, double deadline);
 
+/* One round: resume the tasks that are ready, else wait at most max_wait
+ * seconds (<0: until something is due) for I/O and timers. Returns 1 when
+ * tasks ran, 0 when it waited, -1 when nothing is left that could wake a
+ * task (no fd, no timer). For hosts with a loop of their own (the REPL). */
+int sched_step(double max_wait);
+
 /* Cancel every unfinished task; returns how many there were. */
 int sched_cancel_all(void);
 /* Cancel one task: its pending wait is cancelled and its thread closed. */
@@ -62,6 +68,11 @@ void sched_observe(task *t);
 int sched_unobserved_failures(void (*report)(int id, const char *text, void *ud), void *ud);
 
 int sched_live_tasks(void);
+/* Every unfinished task, newest first; fn may cancel the task it is given. */
+void sched_foreach_live(void (*fn)(task *t, void *ud), void *ud);
+task *sched_find(int id); /* an unfinished task by id, or NULL */
+lua_State *sched_task_thread(const task *t);
+const char *sched_task_state(const task *t); /* ready, waiting, running, done, failed, cancelled */
 
 /* Set by signal handlers; the loop and the instruction hook both read it. */
 void sched_request_interrupt(void);
