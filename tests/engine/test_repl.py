@@ -81,6 +81,8 @@ class Terminal(ReplTestCase):
         self.line(t, "6 * 7", r"\n42\n")
         self.line(t, "x = { b = 2, a = { 1, json.null } }")
         self.line(t, "x", r"\{\n  a = \{\n    1,\n    null,\n  \},\n  b = 2,\n\}\n")
+        self.line(t, "ring = { name = 'ring' }; ring.self = ring")
+        self.line(t, "ring", r'\{\n  name = "ring",\n  self = <cycle>,\n\}\n')
         self.line(t, "error('boom')", r"\[\d+\]:1: boom\n")
         self.line(t, "nosuchfunction()", r"attempt to call a nil value \(global 'nosuchfunction'\)")
         self.leave(t)
