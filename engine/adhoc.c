@@ -29,6 +29,7 @@ static void on_interrupt(int sig)
 
 static int load_chunk(lua_State *L, const adhoc_opts *o)
 {
+    if (o->embedded) return sandbox_load_embedded(L, o->embedded);
     if (o->file) return sandbox_loadfile(L, o->file);
     /* An expression prints its value without `return`. */
     char *expr = xasprintf("return %s", o->code);
@@ -163,7 +164,14 @@ int adhoc_run(const adhoc_opts *o)
         sandbox_close(L);
         return code;
     }
-    if (o->file) {
+    int nargs = 0;
+    if (o->embedded) {
+        /* a host script: the internal table, then the arguments */
+        internal_push(L);
+        for (size_t i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
+        nargs = 1 + (int)o->nargs;
+    } else if (o->file) {
+        nargs = (int)o->nargs;
         lua_createtable(L, (int)o->nargs, 1);
         lua_pushstring(L, o->file);
         lua_rawseti(L, -2, 0);
@@ -174,7 +182,7 @@ int adhoc_run(const adhoc_opts *o)
         lua_setglobal(L, "arg");
         for (size_t i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
     }
-    task *t = sched_spawn(L, o->file ? (int)o->nargs : 0);
+    task *t = sched_spawn(L, nargs);
     int handle = lua_gettop(L);
     sched_observe(t);
     sched_result r = sched_run(t, deadline);

@@ -7,6 +7,7 @@
 typedef struct {
     const char *code;      /* eval: the chunk's text */
     const char *file;      /* exec: the script */
+    const char *embedded;  /* a host script of engine/lua/ (internal, then args) */
     const char *const *args; /* exec: its arguments */
     size_t nargs;
     const char *stack_file;

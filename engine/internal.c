@@ -8,7 +8,9 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +236,136 @@ static int internal_members(lua_State *L)
     return 1;
 }
 
+/* ---- the fault journal ------------------------------------------------------
+ * What this process changed in the target and has not undone yet, kept in
+ * <state>/runs/<pid>.json so that `halo cleanup` can restore it should the
+ * process be killed (kill -9) before its own cleanup ran. The modules keep
+ * it current: an entry when they inject a fault, none once it is undone. */
+#define JOURNAL_KEY "halo.journal"
+
+/* Process start time in clock ticks since boot (Linux), so a later pid
+ * reuse is not taken for the same process; 0 where /proc has no answer,
+ * and for a zombie: it is gone, whoever reaps it. */
+unsigned long long journal_start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return 0;
+    /* after ") " come fields 3..; starttime is field 22 */
+    int field = 2;
+    for (p++; *p && field < 22; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+char *journal_path(long pid)
+{
+    char *dir = state_dir("runs");
+    if (!dir) return NULL;
+    char *path = xasprintf("%s/%ld.json", dir, pid);
+    free(dir);
+    return path;
+}
+
+static void journal_write(lua_State *L)
+{
+    char *path = journal_path((long)getpid());
+    if (!path) return;
+    strbuf sb;
+    sb_init(&sb);
+    int n = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        sb_adds(&sb, n++ ? ",\n  " : "");
+        sb_adds(&sb, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (n == 0) {
+        unlink(path);
+    } else {
+        char *tmp = xasprintf("%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "{\"pid\": %ld, \"start\": %llu, \"in_worker\": %s,\n \"entries\": [\n  %s\n]}\n",
+                    (long)getpid(), journal_start_time((long)getpid()), host_in_worker() ? "true" : "false",
+                    sb.buf);
+            if (fclose(f) == 0) rename(tmp, path);
+            else unlink(tmp);
+        }
+        free(tmp);
+    }
+    sb_free(&sb);
+    free(path);
+}
+
+/* journal(key, entry_json | nil): set or clear one entry, and write the file */
+static int internal_journal(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+    journal_write(L);
+    return 0;
+}
+
+/* process_alive(pid, start) -> whether process pid is the one that wrote a
+ * journal (same start time where the system tells it) */
+static int internal_process_alive(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    unsigned long long start = (unsigned long long)luaL_optinteger(L, 2, 0);
+    int alive = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    /* where /proc tells it: the same process (not a reused pid), not a zombie */
+    unsigned long long now = alive ? journal_start_time((long)pid) : 0;
+    if (alive && (start || now)) alive = now == start;
+    lua_pushboolean(L, alive);
+    return 1;
+}
+
+/* journal_forget(path): remove a dead run's journal once it is restored;
+ * nothing but a .json file of the journal directory */
+static int internal_journal_forget(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *dir = state_dir("runs");
+    size_t n = dir ? strlen(dir) : 0;
+    size_t len = strlen(path);
+    if (!dir || strncmp(path, dir, n) != 0 || path[n] != '/' || strchr(path + n + 1, '/') || len < 5 ||
+        strcmp(path + len - 5, ".json") != 0) {
+        free(dir);
+        return luaL_argerror(L, 1, "not a journal file");
+    }
+    free(dir);
+    unlink(path);
+    return 0;
+}
+
+/* run_id() -> the pid of the run (the runner, for a worker) that changes
+ * the target: what a container it recreated is labelled with */
+static int internal_run_id(lua_State *L)
+{
+    lua_pushinteger(L, host_in_worker() ? (lua_Integer)getppid() : (lua_Integer)getpid());
+    return 1;
+}
+
 void internal_push(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
@@ -249,7 +381,9 @@ void internal_push(lua_State *L)
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
         {"redact", internal_redact},       {"kind", internal_kind},
-        {"members", internal_members},     {NULL, NULL},
+        {"members", internal_members},     {"journal", internal_journal},
+        {"run_id", internal_run_id},       {"process_alive", internal_process_alive},
+        {"journal_forget", internal_journal_forget}, {NULL, NULL},
     };
     luaL_newlib(L, funcs);
     lua_pushvalue(L, -1);

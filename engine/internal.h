@@ -11,4 +11,9 @@ void internal_push_undos(lua_State *L);
 /* Remove the temporary files the modules made and forgot. */
 void internal_remove_temps(lua_State *L);
 
+/* The fault journal (see internal.c): the file of process pid, and the
+ * process's start time, to tell a live run from a dead one. */
+char *journal_path(long pid);
+unsigned long long journal_start_time(long pid);
+
 #endif

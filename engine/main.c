@@ -9,6 +9,7 @@
 #include "sandbox.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <lua.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ static const char *const USAGE =
     "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
     "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
+    "  cleanup            restore what a killed run left changed (a container killed or paused)\n"
     "  version            print the version\n"
     "  help [COMMAND]     show help\n"
     "\n"
@@ -77,6 +79,20 @@ static const char *const REPL_HELP =
     "\n"
     "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
     "if a line raised.\n";
+
+static const char *const CLEANUP_HELP =
+    "usage: halo cleanup [--dry-run]\n"
+    "\n"
+    "Every run journals the faults it injected and has not undone yet (a container\n"
+    "it killed, stopped or paused; a service it recreated with other environment)\n"
+    "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
+    "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
+    "cleanup restores what runs that are gone left behind, says what it did, and\n"
+    "forgets a journal once all of it is restored. Runs still going are left alone.\n"
+    "\n"
+    "  --dry-run        only say what would be restored\n"
+    "\n"
+    "exit status: 0 nothing left to restore; 3 something could not be restored.\n";
 
 static const char *const EVAL_HELP =
     "usage: halo eval [options] 'CODE'\n"
@@ -442,6 +458,50 @@ static int cmd_repl(int argc, char **argv, const char *argv0)
     return code;
 }
 
+static int by_string(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int cmd_cleanup(int argc, char **argv)
+{
+    int dry_run = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0) dry_run = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(CLEANUP_HELP, stdout);
+            return 0;
+        } else
+            return usage_error("cleanup", "unknown argument %s", argv[i]);
+    }
+    char *dir = state_dir("runs");
+    if (!dir) {
+        fprintf(stderr, "halo cleanup: no state directory (set HOME or XDG_STATE_HOME)\n");
+        return 2;
+    }
+    options o;
+    memset(&o, 0, sizeof o);
+    strlist_add(&o.rest, dry_run ? "dry-run" : "restore");
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0) {
+            char *path = xasprintf("%s/%s", dir, e->d_name);
+            strlist_add(&o.owned, path);
+            strlist_add(&o.rest, path);
+        }
+    }
+    if (d) closedir(d);
+    free(dir);
+    qsort(o.rest.items + 1, o.rest.n - 1, sizeof *o.rest.items, by_string);
+    adhoc_opts ao;
+    memset(&ao, 0, sizeof ao);
+    ao.embedded = "leftovers";
+    ao.args = o.rest.items;
+    ao.nargs = o.rest.n;
+    ao.timeout = 600;
+    int code = adhoc_run(&ao);
+    options_free(&o);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -452,6 +512,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0) return cmd_run_or_list(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "repl") == 0) return cmd_repl(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "cleanup") == 0) return cmd_cleanup(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("halo %s (%s)\n", HALO_VERSION, LUA_RELEASE);
         return 0;
@@ -463,6 +524,7 @@ int main(int argc, char **argv)
         else if (strcmp(topic, "list") == 0) fputs(LIST_HELP, stdout);
         else if (strcmp(topic, "eval") == 0 || strcmp(topic, "exec") == 0) fputs(EVAL_HELP, stdout);
         else if (strcmp(topic, "repl") == 0) fputs(REPL_HELP, stdout);
+        else if (strcmp(topic, "cleanup") == 0) fputs(CLEANUP_HELP, stdout);
         else {
             fprintf(stderr, "halo help: no command %s\n", topic);
             return 2;

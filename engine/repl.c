@@ -98,27 +98,11 @@ static void push_repl_fn(lua_State *L, const char *name)
 
 /* ---- history -------------------------------------------------------------- */
 
-static void mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(path, 0700);
-        *p = '/';
-    }
-    mkdir(path, 0700);
-}
-
 /* $XDG_STATE_HOME/halo/history, else ~/.local/state/halo/history */
 static char *history_file(void)
 {
-    const char *state = getenv("XDG_STATE_HOME");
-    const char *home = getenv("HOME");
-    char *dir;
-    if (state && state[0] == '/') dir = xasprintf("%s/halo", state);
-    else if (home && *home) dir = xasprintf("%s/.local/state/halo", home);
-    else return NULL;
-    mkdirs(dir);
+    char *dir = state_dir("");
+    if (!dir) return NULL;
     char *path = xasprintf("%s/history", dir);
     free(dir);
     return path;

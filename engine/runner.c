@@ -4,6 +4,7 @@
  * kills into ERROR results. Probing check files for their metadata happens
  * in forked children too, so a file that hangs on load cannot hang the run. */
 #include "runner.h"
+#include "internal.h"
 #include "loop.h"
 #include "progress.h"
 #include "report.h"
@@ -53,6 +54,7 @@ struct child {
     size_t dropped; /* log lines past LOG_MAX */
     pending_fault *faults;
     size_t nfaults, capfaults;
+    pid_t undoes; /* an undo child: the dead worker whose faults it replays */
 };
 
 /* A check that logs in a tight loop must not grow the runner without
@@ -461,8 +463,14 @@ static void undo_line(child *ch, char **f, int n)
 static void undo_exit(child *ch, int wstatus)
 {
     (void)wstatus;
-    if (!ch->got_done)
+    if (!ch->got_done) {
         add_log(ch->check, "error", xstrdup("runner undo: the undo process did not finish; faults may remain"));
+    } else {
+        /* replayed: the dead worker's journal has nothing left for `halo cleanup` */
+        char *journal = journal_path((long)ch->undoes);
+        if (journal) unlink(journal);
+        free(journal);
+    }
     progress_finished(ch->check);
 }
 
@@ -496,6 +504,7 @@ static int spawn_undo(child *dead)
     child *ch = spawn_child(dead->check, worker_script, &wo, undo_line, undo_exit);
     sb_free(&script);
     if (!ch) return -1;
+    ch->undoes = dead->pid;
     loop_watch(ch->fd, LOOP_READ, child_readable, ch);
     ch->kill_timer = loop_timer(60, worker_kill, ch);
     return 0;

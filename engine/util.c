@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -302,4 +303,27 @@ void halo_warn(const char *fmt, ...)
     fprintf(stderr, "halo: %s\n", clean);
     free(clean);
     sb_free(&sb);
+}
+
+static void make_dirs(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+    mkdir(path, 0700);
+}
+
+char *state_dir(const char *sub)
+{
+    const char *state = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char *dir;
+    if (state && state[0] == '/') dir = xasprintf("%s/halo%s%s", state, *sub ? "/" : "", sub);
+    else if (home && *home) dir = xasprintf("%s/.local/state/halo%s%s", home, *sub ? "/" : "", sub);
+    else return NULL;
+    make_dirs(dir);
+    return dir;
 }

@@ -63,6 +63,11 @@ char *redact_n(const char *text, size_t len);
 void sb_field(strbuf *sb, const char *s);
 char *field_unescape(const char *s, size_t n);
 
+/* halo's state directory, $XDG_STATE_HOME/halo (else ~/.local/state/halo),
+ * with `sub` below it ("" for itself), created (mode 0700) if missing.
+ * Returns a new string, or NULL when there is no home to put it in. */
+char *state_dir(const char *sub);
+
 /* One line on stderr, prefixed with "halo: ", redacted. */
 void halo_warn(const char *fmt, ...) HALO_PRINTF(1, 2);
 

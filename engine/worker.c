@@ -324,6 +324,23 @@ static void on_term(int sig)
     sched_request_interrupt();
 }
 
+/* Once cleanup runs, a termination signal (the runner relays the
+ * operator's Ctrl-C) must not stop it: the defers and undos run once, to
+ * the end, under their grace; a second Ctrl-C makes the runner kill the
+ * worker outright and replay its undos. A handler that does nothing, not
+ * SIG_IGN, which programs started from cleanup would inherit. */
+static void on_term_in_cleanup(int sig) { (void)sig; }
+
+static void keep_cleanup_going(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term_in_cleanup;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static void catch_termination(void)
 {
     struct sigaction sa;
@@ -664,7 +681,9 @@ cleanup:
         }
         sched_unobserved_failures(report_unobserved, &oc);
     }
-    /* Cleanup runs after an interrupt too; a second signal cuts it short. */
+    /* Cleanup runs after an interrupt too, and a further signal does not
+     * stop it (the runner's second Ctrl-C kills the worker instead). */
+    keep_cleanup_going();
     sched_clear_interrupt();
     run_cleanup(L, control, &oc, o->grace, hard_end);
     if (strcmp(oc.status, "ERROR") != 0) {

@@ -253,8 +253,12 @@ local function register_fault(c, fault, undo_action, opts)
   record(fault, c, { undo = not (opts and opts.undo == false) and undo_action or nil, full_id = c.id })
   if opts and opts.undo == false then return end
   if pending_undo[c.id] then return end
+  -- on disk too, for `halo cleanup` should this process be killed outright
+  internal.journal("container " .. c.id, json.encode({ undo = undo_action, id = c.id, container = c.name,
+                                                       project = c.project, service = c.service }))
   pending_undo[c.id] = internal.undo(undo_action .. " " .. c.name, function()
     pending_undo[c.id] = nil
+    internal.journal("container " .. c.id, nil)
     local state = c:inspect()
     if undo_action == "unpause" then
       if state and state.State and state.State.Paused then assert(c:unpause()) end
@@ -269,6 +273,7 @@ local function settle(c, undone_by)
   if id and undone_by then
     internal.cancel_undo(id)
     pending_undo[c.id] = nil
+    internal.journal("container " .. c.id, nil)
   end
 end
 
@@ -479,6 +484,9 @@ local function yaml_string(s)
   return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("%$", "$$") .. '"'
 end
 
+-- The journal keys of services recreated with other environment, by project.
+local journalled = {}
+
 -- :up{ services = {...}, no_deps = bool, env = { svc = { K = v } }, wait = bool }
 function Compose:up(opts)
   opts = opts or {}
@@ -500,6 +508,9 @@ function Compose:up(opts)
     sort(services)
     for _, svc in ipairs(services) do
       lines[#lines + 1] = "  " .. svc .. ":"
+      -- which run changed it: `docker ps --filter label=io.halo.run` finds it
+      lines[#lines + 1] = "    labels:"
+      lines[#lines + 1] = "      io.halo.run: " .. yaml_string(internal.run_id())
       lines[#lines + 1] = "    environment:"
       local keys = {}
       for k in pairs(opts.env[svc]) do keys[#keys + 1] = k end
@@ -512,6 +523,19 @@ function Compose:up(opts)
   local r, err = self:run(args, extra, opts.timeout)
   for _, f in ipairs(extra) do internal.remove_temp(f) end
   if not r then return nil, err end
+  -- A service recreated with other environment stays changed until a plain
+  -- `up` of it: journalled for `halo cleanup`, as container faults are.
+  for _, svc in ipairs(opts.services or {}) do
+    local key = "compose " .. self.project .. " " .. svc
+    journalled[self.project] = journalled[self.project] or {}
+    journalled[self.project][key] = true
+    if opts.env and opts.env[svc] then
+      internal.journal(key, json.encode({ undo = "compose up", project = self.project, files = self.files,
+                                          service = svc, cwd = self.cwd }))
+    else
+      internal.journal(key, nil)
+    end
+  end
   internal.event("action", json.encode({ at = time.mono() - internal.origin(), action = "compose up",
                                          services = opts.services }))
   return true
@@ -524,6 +548,9 @@ function Compose:down(opts)
   if opts.volumes then args[#args + 1] = "-v" end
   local r, err = self:run(args, nil, opts.timeout)
   if not r then return nil, err end
+  -- its containers are gone, and with them anything there was to restore
+  for key in pairs(journalled[self.project] or {}) do internal.journal(key, nil) end
+  journalled[self.project] = nil
   return true
 end
 
