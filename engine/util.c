@@ -213,9 +213,60 @@ double clock_wall(void)
 static char **secrets;
 static size_t nsecrets, capsecrets;
 
+static void redact_add_one(const char *secret);
+
+/* A server that echoes a secret back seldom sends it byte for byte: inside
+ * JSON it is escaped, in a URL or a form percent-encoded. Those spellings
+ * are secrets too. */
+static void add_json_spelling(const char *secret, int escape_slash)
+{
+    strbuf sb;
+    sb_init(&sb);
+    for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
+        if (*p == '"' || *p == '\\' || (*p == '/' && escape_slash)) {
+            sb_addc(&sb, '\\');
+            sb_addc(&sb, (char)*p);
+        } else if (*p < 0x20) {
+            sb_printf(&sb, "\\u%04x", *p);
+        } else {
+            sb_addc(&sb, (char)*p);
+        }
+    }
+    if (sb.buf) redact_add_one(sb.buf);
+    sb_free(&sb);
+}
+
+static void add_url_spelling(const char *secret, int keep_slash, int space_as_plus)
+{
+    strbuf sb;
+    sb_init(&sb);
+    for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
+        int c = *p;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~' || (c == '/' && keep_slash))
+            sb_addc(&sb, (char)c);
+        else if (c == ' ' && space_as_plus)
+            sb_addc(&sb, '+');
+        else
+            sb_printf(&sb, "%%%02X", c);
+    }
+    if (sb.buf) redact_add_one(sb.buf);
+    sb_free(&sb);
+}
+
 void redact_add(const char *secret)
 {
     if (!secret || !*secret) return;
+    redact_add_one(secret);
+    add_json_spelling(secret, 1);
+    add_json_spelling(secret, 0);
+    add_url_spelling(secret, 0, 0);
+    add_url_spelling(secret, 1, 0);
+    add_url_spelling(secret, 0, 1);
+}
+
+static void redact_add_one(const char *secret)
+{
     for (size_t i = 0; i < nsecrets; i++)
         if (strcmp(secrets[i], secret) == 0) return;
     VEC_PUSH(secrets, nsecrets, capsecrets, xstrdup(secret));

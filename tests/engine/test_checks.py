@@ -42,7 +42,11 @@ PROJECT = "halotest-checks"
 S = RefStack(PROJECT)
 CHECKS = os.path.join(SOURCE, "scripts", "checks")
 EXAMPLE = os.path.join(SOURCE, "examples", "checks", "04-replicas-same-version.lua")
-SECRETS = [ADMIN, EDITOR, "halo-test-editor-token-secret"]
+# The reference stack trusts 127.0.0.1, so a password in the database URL
+# is ignored by the server, and must still never be shown by halo.
+DB_PASSWORD = "halo-url-pw-7Qx2"
+SECRETS = [ADMIN, EDITOR, "halo-test-editor-token-secret", DB_PASSWORD]
+FORMATS = ["text", "json", "junit", "tap", "md"]
 TABLES = ["tenants", "templates", "assets", "schedules", "schedule_executions"]
 
 HEALTHY_SINGLE = {1: "PASS", 2: "PASS", 3: "PASS", 4: "PASS", 5: "N/A", 6: "PASS"}
@@ -96,15 +100,16 @@ class ChecksTest(RefStackTestCase):
         out = tempfile.mkdtemp(prefix="halo-checks-")
         self.addCleanup(lambda: [os.remove(os.path.join(out, f)) for f in os.listdir(out)] and os.rmdir(out))
         env = halo_env(S.env(settings))
+        env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{S.db_port}/pulp"
         t0 = time.monotonic()
-        p = subprocess.run([HALO, "run", "--checks", checks, "--stack", stack, "--parallel", "4",
-                            "--report", f"json:{out}/run.json", "--report", f"md:{out}/run.md",
-                            "--history", f"{out}/history.jsonl"] + list(args),
+        reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
+        p = subprocess.run([HALO, "run", "--checks", checks, "--stack", stack, "--parallel", "4", "-v",
+                            "--history", f"{out}/history.jsonl"] + reports + list(args),
                            capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900,
                            stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - t0
         outputs = {"stdout": p.stdout, "stderr": p.stderr}
-        for name in ("run.json", "run.md", "history.jsonl"):
+        for name in [f"run.{fmt}" for fmt in FORMATS] + ["history.jsonl"]:
             path = os.path.join(out, name)
             self.assertTrue(os.path.exists(path), f"halo wrote no {name} (rc {p.returncode}):\n{p.stderr}")
             with open(path, encoding="utf-8") as f:

@@ -200,6 +200,46 @@ end }
         self.assertNoSecret(r.out + r.err, "panic")
 
 
+ECHO_CHECK = """
+local http, json = require "http", require "json"
+return { title = "a server echoes the key back", run = function(t, stack)
+  local res = assert(http.request{ method = "POST", url = BASE .. "/echo", query = { key = stack.token },
+                                   headers = { ["x-api-key"] = stack.token }, body = "token=" .. stack.token })
+  t:log("echoed: " .. res.body)
+  t:evidence("echo", res:json())
+  t:evidence("raw", res.body)
+  t:expect(false, "the server said %s", res.body)
+  error("echoed " .. res.body)
+end }
+"""
+
+
+class SecretsEchoedByAServer(SecretTestCase):
+    """A server that sends the key back (in a body, a header dump, an error
+    page): halo's every output still shows *** — logs, evidence, failure
+    and error messages, each report format, and the request history."""
+
+    def test_every_output(self):
+        from httptest import EdgeServer
+        server = EdgeServer()
+        self.addCleanup(server.stop)
+        d = checks_dir(self, {"1-echo.lua": ECHO_CHECK.replace("BASE", repr(server.url("")))})
+        tmp = tempfile.mkdtemp(prefix="halo-secrets-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{tmp}/report.{fmt}")]
+        r = halo(["run", "--checks", d, "--stack", STACK, "-v", "--history", f"{tmp}/history.jsonl"] + reports,
+                 env=self.env)
+        self.assertEqual(r.rc, 3, r)
+        self.assertRedacted(r.out, "stdout")
+        self.assertRedacted(r.err, "stderr")
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), encoding="utf-8") as f:
+                text = f.read()
+            self.assertNoSecret(text, name)
+        with open(f"{tmp}/report.json", encoding="utf-8") as f:
+            self.assertIn("x-api-key", f.read(), "the echo is in the report (redacted), not dropped")
+
+
 class StackFileErrors(SecretTestCase):
     def test_run_with_a_stack_file_failing_with_a_secret(self):
         bad = os.path.join(fixture("secrets"), "stack-error.lua")
