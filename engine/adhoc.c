@@ -35,7 +35,7 @@ static int load_chunk(lua_State *L, const adhoc_opts *o)
     char *expr = xasprintf("return %s", o->code);
     int rc = luaL_loadbufferx(L, expr, strlen(expr), "=eval", "t");
     free(expr);
-    if (rc == LUA_OK) return rc;
+    if (rc == LUA_OK || rc == LUA_ERRMEM) return rc; /* out of memory says nothing of the syntax */
     lua_pop(L, 1);
     return luaL_loadbufferx(L, o->code, strlen(o->code), "=eval", "t");
 }
@@ -100,12 +100,14 @@ void adhoc_globals(lua_State *L)
     lua_setglobal(L, "show");
 }
 
-static void print_results(lua_State *L, int results)
+static int print_results(lua_State *L, int results)
 {
     if (write_shown(L, results) != 0) {
         halo_warn("cannot print the results: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
+        return -1;
     }
+    return 0;
 }
 
 #define UNDO_GRACE 10.0
@@ -123,35 +125,30 @@ static void warn_unobserved(int id, const char *text, void *ud)
     halo_warn("background task %d failed: %s", id, text);
 }
 
-int adhoc_run(const adhoc_opts *o)
-{
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+typedef struct {
+    const adhoc_opts *o;
+    int code;
+} adhoc_state;
 
-    host_origin(); /* times in the request history count from here */
-    sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};
-    lua_State *L = sandbox_new(&so);
-    if (!L) {
-        halo_warn("out of memory");
-        return 3;
-    }
-    int code = 0;
+/* Everything that runs Lua, under lua_pcall: a memory error anywhere in
+ * setting up (a global, the task's thread) is an error exit, not a panic. */
+static int adhoc_body(lua_State *L)
+{
+    adhoc_state *st = lua_touserdata(L, 1);
+    const adhoc_opts *o = st->o;
+    lua_settop(L, 0);
     char *err = NULL;
     /* --timeout covers everything the script's run evaluates, the stack file too */
     double deadline = o->timeout > 0 ? clock_mono() + o->timeout : 0;
     char reason[96];
     snprintf(reason, sizeof reason, "timeout: exceeded the %g s limit (--timeout)", o->timeout);
     sandbox_set_deadline(L, deadline, reason);
-    if (stack_load(L, o->stack_file, &err) != 0) {
+    int loaded = stack_load(L, o->stack_file, &err);
+    if (loaded != 0) {
         halo_warn("%s", err);
         free(err);
-        sandbox_close(L);
-        return 2;
+        st->code = loaded == -2 ? 3 : 2;
+        return 0;
     }
     lua_setglobal(L, "stack");
     adhoc_globals(L);
@@ -160,9 +157,8 @@ int adhoc_run(const adhoc_opts *o)
         const char *msg = lua_tostring(L, -1);
         halo_warn("%s", msg ? msg : "cannot load the chunk");
         /* A missing file is a usage error; a broken one is the script's. */
-        code = o->file && msg && strncmp(msg, "cannot open", 11) == 0 ? 2 : 3;
-        sandbox_close(L);
-        return code;
+        st->code = o->file && msg && strncmp(msg, "cannot open", 11) == 0 ? 2 : 3;
+        return 0;
     }
     int nargs = 0;
     if (o->embedded) {
@@ -193,10 +189,10 @@ int adhoc_run(const adhoc_opts *o)
                         : r == SCHED_INTERRUPTED ? "interrupted"
                         : "deadlocked: every task waits on another and nothing can wake them";
         halo_warn("%s", why);
-        code = r == SCHED_INTERRUPTED || (kill && strcmp(kill, "interrupted") == 0) ? 130 : 3;
+        st->code = r == SCHED_INTERRUPTED || (kill && strcmp(kill, "interrupted") == 0) ? 130 : 3;
     } else if (sched_task_ok(t)) {
         sched_push_outcome(L, handle);
-        print_results(L, lua_gettop(L));
+        if (print_results(L, lua_gettop(L)) != 0) st->code = 3;
         lua_pop(L, 1);
     } else {
         const char *text = sched_error_text(t);
@@ -208,19 +204,62 @@ int adhoc_run(const adhoc_opts *o)
             halo_warn("%s", first);
             free(first);
         }
-        code = 3;
+        st->code = 3;
     }
-    if (sched_unobserved_failures(warn_unobserved, NULL) && code == 0) code = 3;
+    if (sched_unobserved_failures(warn_unobserved, NULL) && st->code == 0) st->code = 3;
+    return 0;
+}
+
+/* The way out, also protected: tasks still running are cancelled, and the
+ * faults the script injected (a killed container) are undone, as after a
+ * check; a second Ctrl-C cuts this short. */
+static int adhoc_finish(lua_State *L)
+{
+    adhoc_state *st = lua_touserdata(L, 1);
+    lua_settop(L, 0);
     int leftover = sched_cancel_all();
-    if (leftover && o->verbose) halo_warn("cancelled %d task(s) still running at the end", leftover);
-    /* Faults the script injected (a killed container) are undone on the
-     * way out, as after a check; a second Ctrl-C cuts this short. */
+    if (leftover && st->o->verbose) halo_warn("cancelled %d task(s) still running at the end", leftover);
     sched_clear_interrupt();
     sandbox_rearm(L, 0, NULL, (size_t)16 << 20);
     internal_push_undos(L);
-    if (cleanup_run(L, -1, UNDO_GRACE, 0, warn_cleanup, NULL) && code == 0) code = 3;
+    if (cleanup_run(L, -1, UNDO_GRACE, 0, warn_cleanup, NULL) && st->code == 0) st->code = 3;
     lua_pop(L, 1);
     internal_remove_temps(L);
+    return 0;
+}
+
+static void run_protected(lua_State *L, lua_CFunction fn, adhoc_state *st)
+{
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, st);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        halo_warn("%s", msg ? msg : "error");
+        lua_pop(L, 1);
+        if (st->code == 0) st->code = 3;
+    }
+}
+
+int adhoc_run(const adhoc_opts *o)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    host_origin(); /* times in the request history count from here */
+    sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};
+    lua_State *L = sandbox_new(&so);
+    if (!L) {
+        halo_warn("out of memory");
+        return 3;
+    }
+    adhoc_state st = {o, 0};
+    run_protected(L, adhoc_body, &st);
+    run_protected(L, adhoc_finish, &st);
     sandbox_close(L);
-    return code;
+    return st.code;
 }

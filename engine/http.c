@@ -57,6 +57,7 @@ typedef struct transfer {
     strbuf body;
     size_t max_body;
     int too_large;
+    int max_body_is_memory; /* max_body was the check's memory limit, not the script's */
     strbuf hdr; /* the response's headers: name '\0' value '\0' each */
     header_ref *headers;
     size_t nheaders, capheaders;
@@ -946,6 +947,12 @@ static void configure(lua_State *L, transfer *tr, const optsrc *o, const client_
 
     tr->max_body = (size_t)(cd && cd->max_body >= 0 ? cd->max_body : DEFAULT_MAX_BODY);
     if (opt_push(o, "max_body") != LUA_TNIL) tr->max_body = (size_t)check_max_body(L, fname);
+    /* The body becomes a Lua string: past the check's memory limit it could
+     * never be kept, and growing it outside the limit would take the whole
+     * worker down rather than fail this one request. */
+    size_t room = sandbox_mem_limit(L);
+    tr->max_body_is_memory = room > 0 && tr->max_body > room;
+    if (tr->max_body_is_memory) tr->max_body = room;
     lua_pop(L, 1);
 
     int verify = cd ? cd->verify : -1;
@@ -1030,6 +1037,8 @@ static const char *error_kind(const transfer *tr)
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
+        /* curl's own cap on the response headers (100k of them, say) */
+        if (strstr(tr->errbuf, "Too large response headers")) return "too_large";
         /* TLS 1.3 sends "certificate required" after the handshake: curl
          * sees a receive error, but it is the TLS layer that refused. */
         if (strstr(tr->errbuf, "SSL") || strstr(tr->errbuf, "TLS") || strstr(tr->errbuf, "alert")) return "tls";
@@ -1057,8 +1066,9 @@ static void push_error(lua_State *L, transfer *tr, const char *kind)
     const char *detail = tr->errbuf[0] ? tr->errbuf : curl_easy_strerror(tr->result);
     char *msg;
     if (strcmp(kind, "too_large") == 0)
-        msg = xasprintf("too_large: the response body passed max_body (%zu bytes) (%s %s)", tr->max_body,
-                        tr->method, tr->url.buf);
+        msg = xasprintf("too_large: the response body passed %s (%zu bytes) (%s %s)",
+                        tr->max_body_is_memory ? "the check's memory limit" : "max_body", tr->max_body, tr->method,
+                        tr->url.buf);
     else if (strcmp(kind, "timeout") == 0 && tr->timeout_from_check)
         msg = xasprintf("timeout: %s; the check's deadline cut the request short (%s %s)", detail, tr->method,
                         tr->url.buf);

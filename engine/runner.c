@@ -1009,11 +1009,12 @@ int runner_run(const runner_opts *o)
     memset(&harness, 0, sizeof harness);
     if (o->stack_file) {
         char *err = NULL;
-        if (stack_check(o->stack_file, &err, &harness) != 0) {
+        int checked = stack_check(o->stack_file, &err, &harness);
+        if (checked != 0) {
             halo_warn("%s", err);
             free(err);
             stack_harness_free(&harness);
-            return 2;
+            return checked == -2 ? 3 : 2; /* out of memory is not a bad stack file */
         }
     }
     if ((o->up && !harness.up) || (o->down && !harness.down)) {

@@ -61,6 +61,23 @@ static sandbox *get_sandbox(lua_State *L)
  * in use. But when the state really is full (the retry after Lua's
  * emergency collection failed too, or nine tenths of the cap are live) the
  * check is stopped for good, so pcall cannot keep a memory bomb going. */
+/* For the allocation-failure sweep in the tests: HALO_FAIL_ALLOC=N makes
+ * the Nth growing allocation of this process's Lua states fail, as if the
+ * system ran out of memory there — and the one after it, which is Lua
+ * retrying the same request after an emergency collection. */
+static long fail_alloc_at = -1, allocations;
+
+static int injected_failure(void)
+{
+    if (fail_alloc_at < 0) {
+        const char *v = getenv("HALO_FAIL_ALLOC");
+        fail_alloc_at = v && *v ? strtol(v, NULL, 10) : 0;
+    }
+    if (fail_alloc_at <= 0) return 0;
+    allocations++;
+    return allocations == fail_alloc_at || allocations == fail_alloc_at + 1;
+}
+
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sandbox *sb = ud;
@@ -70,6 +87,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         sb->used -= old;
         return NULL;
     }
+    if (nsize > old && injected_failure()) return NULL;
     /* Once the state is full and the check is being stopped, the host still
      * needs a little room to record what happened (the error, a traceback);
      * the stopped code itself cannot use it, as every instruction raises. */
@@ -546,6 +564,25 @@ static int panic(lua_State *L)
     abort();
 }
 
+static int setup_sandbox(lua_State *L)
+{
+    const sandbox_opts *opts = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    open_safe_libs(L);
+
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    lua_newtable(L);
+    for (size_t i = 0; opts && i < opts->nlib_dirs; i++) {
+        lua_pushstring(L, opts->lib_dirs[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, LIBDIRS_KEY);
+
+    sched_init(L);
+    return 0;
+}
+
 lua_State *sandbox_new(const sandbox_opts *opts)
 {
     sandbox *sb = calloc(1, sizeof *sb);
@@ -559,18 +596,15 @@ lua_State *sandbox_new(const sandbox_opts *opts)
         return NULL;
     }
     lua_atpanic(L, panic);
-    open_safe_libs(L);
-
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
-    lua_newtable(L);
-    for (size_t i = 0; opts && i < opts->nlib_dirs; i++) {
-        lua_pushstring(L, opts->lib_dirs[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    /* the setup allocates as much as any script: out of memory there is
+     * "no sandbox", not a panic */
+    lua_pushcfunction(L, setup_sandbox);
+    lua_pushlightuserdata(L, (void *)opts);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_close(L);
+        free(sb);
+        return NULL;
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, LIBDIRS_KEY);
-
-    sched_init(L);
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
     return L;
 }

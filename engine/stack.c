@@ -187,11 +187,34 @@ static int run_stack_file(lua_State *L, const char *path, int depth)
 static char *error_text(lua_State *L, const char *path)
 {
     const char *msg = lua_tostring(L, -1);
-    char *text = xasprintf("stack file %s", msg ? msg : "(error object is not a string)");
+    /* Lua's messages name the file; "not enough memory" does not */
+    char *text = msg && strstr(msg, path) == msg ? xasprintf("stack file %s", msg)
+                                                  : xasprintf("stack file %s: %s", path,
+                                                              msg ? msg : "(error object is not a string)");
     char *clean = redact(text);
     free(text);
-    (void)path;
     return clean;
+}
+
+typedef struct {
+    const char *path;
+    int rc;
+} stack_loading;
+
+/* Under lua_pcall: making the file's environment allocates too. Leaves the
+ * table, or the error message with ctx->rc saying which. */
+static int load_protected(lua_State *L)
+{
+    stack_loading *ctx = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    ctx->rc = run_stack_file(L, ctx->path, 0);
+    if (ctx->rc == LUA_OK) {
+        scan_for_passwords(L, -1, 0);
+        /* Host modules read it too (proc's allow_exec, docker's project). */
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
+    }
+    return 1;
 }
 
 int stack_load(lua_State *L, const char *path, char **err)
@@ -203,15 +226,16 @@ int stack_load(lua_State *L, const char *path, char **err)
         lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
         return 0;
     }
-    if (run_stack_file(L, path, 0) != LUA_OK) {
+    stack_loading ctx = {path, LUA_OK};
+    lua_pushcfunction(L, load_protected);
+    lua_pushlightuserdata(L, &ctx);
+    int rc = lua_pcall(L, 1, 1, 0);
+    if (rc == LUA_OK) rc = ctx.rc;
+    if (rc != LUA_OK) {
         *err = error_text(L, path);
         lua_pop(L, 1);
-        return -1;
+        return rc == LUA_ERRMEM ? -2 : -1;
     }
-    scan_for_passwords(L, -1, 0);
-    /* Host modules read it too (proc's allow_exec, docker's project). */
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
     return 0;
 }
 
@@ -262,12 +286,30 @@ void stack_harness_free(stack_harness *h)
     h->dir = NULL;
 }
 
+typedef struct {
+    const char *path;
+    char **err;
+    stack_harness *h;
+} harness_read;
+
+/* Under lua_pcall: reading the commands converts values, which allocates. */
+static int read_harness(lua_State *L)
+{
+    harness_read *hr = lua_touserdata(L, 1);
+    if (lua_getfield(L, 2, "harness") == LUA_TTABLE) {
+        int harness = lua_gettop(L);
+        hr->h->up = read_argv(L, harness, "up", hr->path, hr->err);
+        if (!*hr->err) hr->h->down = read_argv(L, harness, "down", hr->path, hr->err);
+    }
+    return 0;
+}
+
 int stack_check(const char *path, char **err, stack_harness *h)
 {
     lua_State *L = sandbox_new(NULL);
     if (!L) {
         *err = xstrdup("out of memory");
-        return -1;
+        return -2;
     }
     sandbox_set_deadline(L, clock_mono() + 10, "evaluating it took longer than 10 s");
     int rc = stack_load(L, path, err);
@@ -282,13 +324,16 @@ int stack_check(const char *path, char **err, stack_harness *h)
             free(copy);
             h->dir = xstrdup(".");
         }
-        if (lua_getfield(L, -1, "harness") == LUA_TTABLE) {
-            int harness = lua_gettop(L);
-            h->up = read_argv(L, harness, "up", path, err);
-            if (!*err) h->down = read_argv(L, harness, "down", path, err);
-            if (*err) rc = -1;
+        harness_read hr = {path, err, h};
+        lua_pushcfunction(L, read_harness);
+        lua_pushlightuserdata(L, &hr);
+        lua_pushvalue(L, -3);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            if (!*err) *err = xasprintf("stack file %s: %s", path, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+            rc = -2;
+        } else if (*err) {
+            rc = -1;
         }
-        lua_pop(L, 1);
     }
     sandbox_close(L);
     return rc;

@@ -10,7 +10,8 @@
 
 /* [-0, +1, -] Evaluate the stack file into L and push the table it
  * returns. On failure pushes nothing, returns -1 and sets *err (malloc'ed,
- * redacted, naming file and line). path NULL pushes an empty table. */
+ * redacted, naming file and line); -2 instead when memory ran out (not
+ * the file's fault). path NULL pushes an empty table. */
 int stack_load(lua_State *L, const char *path, char **err);
 
 /* What the runner itself needs from a stack file. */

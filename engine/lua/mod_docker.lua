@@ -70,8 +70,11 @@ local function call(method, path, opts)
     record = false, -- the actions are the history; API calls would only crowd it
   }
   if not res then
+    -- name the daemon; and look for it afresh next time (it may be back, elsewhere)
+    local d = daemon
+    if err.kind ~= "timeout" then daemon = nil end
     return fail(err.kind == "timeout" and "timeout" or "connect",
-                format("docker: %s %s: %s", method, path, err.message))
+                format("docker: %s %s on the daemon at %s: %s", method, path, d.label, err.message))
   end
   if res.status >= 400 then
     local body = res:json()
@@ -454,6 +457,8 @@ function M.compose(opts)
   return setmetatable({ files = files, project = project, env = opts.env or {}, cwd = opts.cwd }, Compose)
 end
 
+local STDERR_IN_MESSAGE = 2000 -- bytes of a failed compose's stderr in its error message
+
 function Compose:run(args, extra_files, timeout)
   local argv = {}
   for _, a in ipairs(find_compose()) do argv[#argv + 1] = a end
@@ -465,7 +470,10 @@ function Compose:run(args, extra_files, timeout)
   local r = proc.run{ argv = argv, env = self.env, cwd = self.cwd, timeout = timeout or 300 }
   if r.code ~= 0 then
     local why = r.timed_out and "timed out" or (r.code and ("exit " .. r.code) or ("signal " .. tostring(r.signal)))
-    return fail("compose", format("compose %s (%s): %s", concat(args, " "), why, (r.stderr:gsub("%s+$", ""))),
+    -- the end of what it said, where the reason is; all of it stays in err.stderr
+    local said = r.stderr:gsub("%s+$", "")
+    if #said > STDERR_IN_MESSAGE then said = "…" .. said:sub(-STDERR_IN_MESSAGE) end
+    return fail("compose", format("compose %s (%s): %s", concat(args, " "), why, said),
                 { stdout = r.stdout, stderr = r.stderr })
   end
   return r

@@ -30,6 +30,7 @@ Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -257,6 +258,31 @@ class ChecksTest(RefStackTestCase):
 
     def test_16_fault_previous_key_as_api_key(self):
         self.fault("FAULT_PREVIOUS_KEY_AS_API_KEY")
+
+    # ---- memory ----------------------------------------------------------------------
+
+    def test_20_full_run_under_valgrind(self):
+        """The six checks under valgrind memcheck, every halo process traced
+        (the docker and compose clients are not halo's): no invalid access,
+        no definite leak."""
+        if not shutil.which("valgrind"):
+            self.skipTest("valgrind is not installed")
+        self.up()
+        before = self.rows()
+        env = halo_env(S.env())
+        t0 = time.monotonic()
+        p = subprocess.run(["valgrind", "-q", "--trace-children=yes", "--trace-children-skip=*docker*,*python*",
+                            "--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                            HALO, "run", "--checks", CHECKS, "--stack", STACK, "--parallel", "4", "--timeout", "400",
+                            "--format", "json"],
+                           capture_output=True, text=True, env=env, cwd=SOURCE, timeout=1200, stdin=subprocess.DEVNULL)
+        log(f"valgrind full run: {time.monotonic() - t0:.1f} s wall")
+        self.assertNotIn("definitely lost", p.stderr)
+        self.assertNotIn("Invalid ", p.stderr)
+        self.assertNotEqual(p.returncode, 99, p.stderr[-5000:])
+        report = json.loads(p.stdout)
+        self.assertStatuses(p, report, HEALTHY_SINGLE)
+        self.assertLeftAsFound(before)
 
     # ---- down ----------------------------------------------------------------------
 
