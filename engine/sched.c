@@ -429,6 +429,13 @@ int sched_cancel_all(void)
         task *t = S.live;
         if (t == S.current) break; /* cannot happen from the host side */
         sched_cancel(t);
+        if (S.live == t) {
+            /* its ending was cut short (out of memory while finishing):
+             * the thread is gone either way; do not loop on it */
+            t->state = T_DONE;
+            t->co = NULL;
+            live_remove(t);
+        }
         n++;
     }
     return n;
