@@ -42,7 +42,7 @@ static const char *const RUN_HELP =
     "  --stack FILE     stack file describing the target (a Lua file)\n"
     "  --tag T          only checks tagged T (repeatable: any of them)\n"
     "  --defer ID       mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)\n"
-    "  --format F       text (default), json, junit, tap or md\n"
+    "  --format F       text (default), json, junit, tap, md or html\n"
     "  --out FILE       write the report to FILE instead of stdout\n"
     "  --report F:FILE  also write the report in format F to FILE (repeatable):\n"
     "                   --report md:run-log.md --report json:run.json\n"
@@ -242,7 +242,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
                 return usage_error(cmd, "--report %s: give FORMAT:FILE, like md:run-log.md", value);
             snprintf(fmt, sizeof fmt, "%.*s", (int)(colon - value), value);
             if (!report_format_known(fmt))
-                return usage_error(cmd, "--report %s: use text, json, junit, tap or md before the colon", value);
+                return usage_error(cmd, "--report %s: use text, json, junit, tap, md or html before the colon", value);
             strlist_add(&o->reports, value);
         }
         else if (strcmp(name, "--history") == 0) o->history = value;
@@ -252,7 +252,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             strlist_add(&o->libs, value);
         } else if (strcmp(name, "--format") == 0) {
             if (!report_format_known(value))
-                return usage_error(cmd, "--format %s: use text, json, junit, tap or md", value);
+                return usage_error(cmd, "--format %s: use text, json, junit, tap, md or html", value);
             o->format = value;
         } else if (strcmp(name, "--timeout") == 0) {
             if (parse_seconds(value, &o->timeout) != 0)
@@ -504,6 +504,7 @@ static int cmd_cleanup(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    report_html_renderer = report_html;
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 2;

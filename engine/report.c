@@ -58,10 +58,17 @@ static void render_json(const run_report *r, int verbose, FILE *out) { report_js
 static void render_junit(const run_report *r, int verbose, FILE *out) { report_junit(r, out); }
 static void render_tap(const run_report *r, int verbose, FILE *out) { report_tap(r, out); }
 static void render_md(const run_report *r, int verbose, FILE *out) { report_md(r, out); }
+void (*report_html_renderer)(const run_report *r, FILE *out);
+
+static void render_html(const run_report *r, int verbose, FILE *out)
+{
+    if (report_html_renderer) report_html_renderer(r, out);
+    else fputs("<!-- this program has no HTML renderer -->\n", out);
+}
 
 static const report_format formats[] = {
     {"text", render_text},   {"json", render_json}, {"junit", render_junit},
-    {"tap", render_tap},     {"md", render_md},
+    {"tap", render_tap},     {"md", render_md},     {"html", render_html},
 };
 
 static const report_format *find_format(const char *name)

@@ -80,6 +80,7 @@ typedef struct {
     char **fact_keys;  /* what halo found out about the stack (versions) */
     char **fact_values;
     size_t nfacts, capfact_keys, capfact_values;
+    const char *html_path; /* where the HTML report goes, if it is written (the md entry links it) */
 } run_report;
 
 typedef struct {
@@ -91,7 +92,7 @@ report_counts report_count(const run_report *r);
 /* Exit code for a finished run: 3 if any ERROR, else 1 if any FAIL, else 0. */
 int report_exit_code(const run_report *r);
 
-/* format: "text", "json", "junit", "tap", "md". Returns 0, or -1 for an
+/* format: "text", "json", "junit", "tap", "md", "html". Returns 0, or -1 for an
  * unknown format. verbose adds evidence and logs to the text format. */
 int report_write(const run_report *r, const char *format, int verbose, FILE *out);
 int report_format_known(const char *format);
@@ -102,6 +103,13 @@ void report_json(const run_report *r, FILE *out);
 void report_junit(const run_report *r, FILE *out);
 void report_tap(const run_report *r, FILE *out);
 void report_md(const run_report *r, FILE *out);
+void report_html(const run_report *r, FILE *out);
+/* The HTML renderer runs Lua (engine/lua/report_html.lua), so the report
+ * code reaches it through this pointer, which the halo binary sets: the
+ * other renderers stay free of the engine. */
+extern void (*report_html_renderer)(const run_report *r, FILE *out);
+/* The JSON report with every request record (the HTML report draws them). */
+void report_json_full(const run_report *r, FILE *out);
 
 /* Helpers the renderers share. */
 check_result *check_result_new(const char *file);

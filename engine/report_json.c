@@ -190,7 +190,7 @@ static void add_evidence(strbuf *sb, const check_result *c)
     sb_addc(sb, '}');
 }
 
-static void add_check(strbuf *sb, const check_result *c)
+static void add_check(strbuf *sb, const check_result *c, int with_requests)
 {
     sb_adds(sb, "{");
     add_key(sb, "id"); add_id(sb, c->id);
@@ -224,6 +224,16 @@ static void add_check(strbuf *sb, const check_result *c)
     }
     sb_addc(sb, ']');
     sb_addc(sb, ','); add_key(sb, "requests"); add_ms(sb, (double)c->nrequests);
+    if (with_requests) {
+        /* for the HTML report's timelines: every request the runner kept */
+        sb_addc(sb, ','); add_key(sb, "request_records"); sb_addc(sb, '[');
+        for (size_t i = 0; i < c->nrequests; i++) {
+            if (i) sb_addc(sb, ',');
+            add_json_value(sb, c->requests[i]);
+        }
+        sb_addc(sb, ']');
+        sb_addc(sb, ','); add_key(sb, "dropped_requests"); add_ms(sb, (double)c->dropped_requests);
+    }
     sb_addc(sb, ','); add_key(sb, "logs"); sb_addc(sb, '[');
     for (size_t i = 0; i < c->nlogs; i++) {
         const log_record *l = &c->logs[i];
@@ -252,14 +262,14 @@ static void add_timestamp(strbuf *sb, double epoch_s)
     sb_printf(sb, "\"%.*s.%03dZ\"", (int)n, buf, ms > 999 ? 999 : ms);
 }
 
-void report_json(const run_report *r, FILE *out)
+static void write_json(const run_report *r, int with_requests, FILE *out)
 {
     strbuf sb;
     sb_init(&sb);
     sb_adds(&sb, "{\"checks\":[");
     for (size_t i = 0; i < r->nchecks; i++) {
         sb_adds(&sb, i ? ",\n" : "\n");
-        add_check(&sb, r->checks[i]);
+        add_check(&sb, r->checks[i], with_requests);
     }
     report_counts n = report_count(r);
     sb_printf(&sb, "\n],\"summary\":{\"pass\":%zu,\"fail\":%zu,\"error\":%zu,\"na\":%zu,"
@@ -283,3 +293,6 @@ void report_json(const run_report *r, FILE *out)
     fwrite(sb.buf, 1, sb.len, out);
     sb_free(&sb);
 }
+
+void report_json(const run_report *r, FILE *out) { write_json(r, 0, out); }
+void report_json_full(const run_report *r, FILE *out) { write_json(r, 1, out); }

@@ -157,6 +157,16 @@ void report_md(const run_report *r, FILE *out)
         sb_adds(&sb, BR);
     }
     if (r->duration_ms > 0) sb_printf(&sb, "Run time: %.1f s" BR, r->duration_ms / 1000.0);
+    if (r->html_path) {
+        /* the two are written side by side: the file name is the link */
+        const char *slash = strrchr(r->html_path, '/');
+        const char *name = slash ? slash + 1 : r->html_path;
+        sb_adds(&sb, "Report with timelines: [");
+        add_flat(&sb, name);
+        sb_adds(&sb, "](");
+        add_flat(&sb, name);
+        sb_adds(&sb, ")" BR);
+    }
     sb_adds(&sb, "\nChecks:" BR);
     for (size_t i = 0; i < r->nchecks; i++) add_check_line(&sb, r->checks[i]);
     int any_detail = 0;

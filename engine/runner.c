@@ -457,14 +457,17 @@ static void undo_line(child *ch, char **f, int n)
     if (strcmp(f[0], "log") == 0 && n >= 4) add_log(c, f[1], xasprintf("runner undo: %s", f[3]));
     else if (strcmp(f[0], "action") == 0 && n >= 2 && c->nactions < LOG_MAX)
         VEC_PUSH(c->actions, c->nactions, c->capactions, xstrdup(f[1]));
-    else if (strcmp(f[0], "done") == 0 && n >= 3) ch->got_done = 1;
+    else if (strcmp(f[0], "done") == 0 && n >= 3) ch->got_done = strcmp(f[1], "PASS") == 0 ? 2 : 1;
 }
 
 static void undo_exit(child *ch, int wstatus)
 {
     (void)wstatus;
-    if (!ch->got_done) {
-        add_log(ch->check, "error", xstrdup("runner undo: the undo process did not finish; faults may remain"));
+    if (ch->got_done != 2) {
+        add_log(ch->check, "error", xstrdup(ch->got_done ? "runner undo: not every fault could be undone; "
+                                                           "`halo cleanup` will try again"
+                                                         : "runner undo: the undo process did not finish; "
+                                                           "faults may remain (`halo cleanup` will try again)"));
     } else {
         /* replayed: the dead worker's journal has nothing left for `halo cleanup` */
         char *journal = journal_path((long)ch->undoes);
@@ -481,7 +484,7 @@ static int spawn_undo(child *dead)
 {
     strbuf script;
     sb_init(&script);
-    sb_adds(&script, "local docker = require \"docker\"\n");
+    sb_adds(&script, "local docker = require \"docker\"\nlocal failed = false\n");
     for (size_t i = 0; i < dead->nfaults; i++) {
         const pending_fault *f = &dead->faults[i];
         /* ids are hex and undo is start/unpause, but quote them properly anyway */
@@ -493,12 +496,15 @@ static int spawn_undo(child *dead)
         sb_printf(&script,
                   "do local c, err = docker.container(%s)\n"
                   "  if not c then print(\"could not find \" .. %s .. \": \" .. tostring(err))\n"
-                  "  else local ok, e = c[%s](c); print((ok and \"did \" or \"failed to \") .. %s .. \" \" .. c.name"
+                  "  else local ok, e = c[%s](c); failed = failed or not ok\n"
+                  "    print((ok and \"did \" or \"failed to \") .. %s .. \" \" .. c.name"
                   " .. (ok and \"\" or (\": \" .. tostring(e)))) end end\n",
                   id.buf, id.buf, undo.buf, undo.buf);
         sb_free(&id);
         sb_free(&undo);
     }
+    /* a failure keeps the dead worker's journal, for `halo cleanup` */
+    sb_adds(&script, "if failed then error(\"not every fault could be undone\", 0) end\n");
     worker_opts wo = WORKER_OPTS;
     wo.script = script.buf;
     child *ch = spawn_child(dead->check, worker_script, &wo, undo_line, undo_exit);
@@ -936,8 +942,12 @@ static int write_report_to(const run_report *rep, const char *format, int verbos
 }
 
 /* The report (--format, --out), then every --report FORMAT:FILE. */
-static int write_report(const runner_opts *o, const run_report *rep)
+static int write_report(const runner_opts *o, run_report *rep)
 {
+    /* the md entry links the HTML report when both are written */
+    if (o->out && strcmp(o->format, "html") == 0) rep->html_path = o->out;
+    for (size_t i = 0; i < o->nreports; i++)
+        if (strncmp(o->reports[i], "html:", 5) == 0) rep->html_path = o->reports[i] + 5;
     int rc = write_report_to(rep, o->format, o->verbose, o->out);
     for (size_t i = 0; i < o->nreports; i++) {
         const char *colon = strchr(o->reports[i], ':');

@@ -351,6 +351,9 @@ static void catch_termination(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+static int probe_main(lua_State *L);
+static int run_protected(lua_State *L, lua_CFunction fn, const worker_opts *o);
+
 int worker_probe(const worker_opts *o)
 {
     W.fd = o->event_fd;
@@ -361,12 +364,20 @@ int worker_probe(const worker_opts *o)
         emit1("error", "out of memory");
         return 0;
     }
+    if (run_protected(L, probe_main, o) != 0) emit1("error", "out of memory loading the check file");
+    sandbox_close(L);
+    return 0;
+}
+
+static int probe_main(lua_State *L)
+{
+    const worker_opts *o = lua_touserdata(L, 1);
+    lua_settop(L, 0);
     sandbox_set_deadline(L, clock_mono() + 5, "loading the check file took longer than 5 s");
     char *err = NULL;
     if (load_context(L, &err) != 0 || load_spec(L, lua_gettop(L), o->check_file, &err) != 0) {
         emit1("error", err);
         free(err);
-        sandbox_close(L);
         return 0;
     }
     int spec = lua_gettop(L);
@@ -393,25 +404,42 @@ int worker_probe(const worker_opts *o)
     free(title);
     free(timeout);
     sb_free(&tags);
-    sandbox_close(L);
     return 0;
 }
 
 /* A host script in a child of the runner: the undo of a dead worker's
  * faults (o->script, Lua text) or the stack's facts (o->script_name, an
  * embedded source). It gets the stack and the internal table. */
+static int script_main(lua_State *L);
+
 int worker_script(const worker_opts *o)
 {
     W.fd = o->event_fd;
     W.t0 = clock_mono();
     install_signals();
     lua_State *L = new_sandbox(o);
+    if (!L) {
+        emit_log("error", "out of memory");
+        const char *f[] = {"ERROR", ""};
+        emit("done", 2, f);
+        return 0;
+    }
+    if (run_protected(L, script_main, o) != 0) {
+        const char *f[] = {"ERROR", ""};
+        emit("done", 2, f);
+    }
+    sandbox_close(L);
+    return 0;
+}
+
+static int script_main(lua_State *L)
+{
+    const worker_opts *o = lua_touserdata(L, 1);
+    lua_settop(L, 0);
     char *err = NULL;
     const char *status = "ERROR";
     int rc;
-    if (!L) {
-        emit_log("error", "out of memory");
-    } else if (stack_load(L, o->stack_file, &err) != 0) {
+    if (stack_load(L, o->stack_file, &err) != 0) {
         emit_log("error", err);
     } else if ((rc = o->script_name ? sandbox_load_embedded(L, o->script_name)
                                     : luaL_loadbufferx(L, o->script, strlen(o->script), "=runner script", "t")) !=
@@ -430,7 +458,6 @@ int worker_script(const worker_opts *o)
     const char *f[] = {status, ""};
     emit("done", 2, f);
     free(err);
-    sandbox_close(L);
     return 0;
 }
 
@@ -533,22 +560,12 @@ static void run_cleanup(lua_State *L, int control, outcome *oc, double grace, do
     internal_remove_temps(L);
 }
 
-int worker_run(const worker_opts *o)
+static int run_main(lua_State *L)
 {
-    W.fd = o->event_fd;
-    W.t0 = clock_mono();
-    limit_address_space(o->mem_limit);
-    install_signals();
-    catch_termination();
+    const worker_opts *o = lua_touserdata(L, 1);
+    lua_settop(L, 0);
     outcome oc = {"PASS", {NULL, 0, 0}};
     char *err = NULL;
-
-    lua_State *L = new_sandbox(o);
-    if (!L) {
-        const char *f[] = {"ERROR", "out of memory creating the sandbox"};
-        emit("done", 2, f);
-        return 0;
-    }
     /* Loading gets the same budget as the run; it is normally instant. */
     if (load_context(L, &err) != 0) {
         set_outcome(&oc, "ERROR", "%s", err);
@@ -707,6 +724,39 @@ done:
     }
     free(err);
     sb_free(&oc.message);
+    return 0;
+}
+
+/* The worker's Lua runs under lua_pcall, so that memory running out where
+ * no task catches it (making a table for an event, the context) is an error
+ * the worker reports, not a panic. Then it ends without "done": the runner
+ * takes it for a worker that died, and replays the undo of its faults. */
+static int run_protected(lua_State *L, lua_CFunction fn, const worker_opts *o)
+{
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, (void *)o);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) return 0;
+    const char *msg = lua_tostring(L, -1);
+    char *text = xasprintf("internal: %s", msg ? msg : "error");
+    emit_log("error", text);
+    free(text);
+    return -1;
+}
+
+int worker_run(const worker_opts *o)
+{
+    W.fd = o->event_fd;
+    W.t0 = clock_mono();
+    limit_address_space(o->mem_limit);
+    install_signals();
+    catch_termination();
+    lua_State *L = new_sandbox(o);
+    if (!L) {
+        const char *f[] = {"ERROR", "out of memory creating the sandbox"};
+        emit("done", 2, f);
+        return 0;
+    }
+    run_protected(L, run_main, o);
     sandbox_close(L);
     return 0;
 }
