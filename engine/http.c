@@ -1519,6 +1519,7 @@ static int response_pairs(lua_State *L)
 /* headers["Content-Type"] finds "content-type" */
 static int headers_index(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_type(L, 2) != LUA_TSTRING) return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
@@ -1832,11 +1833,16 @@ int luaopen_http(lua_State *L)
     lua_setfield(L, -2, "__pairs");
     lua_pushcfunction(L, response_tostring);
     lua_setfield(L, -2, "__tostring");
+    /* scripts never get at the host's methods to call them on the wrong thing */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 
     luaL_newmetatable(L, HEADERS_MT);
     lua_pushcfunction(L, headers_index);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 
     luaL_newmetatable(L, "halo.http.error");

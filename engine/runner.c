@@ -51,7 +51,8 @@ struct child {
     int got_done;
     int reaped;
     int exclusive;
-    size_t dropped; /* log lines past LOG_MAX */
+    size_t dropped; /* log lines (failures, evidence) past LOG_MAX or the text budget */
+    size_t text_bytes; /* what the check's text added to the report so far */
     pending_fault *faults;
     size_t nfaults, capfaults;
     pid_t undoes; /* an undo child: the dead worker whose faults it replays */
@@ -289,6 +290,31 @@ static void track_fault(child *ch, const char *json)
     free(action);
 }
 
+/* What one check's text (log lines, failures, evidence, its message) may
+ * add to the report: past it, lines are counted, not kept, so a check that
+ * floods cannot make a report of gigabytes or the runner that big. */
+#define CHECK_TEXT_BUDGET ((size_t)8 << 20)
+#define MESSAGE_MAX ((size_t)256 << 10) /* as a worker field */
+
+/* Whether `len` more bytes fit the check's budget (and counts them). */
+static int within_budget(child *ch, size_t len)
+{
+    if (ch->text_bytes + len > CHECK_TEXT_BUDGET) {
+        ch->dropped++;
+        return 0;
+    }
+    ch->text_bytes += len;
+    return 1;
+}
+
+/* A message past MESSAGE_MAX keeps its start and says how much went. */
+static char *capped(const char *text)
+{
+    size_t len = strlen(text);
+    if (len <= MESSAGE_MAX) return xstrdup(text);
+    return xasprintf("%.*s… (%zu more bytes)", (int)MESSAGE_MAX, text, len - MESSAGE_MAX);
+}
+
 static void worker_line(child *ch, char **f, int n)
 {
     check_result *c = ch->check;
@@ -323,17 +349,18 @@ static void worker_line(child *ch, char **f, int n)
             c->current_step = enclosing;
         }
     } else if (strcmp(f[0], "fail") == 0 && n >= 2) {
-        if (c->nfailures >= LOG_MAX) return;
-        VEC_PUSH(c->failures, c->nfailures, c->capfailures, xstrdup(f[1]));
+        if (c->nfailures >= LOG_MAX || !within_budget(ch, strlen(f[1]))) return;
+        VEC_PUSH(c->failures, c->nfailures, c->capfailures, capped(f[1]));
         progress_failure(c, f[1]);
     } else if (strcmp(f[0], "evidence") == 0 && n >= 3) {
+        if (!within_budget(ch, strlen(f[1]) + strlen(f[2]))) return;
         check_set_evidence(c, f[1], f[2]);
     } else if (strcmp(f[0], "log") == 0 && n >= 4) {
-        if (c->nlogs >= LOG_MAX && strcmp(f[1], "error") != 0) {
+        if ((c->nlogs >= LOG_MAX || !within_budget(ch, strlen(f[3]))) && strcmp(f[1], "error") != 0) {
             ch->dropped++;
             return;
         }
-        log_record l = {strtod(f[2], NULL), xstrdup(f[1]), xstrdup(f[3])};
+        log_record l = {strtod(f[2], NULL), xstrdup(f[1]), capped(f[3])};
         VEC_PUSH(c->logs, c->nlogs, c->caplogs, l);
         progress_log(c, f[1], f[3]);
     } else if (strcmp(f[0], "action") == 0 && n >= 2) {
@@ -345,7 +372,7 @@ static void worker_line(child *ch, char **f, int n)
     } else if (strcmp(f[0], "done") == 0 && n >= 3) {
         c->status = parse_status(f[1]);
         free(c->message);
-        c->message = f[2][0] ? xstrdup(f[2]) : NULL;
+        c->message = f[2][0] ? capped(f[2]) : NULL;
         ch->got_done = 1;
     }
 }
@@ -594,7 +621,9 @@ static void worker_exit(child *ch, int wstatus)
         }
     }
     if (ch->dropped)
-        add_log(c, "warn", xasprintf("%zu more log lines were dropped (the report keeps %d)", ch->dropped, LOG_MAX));
+        add_log(c, "warn", xasprintf("%zu more log lines, failures or evidence were dropped (the report keeps %d "
+                                     "lines and %zu MiB of a check's text)",
+                                     ch->dropped, LOG_MAX, CHECK_TEXT_BUDGET >> 20));
     if (!ch->got_done || ch->killed_by_deadline) {
         worker_vanished(ch, wstatus);
         if (ch->nfaults > 0 && spawn_undo(ch) == 0) return; /* reported when the undo ends */

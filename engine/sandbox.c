@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -30,6 +31,7 @@ typedef struct {
     double deadline;
     char deadline_reason[160];
     const char *kill_reason;
+    size_t cap_refused; /* the last request the cap refused, in bytes */
     char mem_reason[96];
 } sandbox;
 
@@ -94,6 +96,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t cap = sb->limit + sb->extra + (sb->mem_exceeded ? KILL_RESERVE : 0);
     if (nsize > old && sb->used + (nsize - old) > cap) {
         if (++sb->fail_streak >= 2 || sb->used > cap / 10 * 9) sb->mem_exceeded = 1;
+        sb->cap_refused = nsize - old;
         return NULL;
     }
     void *p = realloc(ptr, nsize);
@@ -120,6 +123,15 @@ void sandbox_set_interrupt_target(task *t)
 void sandbox_interrupt_target(void) { target_interrupted = 1; }
 int sandbox_target_interrupted(void) { return target_interrupted != 0; }
 
+static void hook(lua_State *L, lua_Debug *ar);
+
+static void arm_every_instruction(task *t, void *ud)
+{
+    (void)ud;
+    lua_State *co = sched_task_thread(t);
+    if (co) lua_sethook(co, hook, LUA_MASKCOUNT, 1);
+}
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -139,7 +151,10 @@ static void hook(lua_State *L, lua_Debug *ar)
         return;
     }
     /* From now on every instruction of this thread raises again, so a
-     * pcall that catches the error cannot keep the code running. */
+     * pcall that catches the error cannot keep the code running; and of
+     * every other task too, so one sleeping through the kill cannot run a
+     * line when it wakes. */
+    if (lua_gethookcount(L) != 1) sched_foreach_live(arm_every_instruction, NULL);
     lua_sethook(L, hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "%s", sb->kill_reason);
 }
@@ -171,6 +186,15 @@ void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t ext
 
 size_t sandbox_mem_used(lua_State *L) { return get_sandbox(L)->used; }
 double sandbox_deadline(lua_State *L) { return get_sandbox(L)->deadline; }
+char *sandbox_explain_memory_error(lua_State *L, const char *message)
+{
+    sandbox *sb = get_sandbox(L);
+    if (!message || !strstr(message, "not enough memory") || !sb->cap_refused) return xstrdup(message ? message : "?");
+    size_t first = strcspn(message, "\n"); /* the explanation goes on the message's own line */
+    return xasprintf("%.*s: memory limit of %zu MiB exceeded (a request for %zu KiB was refused)%s", (int)first,
+                     message, sb->limit >> 20, sb->cap_refused >> 10, message + first);
+}
+
 size_t sandbox_mem_limit(lua_State *L) { return get_sandbox(L)->limit; }
 
 /* ---- replaced base functions ----------------------------------------- */
@@ -327,8 +351,9 @@ static char loading_sentinel;
 
 static int sb_require(lua_State *L)
 {
-    const char *name = luaL_checkstring(L, 1);
-    if (!valid_module_name(name))
+    size_t name_len;
+    const char *name = luaL_checklstring(L, 1, &name_len);
+    if (strlen(name) != name_len || !valid_module_name(name))
         return luaL_argerror(L, 1, "module names are dotted words, like 'pulp' or 'lib.http'");
     lua_settop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY); /* 2 */
@@ -481,6 +506,62 @@ const halo_embedded_file *embedded_find(const char *name)
 
 /* ---- construction ------------------------------------------------------------ */
 
+/* xpcall, but a check the sandbox stopped (timeout, memory, interrupt) does
+ * not get to run its message handler: Lua runs handlers with the hook off,
+ * so a handler that loops would outlive every limit. */
+static int guarded_handler(lua_State *L)
+{
+    if (get_sandbox(L)->kill_reason || sandbox_target_interrupted()) return 1; /* the error as it is */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int finish_xpcall(lua_State *L, int status, lua_KContext extra)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);          /* first result when all goes well */
+    lua_pushvalue(L, 1);            /* the function */
+    lua_rotate(L, 3, 2);            /* under the arguments */
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, guarded_handler, 1);
+    lua_replace(L, 2);              /* the guarded handler where the handler was */
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_xpcall);
+    return finish_xpcall(L, status, 2);
+}
+
+/* Each state its own random sequence: forked workers would otherwise all
+ * draw the same one (Lua seeds from the time and an address), and checks
+ * naming fixtures with math.random would collide. */
+static void seed_random(lua_State *L)
+{
+    unsigned long long seed[2] = {0, 0};
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, seed, sizeof seed) != (ssize_t)sizeof seed) seed[0] = 0;
+        close(fd);
+    }
+    if (!seed[0]) seed[0] = (unsigned long long)getpid() ^ (unsigned long long)(clock_mono() * 1e9);
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, (lua_Integer)seed[0]);
+    lua_pushinteger(L, (lua_Integer)seed[1]);
+    lua_call(L, 2, 0);
+    lua_pop(L, 1);
+}
+
 static void open_safe_libs(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -522,6 +603,9 @@ static void open_safe_libs(lua_State *L)
     lua_setfield(L, -2, "halo.debug");
     lua_pop(L, 1);
 
+    seed_random(L);
+    lua_pushcfunction(L, sb_xpcall);
+    lua_setglobal(L, "xpcall");
     lua_pushnil(L);
     lua_setglobal(L, "dofile");
     lua_pushnil(L);

@@ -43,6 +43,9 @@ int sandbox_target_interrupted(void);
  * primitives can cap their own timeouts with it. */
 double sandbox_deadline(lua_State *L);
 size_t sandbox_mem_limit(lua_State *L);
+/* Lua's bare "not enough memory", said as what it was when the check's
+ * memory limit refused the request: a new string. */
+char *sandbox_explain_memory_error(lua_State *L, const char *message);
 
 /* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
  * push an error message "file:line: ..." and return non-zero. */

@@ -214,11 +214,17 @@ static void finish(lua_State *L, task *t, int ok, int nres)
     push_handle(L, t);
     int h = lua_gettop(L);
     if (ok) {
-        lua_createtable(L, nres, 1);
-        lua_xmove(t->co, L, nres);
-        for (int i = nres; i >= 1; i--) lua_rawseti(L, h + 1, i);
-        lua_pushinteger(L, nres);
-        lua_setfield(L, h + 1, "n");
+        /* the results table is filled on the task's own stack, which holds
+         * them already; only the table moves (a task may return hundreds) */
+        lua_State *co = t->co;
+        lua_checkstack(co, 3);
+        lua_createtable(co, nres, 1);
+        lua_insert(co, -(nres + 1));
+        int results = lua_gettop(co) - nres;
+        for (int i = nres; i >= 1; i--) lua_rawseti(co, results, i);
+        lua_pushinteger(co, nres);
+        lua_setfield(co, -2, "n");
+        lua_xmove(co, L, 1);
     } else {
         lua_xmove(t->co, L, 1);
         char *msg = describe_error(L, -1);
@@ -363,6 +369,7 @@ task *sched_spawn(lua_State *L, int nargs)
 {
     int fidx = lua_gettop(L) - nargs;
     luaL_checktype(L, fidx, LUA_TFUNCTION);
+    /* the arguments move to the new thread's stack, which must hold them */
     task *t = (task *)lua_newuserdatauv(L, sizeof *t, 2);
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, TASK_MT);
@@ -376,6 +383,7 @@ task *sched_spawn(lua_State *L, int nargs)
     t->anchor = luaL_ref(L, LUA_REGISTRYINDEX); /* live tasks are never collected */
     busy_set(L, co, 1);
     lua_insert(L, fidx); /* the handle takes fn's place; fn and args move */
+    if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "task.spawn: too many arguments (%d)", nargs);
     lua_xmove(L, co, nargs + 1);
 
     t->next_live = S.live;
@@ -396,10 +404,18 @@ static void cancel_on(lua_State *L, task *t)
     t->wait = NULL;
     ready_remove(t);
     t->cancelled = 1;
-    /* Closes the thread's to-be-closed variables, as coroutine.close does. */
-    lua_resetthread(t->co);
-    char msg[64];
-    snprintf(msg, sizeof msg, "task %d was cancelled", t->id);
+    /* Closes the thread's to-be-closed variables, as coroutine.close does;
+     * one that fails (raises, or tries to wait) is a failure to report, not
+     * a quiet cancel. */
+    char msg[512];
+    if (lua_resetthread(t->co) != LUA_OK) {
+        const char *why = lua_tostring(t->co, -1);
+        snprintf(msg, sizeof msg, "task %d was cancelled, and closing its to-be-closed variables failed: %s", t->id,
+                 why ? why : "(error object is not a string)");
+        t->cancelled = 0;
+    } else {
+        snprintf(msg, sizeof msg, "task %d was cancelled", t->id);
+    }
     finish_with_message(L, t, msg);
 }
 

@@ -319,7 +319,10 @@ static int sql_connect(lua_State *L)
 
 static conn *check_conn(lua_State *L)
 {
-    conn *c = (conn *)luaL_checkudata(L, 1, CONN_MT);
+    conn *c = (conn *)luaL_testudata(L, 1, CONN_MT);
+    /* luaL_checkudata would name what was passed by its __name, which a
+     * script can forge: say what it really is */
+    if (!c) luaL_argerror(L, 1, lua_pushfstring(L, CONN_MT " expected, got %s", luaL_typename(L, 1)));
     return c;
 }
 

@@ -261,7 +261,13 @@ static int load_spec(lua_State *L, int ctxmod, const char *file, char **err)
     char shown[128];
     sandbox_display_path(file, shown, sizeof shown);
     if (sandbox_loadfile(L, file) != LUA_OK) {
-        *err = xstrdup(lua_tostring(L, -1));
+        /* a file too big for the memory limit: say which, and that it is the limit */
+        const char *msg = lua_tostring(L, -1);
+        char *explained = sandbox_explain_memory_error(L, msg);
+        *err = msg && strncmp(msg, shown, strlen(shown)) != 0 && strstr(msg, "not enough memory")
+                   ? xasprintf("%s: %s", shown, explained)
+                   : xstrdup(explained);
+        free(explained);
         lua_pop(L, 1);
         return -1;
     }
@@ -666,9 +672,10 @@ static int run_main(lua_State *L)
             set_outcome(&oc, "N/A", "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "skipped");
             lua_pop(L, 1);
         } else {
-            const char *text = sched_error_text(t);
-            emit_log("error", text ? text : "?");
-            char *first = xstrdup(text ? text : "?");
+            char *text = sandbox_explain_memory_error(L, sched_error_text(t));
+            emit_log("error", text);
+            char *first = xstrdup(text);
+            free(text);
             char *nl = strchr(first, '\n');
             if (nl) *nl = '\0';
             if (step) set_outcome(&oc, "ERROR", "%s (in step '%s')", first, step);

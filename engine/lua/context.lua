@@ -17,10 +17,15 @@ local SKIPPED = setmetatable({}, { __tostring = function() return "check skipped
 
 local function message(default, fmt, ...)
   if fmt == nil then return default end
-  if select("#", ...) == 0 then return tostring(fmt) end
+  if select("#", ...) == 0 then
+    -- a message object whose __tostring raises is still a failure to record
+    local ok, text = pcall(tostring, fmt)
+    return ok and text or ("(message could not be formatted: " .. tostring(select(2, pcall(tostring, text))) .. ")")
+  end
   local ok, text = pcall(format, fmt, ...)
   if ok then return text end
-  return tostring(fmt) .. " (message could not be formatted: " .. tostring(text) .. ")"
+  local shown = select(2, pcall(tostring, fmt))
+  return tostring(shown) .. " (message could not be formatted: " .. tostring(text) .. ")"
 end
 
 local M = {}
