@@ -294,7 +294,7 @@ static void track_fault(child *ch, const char *json)
  * add to the report: past it, lines are counted, not kept, so a check that
  * floods cannot make a report of gigabytes or the runner that big. */
 #define CHECK_TEXT_BUDGET ((size_t)8 << 20)
-#define MESSAGE_MAX ((size_t)256 << 10) /* as a worker field */
+#define MESSAGE_MAX ((size_t)257 << 10) /* a worker cuts its fields at 256 KiB already, with a note */
 
 /* Whether `len` more bytes fit the check's budget (and counts them). */
 static int within_budget(child *ch, size_t len)
@@ -307,12 +307,13 @@ static int within_budget(child *ch, size_t len)
     return 1;
 }
 
-/* A message past MESSAGE_MAX keeps its start and says how much went. */
+/* A message past MESSAGE_MAX keeps its start and says how long it was,
+ * as the worker's own cut does. */
 static char *capped(const char *text)
 {
     size_t len = strlen(text);
     if (len <= MESSAGE_MAX) return xstrdup(text);
-    return xasprintf("%.*s… (%zu more bytes)", (int)MESSAGE_MAX, text, len - MESSAGE_MAX);
+    return xasprintf("%.*s… [cut: %zu bytes in all]", (int)MESSAGE_MAX, text, len);
 }
 
 static void worker_line(child *ch, char **f, int n)
