@@ -14,10 +14,11 @@
 local json_text, halo_version = ...
 local json = require "json"
 
-local format, concat, sort, floor, ceil, max, min, log10 = string.format, table.concat, table.sort, math.floor,
-  math.ceil, math.max, math.min, math.log10 or function(x) return math.log(x, 10) end
+local format, concat, sort, floor, ceil, max, min = string.format, table.concat, table.sort, math.floor,
+  math.ceil, math.max, math.min
 local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
 local null = json.null
+local function log10(x) return math.log(x, 10) end
 
 -- Past this many requests a timeline draws buckets, not one mark each: an
 -- SVG with tens of thousands of <title>s is megabytes and slow to open.
@@ -42,8 +43,10 @@ local STATUS_CLASS = { PASS = "pass", FAIL = "fail", ERROR = "error", ["N/A"] = 
 -- a symbol as well as a colour, so a badge reads in greyscale
 local STATUS_SYMBOL = { PASS = "✓", FAIL = "✗", ERROR = "!", ["N/A"] = "–", DEFERRED = "…" }
 
--- Actions that break something: a solid marker line; the rest are dashed.
-local FAULTS = { kill = true, stop = true, pause = true, restart = true }
+-- Actions that take a replica down: a solid marker line; the rest (start,
+-- unpause, a wait reaching "healthy") are dashed. Recreating a service
+-- (compose up) takes its replica down too.
+local FAULTS = { kill = true, stop = true, pause = true, restart = true, compose = true }
 
 -- The md entry's order for what halo detected; images and anything else follow.
 local FACT_ORDER = { ["App version"] = 1, PostgreSQL = 2, Docker = 3 }
@@ -246,7 +249,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; font-size: .9em
 ul.values { margin: 0; padding-left: 1.2em; }
 .logs td { font-size: .9em; }
 svg { display: block; width: 100%; height: auto; margin: .5em 0; font-family: inherit; }
-svg text { fill: #111; stroke: none; font-size: 11px; }
+svg text { fill: #111; stroke: none; font-size: 12px; }
 svg .axis { stroke: #333; stroke-width: 1; fill: none; }
 svg .grid { stroke: #e4e4e4; stroke-width: 1; }
 svg .failure-window { fill: ]] .. SHADE .. [[; stroke: none; }
@@ -256,13 +259,14 @@ svg .action-marker text { paint-order: stroke; stroke: #fff; stroke-width: 3px; 
 svg .bucket line { stroke-width: 2; }
 svg .fire { fill: #0072B2; }
 svg .double-fire rect { fill: #D55E00; fill-opacity: .3; stroke: #D55E00; stroke-width: 2; }
-svg .double-fire text { font-weight: 700; font-size: 13px; }
-svg .row-label { font-size: 12px; }
+svg .double-fire text { font-weight: 700; font-size: 14px; }
+svg .row-label { font-size: 13px; }
 .caption { font-size: .9em; color: #333; margin: 0 0 .5em; }
 footer { color: #555; font-size: .85em; margin-top: 2em; }
 ]] .. concat(rules, "\n") .. [[
 
 @media print {
+  @page { size: landscape; margin: 12mm; }
   body { max-width: none; margin: 0; padding: 0; background: #fff; color: #000; font-size: 10pt; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .check { break-inside: auto; border: none; border-top: 1px solid #999; border-radius: 0; padding: .5em 0; }
@@ -430,10 +434,11 @@ local function request_title(r, o)
                     latency_text(latency(r)), replica, r.start, OUTCOMES[o].label))
 end
 
--- Actions with a label lane each, so labels that would overlap go one
--- line higher (as many lanes as needed, up to LANES_MAX).
+-- Each action's label gets a lane above the plot: a label that would
+-- overlap the one before it goes a line lower (up to LANES_MAX lines).
 local LANES_MAX = 6
-local CHAR_PX = 6.2 -- an 11 px sans-serif character, roughly
+local LANE_PX = 15
+local CHAR_PX = 6.8 -- a 12 px sans-serif character, roughly
 
 local function place_labels(actions, xof, right)
   local placed, lane_end, nlanes = {}, {}, 0
@@ -453,25 +458,25 @@ local function place_labels(actions, xof, right)
   return placed, nlanes
 end
 
+-- A symbol and a word per outcome (with its count), per kind of marker,
+-- and for the failure window when there is one.
 local function legend(out, y, counts, has_window)
-  local x = 70
-  for i, o in ipairs(OUTCOMES) do
-    out[#out + 1] = shape(o.shape, x, y - 4, o.class)
-    local text = format("%s (%d)", o.label, counts[i])
-    out[#out + 1] = format('<text x="%.1f" y="%.1f">%s</text>', x + 9, y, esc(text))
-    x = x + 24 + #text * CHAR_PX
+  local x = 64
+  local function entry(symbol, text)
+    out[#out + 1] = symbol
+    out[#out + 1] = format('<text x="%.1f" y="%.1f">%s</text>', x + 10, y, esc(text))
+    x = x + 26 + #text * CHAR_PX
   end
-  out[#out + 1] = format('<g class="legend-fault"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/></g>',
-                         x, y - 10, x, y + 2)
-  out[#out + 1] = format('<text x="%.1f" y="%.1f">fault</text>', x + 5, y)
-  x = x + 45
-  out[#out + 1] = format('<g class="legend-recovery"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/></g>',
-                         x, y - 10, x, y + 2)
-  out[#out + 1] = format('<text x="%.1f" y="%.1f">recovery</text>', x + 5, y)
-  x = x + 70
+  for i, o in ipairs(OUTCOMES) do
+    entry(shape(o.shape, x + 2, y - 4, o.class), format("%s (%d)", o.label, counts[i]))
+  end
+  for _, kind in ipairs({ { "legend-fault", "fault" }, { "legend-recovery", "recovery" } }) do
+    entry(format('<g class="%s"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/></g>', kind[1], x + 2, y - 11,
+                 x + 2, y + 2), kind[2])
+  end
   if has_window then
-    out[#out + 1] = format('<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>', x, y - 9, SHADE)
-    out[#out + 1] = format('<text x="%.1f" y="%.1f">longest failure window</text>', x + 19, y)
+    entry(format('<rect x="%.1f" y="%.1f" width="8" height="12" fill="%s"/>', x - 2, y - 10, SHADE),
+          "longest failure window")
   end
 end
 
@@ -492,8 +497,8 @@ local function axes(out, xof, tmax, y, dlo, dhi, left, right, top, bottom)
   out[#out + 1] = format('<path class="axis" d="M%.1f %.1fV%.1fH%.1f"/>', left, top, bottom, right)
   out[#out + 1] = format('<text x="%.1f" y="%.1f" text-anchor="middle">time since the check started</text>',
                          (left + right) / 2, bottom + 30)
-  out[#out + 1] = format('<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">latency (log scale)</text>',
-                         (top + bottom) / 2)
+  out[#out + 1] = format('<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">' ..
+                         "latency (log scale)</text>", (top + bottom) / 2)
 end
 
 -- One mark per request, failures drawn last so none hides under a success.
@@ -552,14 +557,15 @@ local function draw_window(out, w, xof, top, bottom)
   if x2 - x1 < 6 then x1, x2 = (x1 + x2) / 2 - 3, (x1 + x2) / 2 + 3 end
   out[#out + 1] = format('<rect class="failure-window" x="%.1f" y="%.1f" width="%.1f" height="%.1f">' ..
                          '<title>longest failure window: %s in a row, %.3f–%.3f s (%.2f s)</title></rect>',
-                         x1, top, x2 - x1, bottom - top, failed_requests(w.count), w.start, w.finish, w.finish - w.start)
+                         x1, top, x2 - x1, bottom - top, failed_requests(w.count), w.start, w.finish,
+                         w.finish - w.start)
 end
 
 local function draw_actions(out, placed, top, bottom, label_top)
   for _, p in ipairs(placed) do
     local a = p.action
     local verb = scalar_text(a.action):match("^%S+")
-    local ly = label_top + (p.lane - 1) * 14
+    local ly = label_top + (p.lane - 1) * LANE_PX
     local details = { scalar_text(a.action) }
     if not is_null(a.container) then details[#details + 1] = tostring(a.container) end
     if not is_null(a.after) then details[#details + 1] = format("after %.2f s", a.after) end
@@ -597,11 +603,12 @@ local function timeline(check, out)
   for _, a in ipairs(actions) do tmax = max(tmax, a.at) end
   tmax = max(tmax, 0.01) -- requests that all started at once still get an axis
 
-  local W, left, right = 1200, 70, 1180
+  -- 1000 units wide: its 12 px text is still legible on a printed page
+  local W, left, right = 1000, 64, 985
   local function xof(t) return left + t / tmax * (right - left) end
   local placed, nlanes = place_labels(actions, xof, right)
   local label_top = 44
-  local top = label_top + nlanes * 14
+  local top = label_top + nlanes * LANE_PX
   local bottom = top + 240
   local H = bottom + 40
   local y, dlo, dhi = log_scale(records, top, bottom)
@@ -625,8 +632,8 @@ local function timeline(check, out)
 
   local caption = { format("%d requests", #records) }
   if #records > MARKS_MAX then
-    caption[#caption + 1] = format("more than %d, so drawn per %d-unit column and outcome " ..
-                                   "(a line from the fastest to the slowest; hover for the count)", MARKS_MAX, BUCKET_PX)
+    caption[#caption + 1] = format("more than %d, so drawn in buckets: per narrow column and outcome, a line " ..
+                                   "from the fastest request to the slowest (hover for the count)", MARKS_MAX)
   else
     caption[#caption + 1] = "one mark each (hover for the request)"
   end
@@ -717,7 +724,7 @@ local function schedule_chart(check, out)
   end
   sort(rows)
 
-  local W, left, right, top, row_h = 1200, 110, 1170, 34, 30
+  local W, left, right, top, row_h = 1000, 100, 975, 34, 30
   local bottom = top + #rows * row_h
   local H = bottom + 36
   local t0, t1 = list[1].t, list[#list].t
@@ -901,7 +908,7 @@ local function page(doc)
     '<meta name="viewport" content="width=device-width, initial-scale=1"/>\n',
     "<title>halo — " .. esc(heading) .. "</title>\n",
     "<style>\n" .. css() .. "</style>\n</head>\n<body>\n",
-    "<header><h1>halo " .. esc(heading) .. "</h1>",
+    "<header><h1>" .. esc(heading) .. "</h1>",
   }
   run_facts(doc, out)
   if doc.interrupted == true then
