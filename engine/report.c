@@ -49,21 +49,20 @@ int report_exit_code(const run_report *r)
 
 typedef struct {
     const char *name;
-    void (*render)(const run_report *r, int verbose, FILE *out);
+    int (*render)(const run_report *r, int verbose, FILE *out); /* 0, or -1 when it could not */
 } report_format;
 
 /* Adapters so every format fits one table; only text uses verbose. */
-static void render_text(const run_report *r, int verbose, FILE *out) { report_text(r, verbose, out); }
-static void render_json(const run_report *r, int verbose, FILE *out) { report_json(r, out); }
-static void render_junit(const run_report *r, int verbose, FILE *out) { report_junit(r, out); }
-static void render_tap(const run_report *r, int verbose, FILE *out) { report_tap(r, out); }
-static void render_md(const run_report *r, int verbose, FILE *out) { report_md(r, out); }
-void (*report_html_renderer)(const run_report *r, FILE *out);
+static int render_text(const run_report *r, int verbose, FILE *out) { report_text(r, verbose, out); return 0; }
+static int render_json(const run_report *r, int verbose, FILE *out) { report_json(r, out); return 0; }
+static int render_junit(const run_report *r, int verbose, FILE *out) { report_junit(r, out); return 0; }
+static int render_tap(const run_report *r, int verbose, FILE *out) { report_tap(r, out); return 0; }
+static int render_md(const run_report *r, int verbose, FILE *out) { report_md(r, out); return 0; }
+int (*report_html_renderer)(const run_report *r, FILE *out);
 
-static void render_html(const run_report *r, int verbose, FILE *out)
+static int render_html(const run_report *r, int verbose, FILE *out)
 {
-    if (report_html_renderer) report_html_renderer(r, out);
-    else fputs("<!-- this program has no HTML renderer -->\n", out);
+    return report_html_renderer ? report_html_renderer(r, out) : -1;
 }
 
 static const report_format formats[] = {
@@ -85,8 +84,7 @@ int report_write(const run_report *r, const char *format, int verbose, FILE *out
 {
     const report_format *f = find_format(format);
     if (!f) return -1;
-    f->render(r, verbose, out);
-    return 0;
+    return f->render(r, verbose, out);
 }
 
 check_result *check_result_new(const char *file)

@@ -93,7 +93,7 @@ report_counts report_count(const run_report *r);
 int report_exit_code(const run_report *r);
 
 /* format: "text", "json", "junit", "tap", "md", "html". Returns 0, or -1 for an
- * unknown format. verbose adds evidence and logs to the text format. */
+ * unknown format or a renderer that failed. verbose adds evidence and logs to the text format. */
 int report_write(const run_report *r, const char *format, int verbose, FILE *out);
 int report_format_known(const char *format);
 
@@ -103,11 +103,11 @@ void report_json(const run_report *r, FILE *out);
 void report_junit(const run_report *r, FILE *out);
 void report_tap(const run_report *r, FILE *out);
 void report_md(const run_report *r, FILE *out);
-void report_html(const run_report *r, FILE *out);
+int report_html(const run_report *r, FILE *out); /* 0, or -1 (said on stderr) */
 /* The HTML renderer runs Lua (engine/lua/report_html.lua), so the report
  * code reaches it through this pointer, which the halo binary sets: the
  * other renderers stay free of the engine. */
-extern void (*report_html_renderer)(const run_report *r, FILE *out);
+extern int (*report_html_renderer)(const run_report *r, FILE *out);
 /* The JSON report with every request record (the HTML report draws them). */
 void report_json_full(const run_report *r, FILE *out);
 

@@ -14,14 +14,15 @@
 /* a history of 500 000 requests is a few hundred MiB as Lua tables */
 #define HTML_MEMORY ((size_t)2 << 30)
 
-void report_html(const run_report *r, FILE *out)
+int report_html(const run_report *r, FILE *out)
 {
+    int rc = -1;
     char *json = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&json, &len);
     if (!mem) {
         halo_warn("html report: out of memory");
-        return;
+        return -1;
     }
     report_json_full(r, mem);
     fclose(mem);
@@ -30,7 +31,7 @@ void report_html(const run_report *r, FILE *out)
     if (!L) {
         free(json);
         halo_warn("html report: out of memory");
-        return;
+        return -1;
     }
     if (sandbox_load_embedded(L, "report_html") != LUA_OK) {
         halo_warn("html report: %s", lua_tostring(L, -1));
@@ -46,8 +47,10 @@ void report_html(const run_report *r, FILE *out)
             char *clean = redact_n(html ? html : "", html ? n : 0);
             fputs(clean, out);
             free(clean);
+            rc = 0;
         }
     }
     free(json);
     sandbox_close(L);
+    return rc;
 }

@@ -158,13 +158,12 @@ void report_md(const run_report *r, FILE *out)
     }
     if (r->duration_ms > 0) sb_printf(&sb, "Run time: %.1f s" BR, r->duration_ms / 1000.0);
     if (r->html_path) {
-        /* the two are written side by side: the file name is the link */
+        /* the runner made it a link that works from the md file */
         const char *slash = strrchr(r->html_path, '/');
-        const char *name = slash ? slash + 1 : r->html_path;
         sb_adds(&sb, "Report with timelines: [");
-        add_flat(&sb, name);
+        add_flat(&sb, slash ? slash + 1 : r->html_path);
         sb_adds(&sb, "](");
-        add_flat(&sb, name);
+        add_flat(&sb, r->html_path);
         sb_adds(&sb, ")" BR);
     }
     sb_adds(&sb, "\nChecks:" BR);

@@ -3,6 +3,8 @@
  * deadline (timeout + grace) by killing the group, and turns crashes and
  * kills into ERROR results. Probing check files for their metadata happens
  * in forked children too, so a file that hangs on load cannot hang the run. */
+/* realpath() is XSI in glibc's headers */
+#define _XOPEN_SOURCE 700
 #include "runner.h"
 #include "internal.h"
 #include "loop.h"
@@ -959,8 +961,8 @@ static int write_report_to(const run_report *rep, const char *format, int verbos
             return -1;
         }
     }
-    report_write(rep, format, verbose, out);
-    int bad = ferror(out);
+    int bad = report_write(rep, format, verbose, out) != 0;
+    bad |= ferror(out);
     if (out != stdout) bad |= fclose(out) != 0;
     else fflush(stdout);
     if (bad) {
@@ -971,13 +973,39 @@ static int write_report_to(const run_report *rep, const char *format, int verbos
     return 0;
 }
 
+static char *dir_part(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? xstrndup(path, (size_t)(slash - path) + 1) : xstrdup("./");
+}
+
+static char *html_link(const char *html, const char *md)
+{
+    char *hd = dir_part(html), *md_dir = md ? dir_part(md) : xstrdup("./");
+    char *rh = realpath(hd, NULL), *rm = realpath(md_dir, NULL);
+    const char *name = strrchr(html, '/') ? strrchr(html, '/') + 1 : html;
+    char *link = rh && rm && strcmp(rh, rm) == 0 ? xstrdup(name) : rh ? xasprintf("%s/%s", rh, name) : xstrdup(html);
+    free(hd);
+    free(md_dir);
+    free(rh);
+    free(rm);
+    return link;
+}
+
 /* The report (--format, --out), then every --report FORMAT:FILE. */
 static int write_report(const runner_opts *o, run_report *rep)
 {
-    /* the md entry links the HTML report when both are written */
-    if (o->out && strcmp(o->format, "html") == 0) rep->html_path = o->out;
-    for (size_t i = 0; i < o->nreports; i++)
-        if (strncmp(o->reports[i], "html:", 5) == 0) rep->html_path = o->reports[i] + 5;
+    /* the md entry links the HTML report when both are written: by its
+     * name when the two are side by side, else by its absolute path */
+    const char *html = NULL, *md = NULL;
+    if (o->out && strcmp(o->format, "html") == 0) html = o->out;
+    if (o->out && strcmp(o->format, "md") == 0) md = o->out;
+    for (size_t i = 0; i < o->nreports; i++) {
+        if (strncmp(o->reports[i], "html:", 5) == 0) html = o->reports[i] + 5;
+        if (strncmp(o->reports[i], "md:", 3) == 0) md = o->reports[i] + 3;
+    }
+    char *link = html ? html_link(html, md) : NULL;
+    rep->html_path = link;
     int rc = write_report_to(rep, o->format, o->verbose, o->out);
     for (size_t i = 0; i < o->nreports; i++) {
         const char *colon = strchr(o->reports[i], ':');
@@ -985,6 +1013,8 @@ static int write_report(const runner_opts *o, run_report *rep)
         snprintf(format, sizeof format, "%.*s", (int)(colon - o->reports[i]), o->reports[i]);
         if (write_report_to(rep, format, o->verbose, colon + 1) != 0) rc = -1;
     }
+    rep->html_path = NULL;
+    free(link);
     return rc;
 }
 
