@@ -243,12 +243,7 @@ static void run_protected(lua_State *L, lua_CFunction fn, adhoc_state *st)
 int adhoc_run(const adhoc_opts *o)
 {
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    on_interrupt_signals(on_interrupt);
 
     host_origin(); /* times in the request history count from here */
     sandbox_opts so = {o->mem_limit, o->lib_dirs, o->nlib_dirs};

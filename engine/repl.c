@@ -253,23 +253,12 @@ static int host_write(lua_State *L)
 static int host_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(errno));
-        return 2;
-    }
     strbuf sb;
     sb_init(&sb);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_addn(&sb, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (read_whole_file(path, &sb) != 0) {
         sb_free(&sb);
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: read error", path);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
         return 2;
     }
     lua_pushlstring(L, sb.buf ? sb.buf : "", sb.len);
@@ -687,11 +676,10 @@ int repl_run(const repl_opts *o)
     R.o = o;
     R.tty = isatty(STDIN_FILENO);
     signal(SIGPIPE, SIG_IGN);
+    on_interrupt_signals(on_sigint);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = on_sigterm;
     sigaction(SIGTERM, &sa, NULL);
 

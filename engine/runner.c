@@ -1062,12 +1062,7 @@ static int write_history(const char *path, const run_report *rep)
 
 static void install_runner_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    on_interrupt_signals(on_signal);
     signal(SIGPIPE, SIG_IGN);
 }
 

@@ -440,21 +440,11 @@ const char *sandbox_display_path(const char *path, char *buf, size_t size)
 /* luaL_loadfilex with a readable chunk name; the file is read whole. */
 static int load_source_file(lua_State *L, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-        return LUA_ERRFILE;
-    }
     strbuf sb;
     sb_init(&sb);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&sb, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (read_whole_file(path, &sb) != 0) {
         sb_free(&sb);
-        lua_pushfstring(L, "cannot read %s", path);
+        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
         return LUA_ERRFILE;
     }
     const char *text = sb.buf ? sb.buf : "";

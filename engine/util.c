@@ -1,6 +1,8 @@
 /* Allocation, strings, clocks and redaction shared by the whole host. */
 #include "util.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -377,4 +379,30 @@ char *state_dir(const char *sub)
     else return NULL;
     make_dirs(dir);
     return dir;
+}
+
+int read_whole_file(const char *path, strbuf *sb)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(sb, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+void on_interrupt_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -68,6 +68,13 @@ char *field_unescape(const char *s, size_t n);
  * Returns a new string, or NULL when there is no home to put it in. */
 char *state_dir(const char *sub);
 
+/* A whole file into sb (appended). Returns 0, or -1 with errno set (an
+ * open or read error). */
+int read_whole_file(const char *path, strbuf *sb);
+
+/* The same handler for SIGINT and SIGTERM (sigaction, no flags). */
+void on_interrupt_signals(void (*handler)(int));
+
 /* One line on stderr, prefixed with "halo: ", redacted. */
 void halo_warn(const char *fmt, ...) HALO_PRINTF(1, 2);
 

@@ -337,25 +337,9 @@ static void on_term(int sig)
  * SIG_IGN, which programs started from cleanup would inherit. */
 static void on_term_in_cleanup(int sig) { (void)sig; }
 
-static void keep_cleanup_going(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term_in_cleanup;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
+static void keep_cleanup_going(void) { on_interrupt_signals(on_term_in_cleanup); }
 
-static void catch_termination(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
+static void catch_termination(void) { on_interrupt_signals(on_term); }
 
 static int probe_main(lua_State *L);
 static int run_protected(lua_State *L, lua_CFunction fn, const worker_opts *o);
