@@ -150,7 +150,10 @@ static void push_stack_env(lua_State *L, const char *dir, int depth)
 static void resolve_compose_files(lua_State *L, int stack, const char *dir)
 {
     int top = lua_gettop(L);
-    if (lua_getfield(L, stack, "compose") == LUA_TTABLE && lua_getfield(L, -1, "files") == LUA_TTABLE) {
+    /* raw: the stack file's tables are data, and no metamethod runs here */
+    lua_pushliteral(L, "compose");
+    int compose = lua_rawget(L, stack);
+    if (compose == LUA_TTABLE && (lua_pushliteral(L, "files"), lua_rawget(L, -2)) == LUA_TTABLE) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
             if (lua_rawgeti(L, -1, i) == LUA_TSTRING && lua_tostring(L, -1)[0] != '/') {
@@ -169,7 +172,13 @@ static int run_stack_file(lua_State *L, const char *path, int depth)
 {
     int rc = sandbox_loadfile(L, path);
     if (rc != LUA_OK) return rc;
-    char *dir = directory_of(path);
+    /* the directory lives on the Lua stack, not the C heap: anything below
+     * may raise (out of memory, a metamethod) and must not leak it */
+    char *c_dir = directory_of(path);
+    lua_pushstring(L, c_dir);
+    free(c_dir);
+    const char *dir = lua_tostring(L, -1);
+    lua_insert(L, -2);
     push_stack_env(L, dir, depth);
     lua_setupvalue(L, -2, 1);
     rc = lua_pcall(L, 0, 1, 0);
@@ -180,7 +189,7 @@ static int run_stack_file(lua_State *L, const char *path, int depth)
         rc = LUA_ERRRUN;
     }
     if (rc == LUA_OK) resolve_compose_files(L, lua_gettop(L), dir);
-    free(dir);
+    lua_remove(L, -2); /* the directory */
     return rc;
 }
 
