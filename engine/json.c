@@ -6,7 +6,10 @@
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
+#include <fcntl.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* json.decode(text) -> value | nil, err */
 static int json_decode(lua_State *L)
@@ -25,8 +28,25 @@ static int json_decode(lua_State *L)
 /* cjson writes every number with 14 significant digits, so an int8 from
  * the database (an id, a byte count) would come out rounded. Such integers
  * travel through cjson as marked strings and are put back as digits. */
-#define BIG_INT_MARK "\x01halo-int:"
-#define BIG_INT_QUOTED "\"\\u0001halo-int:"
+/* The mark carries a random nonce, so that a string a server sent, or a
+ * script wrote, can never pass for one: otherwise "\u0001halo-int:1,\"x\":2"
+ * would come out unquoted, as JSON of the attacker's making. And only
+ * digits are ever unquoted. */
+static char big_int_mark[40], big_int_quoted[48];
+
+static void make_marks(void)
+{
+    if (big_int_mark[0]) return;
+    unsigned long long nonce = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &nonce, sizeof nonce) != (ssize_t)sizeof nonce) nonce = 0;
+        close(fd);
+    }
+    if (!nonce) nonce = (unsigned long long)getpid() * 2654435761ULL ^ (unsigned long long)time(NULL);
+    snprintf(big_int_mark, sizeof big_int_mark, "\x01halo-int-%016llx:", nonce);
+    snprintf(big_int_quoted, sizeof big_int_quoted, "\"\\u0001halo-int-%016llx:", nonce);
+}
 
 static int is_big_integer(lua_State *L, int idx)
 {
@@ -76,7 +96,7 @@ static void push_marked(lua_State *L, int idx, int depth)
 {
     idx = lua_absindex(L, idx);
     if (is_big_integer(L, idx)) {
-        lua_pushfstring(L, BIG_INT_MARK "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        lua_pushfstring(L, "%s%I", big_int_mark, (LUAI_UACINT)lua_tointeger(L, idx));
         return;
     }
     if (lua_type(L, idx) != LUA_TTABLE || depth > 1000) {
@@ -120,18 +140,25 @@ static int json_encode(lua_State *L)
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     const char *p = text, *end = text + len;
-    size_t qlen = strlen(BIG_INT_QUOTED);
+    size_t qlen = strlen(big_int_quoted);
     while (p < end) {
-        const char *hit = strstr(p, BIG_INT_QUOTED);
+        const char *hit = strstr(p, big_int_quoted);
         if (!hit) {
             luaL_addlstring(&b, p, (size_t)(end - p));
             break;
         }
-        luaL_addlstring(&b, p, (size_t)(hit - p));
         const char *digits = hit + qlen, *q = digits;
-        while (q < end && *q != '"') q++;
+        if (q < end && *q == '-') q++;
+        while (q < end && *q >= '0' && *q <= '9') q++;
+        if (q >= end || *q != '"' || q == digits) {
+            /* not one of ours after all: copied as it is */
+            luaL_addlstring(&b, p, (size_t)(digits - p));
+            p = digits;
+            continue;
+        }
+        luaL_addlstring(&b, p, (size_t)(hit - p));
         luaL_addlstring(&b, digits, (size_t)(q - digits));
-        p = q < end ? q + 1 : end;
+        p = q + 1;
     }
     luaL_pushresult(&b);
     return 1;
@@ -139,6 +166,7 @@ static int json_encode(lua_State *L)
 
 int luaopen_json(lua_State *L)
 {
+    make_marks();
     luaopen_cjson(L); /* a fresh cjson instance: settings stay this state's own */
     int cj = lua_gettop(L);
     lua_createtable(L, 0, 4);
