@@ -251,8 +251,14 @@ static void add_check(strbuf *sb, const check_result *c, int with_requests)
 static void add_timestamp(strbuf *sb, double epoch_s)
 {
     struct tm tm;
+    /* past year 9999 (or NaN) there is no date to write, and the cast to
+     * time_t would be undefined */
+    if (!(epoch_s > 0 && epoch_s < 253402300800.0)) {
+        sb_adds(sb, "null");
+        return;
+    }
     time_t t = (time_t)epoch_s;
-    if (epoch_s <= 0 || !gmtime_r(&t, &tm)) {
+    if (!gmtime_r(&t, &tm)) {
         sb_adds(sb, "null");
         return;
     }

@@ -47,15 +47,17 @@ static void add_cell(strbuf *row, const char *s, size_t width, int pad)
 
 static void format_duration(char *buf, size_t size, double ms)
 {
-    if (ms < 0) {
+    if (!(ms >= 0)) { /* negative, or NaN */
         snprintf(buf, size, "-");
         return;
     }
     double s = ms / 1000.0;
     if (s < 60)
         snprintf(buf, size, "%.1fs", s);
-    else
+    else if (s < 1e9) /* (int) of more would be undefined */
         snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, size, "%.3gs", s);
 }
 
 static void write_table(const run_report *r, FILE *out)

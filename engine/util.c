@@ -188,7 +188,12 @@ void sb_xml_escape(strbuf *sb, const char *s)
             if (c < 0x20) break; /* not representable in XML 1.0 */
             {
                 size_t n = utf8_seq(p);
-                if (n == 0) { sb_adds(sb, "\xEF\xBF\xBD"); break; }
+                /* U+FFFE and U+FFFF are not characters XML 1.0 allows */
+                if (n == 0 || (n == 3 && p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF))) {
+                    sb_adds(sb, "\xEF\xBF\xBD");
+                    p += n ? n : 1;
+                    continue;
+                }
                 sb_addn(sb, (const char *)p, n);
                 p += n;
                 continue;
