@@ -323,6 +323,13 @@ static void options_free(options *o)
     free(o->rest.items);
 }
 
+/* Every way out of a command frees its options. */
+static int options_done(options *o, int code)
+{
+    options_free(o);
+    return code;
+}
+
 static int file_exists(const char *p)
 {
     struct stat st;
@@ -333,23 +340,23 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
 {
     options o;
     memset(&o, 0, sizeof o);
-    if (parse_options(cmd, argc, argv, &o, 0)) return 2;
+    if (parse_options(cmd, argc, argv, &o, 0)) return options_done(&o, 2);
     int listing = strcmp(cmd, "list") == 0;
     if (o.help) {
         fputs(listing ? LIST_HELP : RUN_HELP, stdout);
-        return 0;
+        return options_done(&o, 0);
     }
-    if (listing && o.rest.n) return usage_error(cmd, "unexpected argument %s", o.rest.items[0]);
+    if (listing && o.rest.n) return options_done(&o, usage_error(cmd, "unexpected argument %s", o.rest.items[0]));
     if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
-    if (!is_dir(o.checks_dir)) return usage_error(cmd, "checks directory %s does not exist", o.checks_dir);
+    if (!is_dir(o.checks_dir)) return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
     if (o.stack_file && !file_exists(o.stack_file))
-        return usage_error(cmd, "stack file %s does not exist", o.stack_file);
-    if (o.out && !writable_path(o.out)) return usage_error(cmd, "--out %s: its directory is missing or not writable", o.out);
+        return options_done(&o, usage_error(cmd, "stack file %s does not exist", o.stack_file));
+    if (o.out && !writable_path(o.out)) return options_done(&o, usage_error(cmd, "--out %s: its directory is missing or not writable", o.out));
     if (o.history && !writable_path(o.history))
-        return usage_error(cmd, "--history %s: its directory is missing or not writable", o.history);
+        return options_done(&o, usage_error(cmd, "--history %s: its directory is missing or not writable", o.history));
     for (size_t i = 0; i < o.reports.n; i++)
         if (!writable_path(strchr(o.reports.items[i], ':') + 1))
-            return usage_error(cmd, "--report %s: its directory is missing or not writable", o.reports.items[i]);
+            return options_done(&o, usage_error(cmd, "--report %s: its directory is missing or not writable", o.reports.items[i]));
     default_lib_dirs(&o, o.checks_dir);
     runner_opts ro;
     memset(&ro, 0, sizeof ro);
@@ -386,16 +393,16 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     int exec = strcmp(cmd, "exec") == 0;
-    if (parse_options(cmd, argc, argv, &o, exec)) return 2;
+    if (parse_options(cmd, argc, argv, &o, exec)) return options_done(&o, 2);
     if (o.help) {
         fputs(EVAL_HELP, stdout);
-        return 0;
+        return options_done(&o, 0);
     }
-    if (o.rest.n == 0) return usage_error(cmd, "%s", exec ? "needs a script file" : "needs the code to run");
-    if (!exec && o.rest.n > 1) return usage_error(cmd, "unexpected argument %s (quote the code)", o.rest.items[1]);
-    if (exec && !file_exists(o.rest.items[0])) return usage_error(cmd, "no such script %s", o.rest.items[0]);
+    if (o.rest.n == 0) return options_done(&o, usage_error(cmd, "%s", exec ? "needs a script file" : "needs the code to run"));
+    if (!exec && o.rest.n > 1) return options_done(&o, usage_error(cmd, "unexpected argument %s (quote the code)", o.rest.items[1]));
+    if (exec && !file_exists(o.rest.items[0])) return options_done(&o, usage_error(cmd, "no such script %s", o.rest.items[0]));
     if (o.stack_file && !file_exists(o.stack_file))
-        return usage_error(cmd, "stack file %s does not exist", o.stack_file);
+        return options_done(&o, usage_error(cmd, "stack file %s does not exist", o.stack_file));
     default_lib_dirs(&o, NULL);
     adhoc_opts ao;
     memset(&ao, 0, sizeof ao);
@@ -434,14 +441,14 @@ static int cmd_repl(int argc, char **argv, const char *argv0)
 {
     options o;
     memset(&o, 0, sizeof o);
-    if (parse_options("repl", argc, argv, &o, 0)) return 2;
+    if (parse_options("repl", argc, argv, &o, 0)) return options_done(&o, 2);
     if (o.help) {
         fputs(REPL_HELP, stdout);
-        return 0;
+        return options_done(&o, 0);
     }
-    if (o.rest.n) return usage_error("repl", "unexpected argument %s", o.rest.items[0]);
+    if (o.rest.n) return options_done(&o, usage_error("repl", "unexpected argument %s", o.rest.items[0]));
     if (o.stack_file && !file_exists(o.stack_file))
-        return usage_error("repl", "stack file %s does not exist", o.stack_file);
+        return options_done(&o, usage_error("repl", "stack file %s does not exist", o.stack_file));
     if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
     default_lib_dirs(&o, o.checks_dir);
     repl_opts ro;

@@ -133,10 +133,12 @@ void report_junit(const run_report *r, FILE *out)
               r->nchecks, n.fail, n.error, skipped);
     add_seconds_attr(&sb, "time", r->duration_ms);
     struct tm tm;
-    time_t t = (time_t)r->started_wall;
+    /* a time no clock gives (or NaN) has no date, and casting it is undefined */
+    int dated = r->started_wall > 0 && r->started_wall < 253402300800.0;
+    time_t t = dated ? (time_t)r->started_wall : 0;
     char stamp[32];
     /* JUnit's timestamp is ISO-8601 without a zone; it is written in UTC. */
-    if (r->started_wall > 0 && gmtime_r(&t, &tm) &&
+    if (dated && gmtime_r(&t, &tm) &&
         strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm))
         add_attr(&sb, "timestamp", stamp);
     sb_adds(&sb, ">\n");

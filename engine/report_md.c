@@ -18,7 +18,8 @@
 static void format_date(char *buf, size_t size, double epoch_s)
 {
     struct tm tm;
-    time_t t = (time_t)(epoch_s > 0 ? epoch_s : (double)time(NULL));
+    /* a time no clock gives (or NaN): today, rather than an undefined cast */
+    time_t t = epoch_s > 0 && epoch_s < 253402300800.0 ? (time_t)epoch_s : time(NULL);
     if (!localtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d", &tm))
         snprintf(buf, size, "YYYY-MM-DD");
 }

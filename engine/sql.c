@@ -286,16 +286,17 @@ static int sql_connect(lua_State *L)
         lua_settop(L, 2);
     }
     task *me = sched_waiter(L, "sql.connect");
-    char *where = describe_target(conninfo);
-    if (!where) return push_fail(L, "connect", NULL, "connect: the connection string does not parse");
-
     double deadline = sandbox_deadline(L);
     if (deadline > 0 && deadline - clock_mono() < timeout) timeout = fmax(deadline - clock_mono(), 0.001);
 
+    /* the Lua objects first: making them may raise, and nothing on the C
+     * heap may be lost when it does */
     sql_op *op = (sql_op *)lua_newuserdatauv(L, sizeof *op, 0); /* 3 */
     memset(op, 0, sizeof *op);
     conn *c = (conn *)lua_newuserdatauv(L, sizeof *c, 0); /* 4 */
     memset(c, 0, sizeof *c);
+    char *where = describe_target(conninfo);
+    if (!where) return push_fail(L, "connect", NULL, "connect: the connection string does not parse");
     c->where = where;
     c->max_rows = max_rows;
     c->max_bytes = max_bytes;

@@ -85,19 +85,16 @@ static void scan_for_passwords(lua_State *L, int idx, int depth)
 }
 
 /* The absolute directory of a file halo could open, else its dirname. */
-static char *directory_of(const char *path)
+/* [-0, +1] The absolute directory of a file halo could open, else its
+ * dirname; built in a buffer of the C stack, so pushing it can raise. */
+static void push_directory_of(lua_State *L, const char *path)
 {
-    char *abs = realpath(path, NULL);
-    char *copy = xstrdup(abs ? abs : path);
-    free(abs);
-    char *slash = strrchr(copy, '/');
-    if (!slash) {
-        free(copy);
-        return xstrdup(".");
-    }
-    if (slash == copy) slash[1] = '\0';
-    else *slash = '\0';
-    return copy;
+    char abs[PATH_MAX];
+    const char *p = realpath(path, abs) ? abs : path;
+    const char *slash = strrchr(p, '/');
+    if (!slash) lua_pushliteral(L, ".");
+    else if (slash == p) lua_pushliteral(L, "/");
+    else lua_pushlstring(L, p, (size_t)(slash - p));
 }
 
 static int run_stack_file(lua_State *L, const char *path, int depth);
@@ -174,9 +171,7 @@ static int run_stack_file(lua_State *L, const char *path, int depth)
     if (rc != LUA_OK) return rc;
     /* the directory lives on the Lua stack, not the C heap: anything below
      * may raise (out of memory, a metamethod) and must not leak it */
-    char *c_dir = directory_of(path);
-    lua_pushstring(L, c_dir);
-    free(c_dir);
+    push_directory_of(L, path);
     const char *dir = lua_tostring(L, -1);
     lua_insert(L, -2);
     push_stack_env(L, dir, depth);

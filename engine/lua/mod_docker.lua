@@ -125,12 +125,17 @@ function M.demux()
   end
   function d.feed(chunk)
     buf = buf .. chunk
-    while #buf >= 8 do
-      local kind, len = byte(buf, 1), unpack_(">I4", buf, 5)
-      if #buf < 8 + len then break end
-      emit(stream_of[kind] or "stdout", sub(buf, 9, 8 + len))
-      buf = sub(buf, 9 + len)
+    -- walk the frames by position and cut the buffer once at the end:
+    -- cutting it after every frame copied the rest each time, quadratic
+    -- in the size of a container's logs
+    local pos, size = 1, #buf
+    while size - pos + 1 >= 8 do
+      local kind, len = byte(buf, pos), unpack_(">I4", buf, pos + 4)
+      if size - pos + 1 < 8 + len then break end
+      emit(stream_of[kind] or "stdout", sub(buf, pos + 8, pos + 7 + len))
+      pos = pos + 8 + len
     end
+    buf = sub(buf, pos)
   end
   function d.finish()
     for _, s in ipairs({ "stdout", "stderr", "stdin" }) do

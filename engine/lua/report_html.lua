@@ -69,7 +69,9 @@ local function clean(s)
     end
     s = concat(parts)
   end
-  return (s:gsub("[\0-\8\11\12\14-\31\127]", "\u{FFFD}"))
+  -- control characters, and U+FFFE/U+FFFF, are not characters XML 1.0 allows
+  s = s:gsub("[\0-\8\11\12\14-\31\127]", "\u{FFFD}")
+  return (s:gsub("\xEF\xBF[\xBE\xBF]", "\u{FFFD}"))
 end
 
 local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
