@@ -1,0 +1,1 @@
+return { harness = { up = {}, down = { "docker", 42, "down" } } }

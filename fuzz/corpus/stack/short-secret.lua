@@ -1,0 +1,1 @@
+return { pw = secret("HALO_FUZZ_PW", "abc") }
