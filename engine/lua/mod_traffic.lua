@@ -52,6 +52,7 @@ function M.start(opts)
   local next_ticket = 0   -- shared pacing: request k may start at origin + k / rate
   local late = 0
   local stopping = false
+  local ended = nil       -- when stop() returned: later stats() describe the same span
   local workers = {}
 
   local function one_request()
@@ -91,21 +92,38 @@ function M.start(opts)
 
   local handle = {}
 
-  -- stats(): what happened so far; stop() ends the traffic first.
-  function handle:stats()
-    local n = #records
+  -- stats([{ since = mono }]): what happened so far (only the requests
+  -- started at or after `since`, a time.mono() value); stop() ends the
+  -- traffic first.
+  function handle:stats(opts)
+    local since = nil
+    if opts ~= nil then
+      if type(opts) ~= "table" then error("bad argument #1 to 'stats' (table expected)", 2) end
+      for k in pairs(opts) do
+        if k ~= "since" then error("bad argument #1 to 'stats' (unknown option '" .. tostring(k) .. "')", 2) end
+      end
+      since = opts.since
+      if since ~= nil and type(since) ~= "number" then
+        error("bad argument #1 to 'stats' (since must be a time.mono() value)", 2)
+      end
+    end
+    local from = since and since - origin or -math.huge
     local by_status, by_error, latencies = {}, {}, {}
     local failures, first_failures = 0, {}
     local sorted = {}
-    for i = 1, n do sorted[i] = records[i] end
+    for i = 1, #records do
+      if records[i].start >= from then sorted[#sorted + 1] = records[i] end
+    end
+    local n = #sorted
     sort(sorted, function(a, b) return a.start < b.start end)
-    local window, longest = nil, nil
+    local window, longest, first_ok = nil, nil, nil
     for _, r in ipairs(sorted) do
       latencies[#latencies + 1] = r.finish - r.start
       if r.status then by_status[r.status] = (by_status[r.status] or 0) + 1 end
       if r.err then by_error[r.err] = (by_error[r.err] or 0) + 1 end
       if r.ok then
         window = nil
+        if not first_ok or r.finish < first_ok then first_ok = r.finish end
       else
         failures = failures + 1
         if #first_failures < FIRST_FAILURES then
@@ -123,7 +141,7 @@ function M.start(opts)
       end
     end
     sort(latencies)
-    local elapsed = time.mono() - origin
+    local elapsed = (ended or time.mono()) - origin - max(0, from)
     return {
       sent = n,
       ok = n - failures,
@@ -140,6 +158,8 @@ function M.start(opts)
         start = longest.start, ["end"] = longest.finish, seconds = longest.finish - longest.start,
       } or nil,
       first_failures = first_failures,
+      first_ok = first_ok,
+      origin = origin,
       seconds = elapsed,
       rate = elapsed > 0 and n / elapsed or 0,
       late = late,
@@ -152,6 +172,7 @@ function M.start(opts)
       -- In-flight requests finish: cancelling them would count as failures
       -- that the stack never caused.
       for _, w in ipairs(workers) do w:join() end
+      ended = time.mono()
     end
     return self:stats()
   end

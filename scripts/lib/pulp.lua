@@ -3,11 +3,24 @@
 -- returning what the API said — or nil and an error that names the
 -- endpoint, the call and the status, ready for a check's message.
 -- The API contract is docs/target-contract.md.
+--
+-- What a verdict may rest on: the routes, credentials and bytes of the
+-- contract. /health, /health/ready and the X-Served-By header only steer
+-- (when to probe next); nothing here turns them into a PASS.
 local http = require "http"
 
 local format, type, tostring, pairs, setmetatable, error = string.format, type, tostring, pairs, setmetatable, error
 
 local M = {}
+
+-- Errors keep the kind the http module gave (connect, timeout, ...) or say
+-- "status" (an unexpected HTTP status, in err.status) or "json", so a check
+-- can tell a refused connection from a 401; tostring(err) is the message.
+local Failure = { __tostring = function(e) return e.message end }
+
+local function failure(kind, message, status)
+  return setmetatable({ kind = kind, message = message, status = status }, Failure)
+end
 
 local Endpoint = {}
 Endpoint.__index = Endpoint
@@ -59,9 +72,47 @@ function Endpoint:call(method, path, opts)
   for k, v in pairs(opts) do if k ~= "headers" then req[k] = v end end
   local res, err = self.client:request(req)
   if not res then
-    return nil, format("%s %s on %s: %s", method, path, self.name, err.message or tostring(err))
+    return nil, failure(type(err) == "table" and err.kind or "error",
+                        format("%s %s on %s: %s", method, path, self.name,
+                               type(err) == "table" and err.message or tostring(err)))
   end
   return res
+end
+
+-- A transient answer: the endpoint cannot serve right now (a 5xx, or no
+-- answer at all). Availability is check 4's property; a probe about
+-- something else waits it out and notes it.
+local function transient(res)
+  return res == nil or res.status >= 500
+end
+
+-- call_settled(method, path [, opts [, patience]]) -> res, note | nil, err
+-- Like call, but asks again (every 50 ms, for at most `patience` seconds,
+-- default 30) while the answer is transient. `note` says what was waited
+-- out ("2 transient answers over 0.4 s, first HTTP 503"), or nil when the
+-- first answer was definite. A 4xx is definite: never asked again.
+function Endpoint:call_settled(method, path, opts, patience)
+  local time = require "time"
+  local started = time.mono()
+  local limit = started + (patience or 30)
+  local waited, first = 0, nil
+  while true do
+    local res, err = self:call(method, path, opts)
+    if not transient(res) then
+      local note = waited > 0 and format("%d transient answer%s over %.2f s, first %s", waited, waited == 1 and "" or "s",
+                                         time.mono() - started, first) or nil
+      return res, note
+    end
+    waited = waited + 1
+    first = first or (res and ("HTTP " .. res.status) or tostring(err.kind))
+    if time.mono() >= limit then
+      return nil, failure(res and "status" or err.kind,
+                          format("%s %s on %s: no definite answer in %g s (%d transient, first %s, last %s)", method,
+                                 path, self.name, patience or 30, waited, first,
+                                 res and ("HTTP " .. res.status) or tostring(err)), res and res.status)
+    end
+    time.sleep(0.05)
+  end
 end
 
 -- expect(res, err, want, what) -> res | nil, message: the status must be
@@ -72,14 +123,16 @@ local function expect_status(self, what, res, err, want)
   if ok then return res end
   local body = res.body or ""
   if #body > 200 then body = body:sub(1, 200) .. "…" end
-  return nil, format("%s on %s: HTTP %d %s", what, self.name, res.status, body)
+  return nil, failure("status", format("%s on %s: HTTP %d %s", what, self.name, res.status, body), res.status)
 end
 
 local function json_of(self, what, res, err, want)
   local r, e = expect_status(self, what, res, err, want)
   if not r then return nil, e end
   local doc, jerr = r:json()
-  if doc == nil then return nil, format("%s on %s: the answer is not JSON (%s)", what, self.name, tostring(jerr)) end
+  if doc == nil then
+    return nil, failure("json", format("%s on %s: the answer is not JSON (%s)", what, self.name, tostring(jerr)))
+  end
   return doc, r
 end
 
@@ -154,7 +207,9 @@ function Endpoint:mint_editor_token(req)
   local doc, r = json_of(self, "POST /auth/editor-token", self:call("POST", "/auth/editor-token", { json = req }), nil,
                          { [200] = true, [201] = true })
   if not doc then return nil, r end
-  if type(doc.token) ~= "string" then return nil, format("POST /auth/editor-token on %s: no token in %s", self.name, r.body) end
+  if type(doc.token) ~= "string" then
+    return nil, failure("json", format("POST /auth/editor-token on %s: no token in %s", self.name, r.body))
+  end
   return doc.token, doc.tenantId
 end
 
@@ -200,16 +255,40 @@ function Endpoint:delete_tenant(id)
                        { [200] = true, [204] = true, [404] = true })
 end
 
----------------------------------------------------------------- the LB
+---------------------------------------------------------------- readiness
+
+-- M.wait_ready(stack, name [, timeout]) -> seconds | nil, why
+-- The playbook's "wait for /health/ready to return 200": polls the
+-- replica's own /health/ready every 50 ms, at most `timeout` s (90). It
+-- only says when to probe next: a replica that reports ready has promised
+-- nothing a client can use, so what a check concludes comes from the
+-- requests it makes after this returns.
+function M.wait_ready(stack, name, timeout)
+  local time = require "time"
+  local ep = M.replica(stack, name)
+  local started = time.mono()
+  timeout = timeout or 90
+  while true do
+    local res, err = ep:call("GET", "/health/ready", { timeout = 2 })
+    if res and res.status == 200 then return time.mono() - started end
+    if time.mono() - started >= timeout then
+      return nil, format("%s did not report ready within %g s (/health/ready: %s)", name, timeout,
+                         res and ("HTTP " .. res.status) or tostring(err))
+    end
+    time.sleep(0.05)
+  end
+end
 
 -- After a replica comes back, the LB may keep it out for a while (nginx
 -- leaves a server that failed a request alone for its fail_timeout); a
 -- check that then disturbs the other replica would leave the LB with none.
 -- M.wait_rejoined(stack, name, settle) waits until a response through the
 -- LB comes from that replica (its X-Served-By), at most twice the stack's
--- lb_fail_timeout (or settle) plus five seconds. A deployment that does not
--- send X-Served-By cannot be watched this way: then it waits `settle`
--- seconds. Returns a line for the evidence, or nil and why.
+-- lb_fail_timeout (or settle) plus five seconds; a deployment whose
+-- responses name no replica (the real product need not) is given `settle`
+-- seconds instead. It steers, it does not judge: it always returns, with
+-- a line for the evidence. Whether the LB really serves is what the
+-- check's own traffic shows.
 function M.wait_rejoined(stack, name, settle)
   local time, eventually = require "time", require "eventually"
   local lb = M.lb(stack)
@@ -226,9 +305,9 @@ function M.wait_rejoined(stack, name, settle)
     return format("waited %g s for the LB to take %s back (its responses name no replica)", settle, name)
   end
   if not ok then
-    return nil, format("the LB sent no request to %s for %.0f s after it was healthy again", name, took)
+    return format("the LB sent nothing to %s for %.0f s after it was ready; going on", name, took)
   end
-  return format("the LB served from %s again %.1f s after it was healthy", name, took)
+  return format("the LB served from %s again %.1f s after it was ready", name, took)
 end
 
 ---------------------------------------------------------------- helpers
@@ -243,11 +322,12 @@ function M.replica_names(stack)
 end
 
 -- One failed request of a traffic run (traffic's first_failures), for a
--- message: "HTTP 502 at 12.3 s" or "connect: Connection refused at 4.0 s".
-function M.describe_failure(f)
+-- message: "HTTP 502 at 12.3 s" or "connect: Connection refused at 4.0 s";
+-- `offset` moves the time from the flow's start to another moment's.
+function M.describe_failure(f, offset)
   if not f then return "none" end
   local what = f.status and ("HTTP " .. f.status) or (tostring(f.error) .. (f.message and (": " .. f.message) or ""))
-  return format("first: %s at %.1f s", what, f.at or 0)
+  return format("first: %s at %.2f s", what, (f.at or 0) + (offset or 0))
 end
 
 -- A name no other run uses: temporary fixtures never collide.

@@ -30,6 +30,19 @@ the environment only:
   FAULT_TOKEN_SECRET_PER_REPLICA=1 the replica's name is mixed into the token secret
   FAULT_TENANT_CACHE_FOREVER=1     cached tenant status never expires
   FAULT_PREVIOUS_KEY_AS_API_KEY=1  a *_PREVIOUS key is accepted as x-api-key (and can mint)
+  FAULT_READY_BEFORE_SERVING=1     for FAULT_STARTUP_DELAY_S after start, /health and /health/ready
+                                   answer 200 but every other route 503
+  FAULT_PREVIOUS_KEYS_LATE=1       for FAULT_STARTUP_DELAY_S after start, *_PREVIOUS keys are not
+                                   loaded yet: tokens minted with them get 401
+  FAULT_STARTUP_DELAY_S            how long the two faults above last (default 4)
+
+  STANDIN_STRICT=1         offer nothing beyond the contract: every convenience the contract
+                           marks (stand-in) is gone or done another way (no X-Served-By, no
+                           X-Asset-Sha256, no replica in bodies or logs, no digest or filename
+                           on the rendered page, compressed PDF streams with PNGs as image
+                           XObjects, lists in random order, bare error bodies, a token wins
+                           over x-api-key, another key fingerprint). Checks that pass here
+                           rest on the contract, not on this stand-in's habits.
 
 Logs: one JSON line on stdout per request; a 401 is logged as
 {"msg":"Auth failure","statusCode":401,...} and nothing else is.
@@ -41,6 +54,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import selectors
 import signal
@@ -49,6 +63,7 @@ import threading
 import time
 import traceback
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -79,6 +94,16 @@ FAULT_SCHEDULE_EVERY_REPLICA = flag("FAULT_SCHEDULE_EVERY_REPLICA")
 FAULT_TOKEN_SECRET_PER_REPLICA = flag("FAULT_TOKEN_SECRET_PER_REPLICA")
 FAULT_TENANT_CACHE_FOREVER = flag("FAULT_TENANT_CACHE_FOREVER")
 FAULT_PREVIOUS_KEY_AS_API_KEY = flag("FAULT_PREVIOUS_KEY_AS_API_KEY")
+FAULT_READY_BEFORE_SERVING = flag("FAULT_READY_BEFORE_SERVING")
+FAULT_PREVIOUS_KEYS_LATE = flag("FAULT_PREVIOUS_KEYS_LATE")
+FAULT_STARTUP_DELAY = float(os.environ.get("FAULT_STARTUP_DELAY_S") or 4)
+STRICT = flag("STANDIN_STRICT")
+STARTED = time.monotonic()          # the startup faults count from here
+
+
+def starting_up():
+    """Within FAULT_STARTUP_DELAY_S of the process start."""
+    return time.monotonic() - STARTED < FAULT_STARTUP_DELAY
 
 SECRET = os.environ.get("EDITOR_TOKEN_SECRET", "")
 if FAULT_TOKEN_SECRET_PER_REPLICA:
@@ -96,7 +121,8 @@ def log(msg, **fields):
     line = {"msg": msg}
     line.update(fields)
     line.setdefault("time", iso(time.time()))
-    line.setdefault("replica", REPLICA)
+    if not STRICT:
+        line.setdefault("replica", REPLICA)
     with _log_lock:
         sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
         sys.stdout.flush()
@@ -124,7 +150,7 @@ class HTTPError(Exception):
     def __init__(self, status, error, **extra):
         super().__init__(error)
         self.status = status
-        self.body = dict({"error": error}, **extra)
+        self.body = {"error": error} if STRICT else dict({"error": error}, **extra)
 
 
 class Unauthorized(HTTPError):
@@ -274,6 +300,8 @@ def audit(cur, req, action, target):
 # ---------------------------------------------------------------- auth
 
 def fingerprint(key):
+    if STRICT:   # the contract fixes only that a token is bound to its key, not how
+        return b64url(hmac.new(b"pulp-key-id", key.encode(), hashlib.sha256).digest()[:16])
     return b64url(hashlib.sha256(b"pulp-key-fingerprint:" + key.encode()).digest()[:12])
 
 
@@ -317,8 +345,9 @@ def principal_from_token(token):
     if not hmac.compare_digest(expected.encode(), signature.encode()):   # compared as text: no ignored bits
         raise Unauthorized("bad editor token signature")
     role = None
+    previous_loaded = not (FAULT_PREVIOUS_KEYS_LATE and starting_up())
     for r in ("admin", "editor"):
-        for key in (KEYS[r], PREVIOUS[r]):
+        for key in (KEYS[r], PREVIOUS[r] if previous_loaded else ""):
             if key and hmac.compare_digest(fingerprint(key), key_fp):
                 role = r
     if role is None:
@@ -335,16 +364,28 @@ def principal_from_token(token):
 
 def authenticate(req):
     key = req.headers.get("x-api-key")
-    if key:
-        return principal_from_key(key)
     token = req.headers.get("x-editor-token")
     if not token:
         auth = req.headers.get("authorization") or ""
         if auth[:7].lower() == "bearer ":
             token = auth[7:].strip()
+    # Which credential wins when both are sent is the stand-in's choice,
+    # not the contract's: the strict mode takes the other one.
+    if STRICT and token:
+        return principal_from_token(token)
+    if key:
+        return principal_from_key(key)
     if token:
         return principal_from_token(token)
     raise Unauthorized("no x-api-key, x-editor-token or Authorization: Bearer")
+
+
+def unordered(rows):
+    """A list whose order the contract does not fix: in strict mode, any."""
+    if STRICT:
+        rows = list(rows)
+        random.shuffle(rows)
+    return rows
 
 
 # ---------------------------------------------------------------- tenants
@@ -581,6 +622,11 @@ def build_pdf(lines, attachments):
     objs[2] = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
     objs[3] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R "
                b"/Resources << /Font << /F1 4 0 R >> >> >>")
+    return pdf_file(objs)
+
+
+def pdf_file(objs):
+    """The numbered objects as a PDF file, with its cross-reference table."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = {}
     for num in sorted(objs):
@@ -592,6 +638,76 @@ def build_pdf(lines, attachments):
         out += b"%010d 00000 n \n" % offsets[num]
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     return bytes(out)
+
+
+def png_image(data):
+    """(width, height, colors, IDAT payload) of a PNG a PDF can show as is
+    (8-bit grey or RGB, not interlaced), else None."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos, head, idat = 8, None, []
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR" and len(body) == 13:
+            head = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    if head is None or not idat:
+        return None
+    width, height = int.from_bytes(head[0:4], "big"), int.from_bytes(head[4:8], "big")
+    depth, color, interlace = head[8], head[9], head[12]
+    if depth != 8 or color not in (0, 2) or interlace != 0:
+        return None
+    return width, height, 3 if color == 2 else 1, b"".join(idat)
+
+
+def build_pdf_strict(lines, attachments):
+    """What a real PDF writer does, and all the contract promises: the
+    assets are in the PDF, but not as the stand-in's convenience. Every
+    stream is compressed; a PNG becomes an image XObject holding its IDAT
+    data (as PDF writers copy it), anything else a compressed EmbeddedFile.
+    The page shows the text, no digest."""
+    objs = {4: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"}
+    images, names, n = [], [], 6
+    for filename, data in attachments:
+        img = png_image(data)
+        if img:
+            width, height, colors, idat = img
+            space = "/DeviceRGB" if colors == 3 else "/DeviceGray"
+            objs[n] = (b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s /BitsPerComponent 8 "
+                       b"/Filter /FlateDecode /DecodeParms << /Predictor 15 /Colors %d /BitsPerComponent 8 "
+                       b"/Columns %d >> /Length %d >>\nstream\n" % (width, height, space.encode(), colors, width,
+                                                                   len(idat))
+                       + idat + b"\nendstream")
+            images.append((n, width, height))
+            n += 1
+        else:
+            packed = zlib.compress(data, 9)
+            objs[n] = (b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d /Params << /Size %d >> >>\nstream\n"
+                       % (len(packed), len(data)) + packed + b"\nendstream")
+            objs[n + 1] = ("<< /Type /Filespec /F %s /UF %s /EF << /F %d 0 R >> >>"
+                           % (pdf_hex(filename), pdf_hex(filename), n)).encode()
+            names.append("%s %d 0 R" % (pdf_hex(filename), n + 1))
+            n += 2
+    text = "BT /F1 9 Tf 11 TL 40 800 Td " + " ".join(pdf_text(l) + " Tj T*" for l in lines[:30]) + " ET"
+    y = 440
+    for num, width, height in images:
+        scale = min(1.0, 300.0 / max(width, height))
+        text += " q %.2f 0 0 %.2f 40 %d cm /Im%d Do Q" % (width * scale, height * scale, y, num)
+        y -= 310
+    packed = zlib.compress(text.encode(), 9)
+    objs[5] = b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream"
+    embedded = " /Names << /EmbeddedFiles << /Names [%s] >> >>" % " ".join(names) if names else ""
+    objs[1] = ("<< /Type /Catalog /Pages 2 0 R%s >>" % embedded).encode()
+    objs[2] = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
+    xobjects = " ".join("/Im%d %d 0 R" % (num, num) for num, _, _ in images)
+    objs[3] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R "
+               b"/Resources << /Font << /F1 4 0 R >> /XObject << " + xobjects.encode() + b" >> >> >>")
+    return pdf_file(objs)
 
 
 def substitute(value, data):
@@ -681,6 +797,8 @@ def parse_multipart(body, content_type):
 # status 204 with None.
 
 def health(req):
+    if STRICT:
+        return 200, {"status": "ok", "version": APP_VERSION}
     return 200, {"status": "ok", "version": APP_VERSION, "replica": REPLICA, "multiTenant": MULTI_TENANT}
 
 
@@ -689,8 +807,9 @@ def ready(req):
         with DB.tx() as cur:
             cur.execute("SELECT 1")
     except Unavailable as e:
-        return 503, {"status": "unavailable", "replica": REPLICA, "error": str(e)}
-    return 200, {"status": "ready", "replica": REPLICA}
+        return 503, {"status": "unavailable"} if STRICT else {"status": "unavailable", "replica": REPLICA,
+                                                             "error": str(e)}
+    return 200, {"status": "ready"} if STRICT else {"status": "ready", "replica": REPLICA}
 
 
 def mint_token(req):
@@ -722,8 +841,8 @@ def list_templates(req):
         cur.execute("SELECT key, tenant_id, created_at, updated_at, updated_by FROM templates "
                     "WHERE tenant_id = %s ORDER BY key", (req.tenant,))
         rows = cur.fetchall()
-    return 200, [{"key": r["key"], "tenantId": r["tenant_id"], "updatedAt": iso(r["updated_at"]),
-                  "updatedBy": r["updated_by"]} for r in rows]
+    return 200, unordered({"key": r["key"], "tenantId": r["tenant_id"], "updatedAt": iso(r["updated_at"]),
+                           "updatedBy": r["updated_by"]} for r in rows)
 
 
 def get_template(req, key):
@@ -804,14 +923,14 @@ def list_assets(req):
             cur.execute("SELECT id, filename, content_type, size, sha256, created_at FROM assets "
                         "WHERE tenant_id = %s ORDER BY filename", (req.tenant,))
             rows = cur.fetchall()
-    return 200, [asset_doc(r, req.tenant) for r in rows]
+    return 200, unordered(asset_doc(r, req.tenant) for r in rows)
 
 
 def get_asset(req, name):
     row = find_asset(req.tenant, name)
     if row is None:
         raise HTTPError(404, "asset not found", asset=name)
-    return 200, row["data"], row["content_type"], {"X-Asset-Sha256": row["sha256"]}
+    return 200, row["data"], row["content_type"], {} if STRICT else {"X-Asset-Sha256": row["sha256"]}
 
 
 def delete_asset(req, name):
@@ -853,6 +972,8 @@ def render(req):
         attachments.append((asset["filename"], asset["data"]))
         lines += ["asset: " + asset["filename"] + " (" + str(asset["size"]) + " bytes)",
                   "sha256: " + asset["sha256"]]
+    if STRICT:
+        return 200, build_pdf_strict(collect(definition, "text", []), attachments), "application/pdf", {}
     return 200, build_pdf(lines, attachments), "application/pdf", {}
 
 
@@ -886,7 +1007,7 @@ def create_schedule(req):
 def list_schedules(req):
     with DB.tx() as cur:
         cur.execute("SELECT * FROM schedules WHERE tenant_id = %s ORDER BY created_at", (req.tenant,))
-        return 200, [schedule_doc(r) for r in cur.fetchall()]
+        return 200, unordered(schedule_doc(r) for r in cur.fetchall())
 
 
 def get_schedule(req, sid):
@@ -968,7 +1089,7 @@ def list_tenants(req):
     require_admin(req)
     with DB.tx() as cur:
         cur.execute("SELECT * FROM tenants ORDER BY id")
-        return 200, [tenant_doc(r) for r in cur.fetchall()]
+        return 200, unordered(tenant_doc(r) for r in cur.fetchall())
 
 
 def get_tenant(req, tid):
@@ -1175,6 +1296,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, path):
         path = path.rstrip("/") or "/"
+        if FAULT_READY_BEFORE_SERVING and starting_up() and not path.startswith("/health"):
+            raise HTTPError(503, "warming up")
         allowed = False
         for method, pattern, fn, auth in ROUTES:
             m = pattern.match(path)
@@ -1207,7 +1330,8 @@ class Handler(BaseHTTPRequestHandler):
         if status != 204:
             self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Served-By", REPLICA)
+        if not STRICT:
+            self.send_header("X-Served-By", REPLICA)
         for k, v in extra.items():
             self.send_header(k, v)
         if Server.stopping:
@@ -1243,8 +1367,9 @@ def main():
     scheduler.start()
     server = Server((BIND, PORT), Handler)
     faults = [n for n in ("FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA", "FAULT_TOKEN_SECRET_PER_REPLICA",
-                          "FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY") if flag(n)]
-    log("listening", address=f"{BIND}:{PORT}", version=APP_VERSION, multiTenant=MULTI_TENANT,
+                          "FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY",
+                          "FAULT_READY_BEFORE_SERVING", "FAULT_PREVIOUS_KEYS_LATE") if flag(n)]
+    log("listening", address=f"{BIND}:{PORT}", version=APP_VERSION, multiTenant=MULTI_TENANT, strict=STRICT,
         tenantCacheTtlMs=int(TENANT_TTL * 1000), previousKeys=[r for r in PREVIOUS if PREVIOUS[r]], faults=faults)
 
     def stop(signum, frame):
