@@ -99,7 +99,7 @@ static const char *const EVAL_HELP =
     "       halo exec [options] FILE [ARGS...]\n"
     "\n"
     "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-    "(time, task, json, http, sql, docker, proc, traffic, eventually) and the stack file as `stack`, and prints the values the\n"
+    "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually) and the stack file as `stack`, and prints the values the\n"
     "chunk returns. An expression needs no `return`.\n"
     "\n"
     "  --stack FILE     stack file (as for run)\n"

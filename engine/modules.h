@@ -1,5 +1,5 @@
 /* The host's Lua modules, one file each: time.c, json.c, sched.c (task),
- * proc.c. http and sql are plugins (plugin.h). */
+ * proc.c, zlib.c. http and sql are plugins (plugin.h). */
 #ifndef HALO_MODULES_H
 #define HALO_MODULES_H
 #include <lua.h>
@@ -7,6 +7,7 @@
 int luaopen_time(lua_State *L);
 int luaopen_task(lua_State *L);
 int luaopen_json(lua_State *L);
+int luaopen_zlib(lua_State *L);
 int luaopen_proc(lua_State *L);
 
 #endif

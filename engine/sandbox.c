@@ -43,13 +43,14 @@ static const struct {
     {"time", luaopen_time},
     {"task", luaopen_task},
     {"json", luaopen_json},
+    {"zlib", luaopen_zlib},
     {"proc", luaopen_proc},
     {"http", NULL},
     {"sql", NULL},
     {NULL, NULL},
 };
 
-const char *const sandbox_host_modules[] = {"time", "task", "json", "proc", "http", "sql", "docker", "traffic", "eventually", NULL};
+const char *const sandbox_host_modules[] = {"time", "task", "json", "zlib", "proc", "http", "sql", "docker", "traffic", "eventually", NULL};
 
 static sandbox *get_sandbox(lua_State *L)
 {

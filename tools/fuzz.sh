@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 build=$root/build-fuzz
-all_targets=(json stack docker_demux http_headers report)
+all_targets=(json stack docker_demux http_headers report zlib)
 
 seconds=20
 if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then

@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 packages=(
   # build
   build-essential cmake pkg-config
-  liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev libedit-dev
+  liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev libedit-dev zlib1g-dev
   # tests: real servers on 127.0.0.1 (nginx, a throwaway PostgreSQL 15
   # cluster; Docker comes from tools/docker-up.sh), a leak checker, openssl
   # for test certificates
