@@ -115,31 +115,35 @@ function Endpoint:call_settled(method, path, opts, patience)
   end
 end
 
--- expect(res, err, want, what) -> res | nil, message: the status must be
--- one of want (a number or a set).
-local function expect_status(self, what, res, err, want)
+local CREATED = { [200] = true, [201] = true }
+local GONE = { [200] = true, [204] = true, [404] = true }    -- a delete of what is already gone is done
+
+-- ask(method, path, opts, want) -> res | nil, err: the call, whose status
+-- must be want (a number or a set). Network failures keep their kind.
+function Endpoint:ask(method, path, opts, want)
+  local res, err = self:call(method, path, opts)
   if not res then return nil, err end
-  local ok = type(want) == "table" and want[res.status] or res.status == want
-  if ok then return res end
+  if type(want) == "table" and want[res.status] or res.status == want then return res end
   local body = res.body or ""
   if #body > 200 then body = body:sub(1, 200) .. "…" end
-  return nil, failure("status", format("%s on %s: HTTP %d %s", what, self.name, res.status, body), res.status)
+  return nil, failure("status", format("%s %s on %s: HTTP %d %s", method, path, self.name, res.status, body), res.status)
 end
 
-local function json_of(self, what, res, err, want)
-  local r, e = expect_status(self, what, res, err, want)
-  if not r then return nil, e end
-  local doc, jerr = r:json()
+-- ask_json(...) -> document, res | nil, err: the same, and the body as JSON.
+function Endpoint:ask_json(method, path, opts, want)
+  local res, err = self:ask(method, path, opts, want)
+  if not res then return nil, err end
+  local doc, jerr = res:json()
   if doc == nil then
-    return nil, failure("json", format("%s on %s: the answer is not JSON (%s)", what, self.name, tostring(jerr)))
+    return nil, failure("json", format("%s %s on %s: the answer is not JSON (%s)", method, path, self.name, tostring(jerr)))
   end
-  return doc, r
+  return doc, res
 end
 
 ---------------------------------------------------------------- health
 
 function Endpoint:health()
-  return json_of(self, "GET /health", self:call("GET", "/health"), nil, 200)
+  return self:ask_json("GET", "/health", nil, 200)
 end
 
 function Endpoint:ready()
@@ -151,108 +155,95 @@ end
 
 -- upload_asset(filename, bytes, content_type) -> { id, filename, size } | nil, err
 function Endpoint:upload_asset(filename, bytes, content_type)
-  local res, err = self:call("POST", "/assets", {
+  return self:ask_json("POST", "/assets", {
     multipart = { { name = "file", filename = filename, content_type = content_type or "application/octet-stream",
                     data = bytes } },
     timeout = 60,
-  })
-  return json_of(self, "POST /assets", res, err, { [200] = true, [201] = true })
+  }, CREATED)
 end
 
--- get_asset(filename) -> bytes | nil, err
+-- get_asset(filename) -> bytes, res | nil, err
 function Endpoint:get_asset(filename)
-  local res, err = self:call("GET", "/assets/" .. filename, { timeout = 60 })
-  local r, e = expect_status(self, "GET /assets/" .. filename, res, err, 200)
-  if not r then return nil, e end
-  return r.body, r
+  local res, err = self:ask("GET", "/assets/" .. filename, { timeout = 60 }, 200)
+  if not res then return nil, err end
+  return res.body, res
 end
 
 function Endpoint:delete_asset(filename)
-  return expect_status(self, "DELETE /assets/" .. filename, self:call("DELETE", "/assets/" .. filename), nil,
-                       { [200] = true, [204] = true, [404] = true })
+  return self:ask("DELETE", "/assets/" .. filename, nil, GONE)
 end
 
 ---------------------------------------------------------------- templates
 
 function Endpoint:put_template(key, definition)
-  return json_of(self, "PUT /templates/" .. key, self:call("PUT", "/templates/" .. key, { json = definition }), nil,
-                 { [200] = true, [201] = true })
+  return self:ask_json("PUT", "/templates/" .. key, { json = definition }, CREATED)
 end
 
 function Endpoint:get_template(key)
-  return json_of(self, "GET /templates/" .. key, self:call("GET", "/templates/" .. key), nil, 200)
+  return self:ask_json("GET", "/templates/" .. key, nil, 200)
 end
 
 function Endpoint:list_templates()
-  return json_of(self, "GET /templates", self:call("GET", "/templates"), nil, 200)
+  return self:ask_json("GET", "/templates", nil, 200)
 end
 
 function Endpoint:delete_template(key)
-  return expect_status(self, "DELETE /templates/" .. key, self:call("DELETE", "/templates/" .. key), nil,
-                       { [200] = true, [204] = true, [404] = true })
+  return self:ask("DELETE", "/templates/" .. key, nil, GONE)
 end
 
 -- render{ template = key, data = {...} } -> pdf bytes, res | nil, err
 function Endpoint:render(req)
-  local res, err = self:call("POST", "/render", { json = req, timeout = 60 })
-  local r, e = expect_status(self, "POST /render", res, err, 200)
-  if not r then return nil, e end
-  return r.body, r
+  local res, err = self:ask("POST", "/render", { json = req, timeout = 60 }, 200)
+  if not res then return nil, err end
+  return res.body, res
 end
 
 ---------------------------------------------------------------- auth
 
 -- mint_editor_token{ actor = name } -> token, tenantId | nil, err
 function Endpoint:mint_editor_token(req)
-  local doc, r = json_of(self, "POST /auth/editor-token", self:call("POST", "/auth/editor-token", { json = req }), nil,
-                         { [200] = true, [201] = true })
-  if not doc then return nil, r end
+  local doc, res = self:ask_json("POST", "/auth/editor-token", { json = req }, CREATED)
+  if not doc then return nil, res end
   if type(doc.token) ~= "string" then
-    return nil, failure("json", format("POST /auth/editor-token on %s: no token in %s", self.name, r.body))
+    return nil, failure("json", format("POST /auth/editor-token on %s: no token in %s", self.name, res.body))
   end
   return doc.token, doc.tenantId
 end
 
 function Endpoint:audit(limit)
-  return json_of(self, "GET /audit", self:call("GET", "/audit", { query = { limit = limit or 50 } }), nil, 200)
+  return self:ask_json("GET", "/audit", { query = { limit = limit or 50 } }, 200)
 end
 
 ---------------------------------------------------------------- schedules
 
 -- create_schedule{ template =, cron =, name = } -> id | nil, err
 function Endpoint:create_schedule(req)
-  local doc, r = json_of(self, "POST /schedules", self:call("POST", "/schedules", { json = req }), nil,
-                         { [200] = true, [201] = true })
-  if not doc then return nil, r end
+  local doc, res = self:ask_json("POST", "/schedules", { json = req }, CREATED)
+  if not doc then return nil, res end
   return doc.id
 end
 
 function Endpoint:delete_schedule(id)
-  return expect_status(self, "DELETE /schedules/" .. tostring(id), self:call("DELETE", "/schedules/" .. tostring(id)),
-                       nil, { [200] = true, [204] = true, [404] = true })
+  return self:ask("DELETE", "/schedules/" .. tostring(id), nil, GONE)
 end
 
 -- executions(id) -> { { fireTime, replica }, ... } | nil, err
 function Endpoint:executions(id)
-  return json_of(self, "GET /schedules/" .. tostring(id) .. "/executions",
-                 self:call("GET", "/schedules/" .. tostring(id) .. "/executions"), nil, 200)
+  return self:ask_json("GET", "/schedules/" .. tostring(id) .. "/executions", nil, 200)
 end
 
 ---------------------------------------------------------------- tenants
 
 function Endpoint:create_tenant(id)
-  return json_of(self, "POST /tenants", self:call("POST", "/tenants", { json = { id = id } }), nil,
-                 { [200] = true, [201] = true })
+  return self:ask_json("POST", "/tenants", { json = { id = id } }, CREATED)
 end
 
 function Endpoint:archive_tenant(id)
-  return expect_status(self, "POST /tenants/" .. id .. "/archive", self:call("POST", "/tenants/" .. id .. "/archive"),
-                       nil, { [200] = true, [204] = true })
+  return self:ask("POST", "/tenants/" .. id .. "/archive", nil, { [200] = true, [204] = true })
 end
 
 function Endpoint:delete_tenant(id)
-  return expect_status(self, "DELETE /tenants/" .. id, self:call("DELETE", "/tenants/" .. id), nil,
-                       { [200] = true, [204] = true, [404] = true })
+  return self:ask("DELETE", "/tenants/" .. id, nil, GONE)
 end
 
 ---------------------------------------------------------------- readiness
@@ -283,31 +274,37 @@ end
 -- leaves a server that failed a request alone for its fail_timeout); a
 -- check that then disturbs the other replica would leave the LB with none.
 -- M.wait_rejoined(stack, name, settle) waits until a response through the
--- LB comes from that replica (its X-Served-By), at most twice the stack's
--- lb_fail_timeout (or settle) plus five seconds; a deployment whose
--- responses name no replica (the real product need not) is given `settle`
--- seconds instead. It steers, it does not judge: it always returns, with
--- a line for the evidence. Whether the LB really serves is what the
--- check's own traffic shows.
+-- LB comes from that replica (its X-Served-By), or from each of a list of
+-- names, at most twice the stack's lb_fail_timeout (or settle) plus five
+-- seconds; a deployment whose responses name no replica (the real product
+-- need not) is given `settle` seconds instead. It steers, it does not
+-- judge: it always returns, with a line for the evidence. Whether the LB
+-- really serves is what the check's own traffic shows.
 function M.wait_rejoined(stack, name, settle)
   local time, eventually = require "time", require "eventually"
   local lb = M.lb(stack)
+  local wanted = type(name) == "table" and name or { name }
+  local label = table.concat(wanted, " and ")
   settle = settle or stack.lb_fail_timeout or 10
   local limit = 2 * (stack.lb_fail_timeout or settle) + 5
-  local unmarked = false
-  local ok, took = eventually{ timeout = limit, interval = 0.2 }(function()
+  local unmarked, served = false, {}
+  local ok, took = eventually{ timeout = limit, interval = 0.1 }(function()
     local res = lb:call("GET", "/health", { timeout = 2 })
     if res and res.headers["x-served-by"] == nil then unmarked = true; return true end
-    return res and res.headers["x-served-by"] == name
+    if res then served[res.headers["x-served-by"]] = true end
+    for _, n in ipairs(wanted) do
+      if not served[n] then return false end
+    end
+    return true
   end)
   if unmarked then
     time.sleep(settle)
-    return format("waited %g s for the LB to take %s back (its responses name no replica)", settle, name)
+    return format("waited %g s for the LB to take %s back (its responses name no replica)", settle, label)
   end
   if not ok then
-    return format("the LB sent nothing to %s for %.0f s after it was ready; going on", name, took)
+    return format("the LB did not serve from %s for %.0f s after it was ready; going on", label, took)
   end
-  return format("the LB served from %s again %.1f s after it was ready", name, took)
+  return format("the LB served from %s again %.1f s after it was ready", label, took)
 end
 
 ---------------------------------------------------------------- helpers
@@ -326,7 +323,10 @@ end
 -- `offset` moves the time from the flow's start to another moment's.
 function M.describe_failure(f, offset)
   if not f then return "none" end
-  local what = f.status and ("HTTP " .. f.status) or (tostring(f.error) .. (f.message and (": " .. f.message) or ""))
+  local what = f.status and ("HTTP " .. f.status) or tostring(f.message or f.error)
+  if not f.status and f.message and f.error and f.message:sub(1, #f.error + 1) ~= f.error .. ":" then
+    what = f.error .. ": " .. f.message
+  end
   return format("first: %s at %.2f s", what, (f.at or 0) + (offset or 0))
 end
 
