@@ -290,8 +290,10 @@ function M.wait_rejoined(stack, name, settle)
   local unmarked, served = false, {}
   local ok, took = eventually{ timeout = limit, interval = 0.1 }(function()
     local res = lb:call("GET", "/health", { timeout = 2 })
-    if res and res.headers["x-served-by"] == nil then unmarked = true; return true end
-    if res then served[res.headers["x-served-by"]] = true end
+    if not res or res.status >= 500 then return false end     -- the LB's own error page names nobody
+    local by = res.headers["x-served-by"]
+    if by == nil then unmarked = true; return true end
+    served[by] = true
     for _, n in ipairs(wanted) do
       if not served[n] then return false end
     end

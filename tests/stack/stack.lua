@@ -66,19 +66,31 @@ return {
   -- check 2: a schedule with a seconds field, observed for this many ticks
   schedule = { cron = "*/2 * * * * *", ticks = 3, interval = 2 },
 
-  -- check 4: how long the LB is watched with a replica down, and how long
-  -- to let it re-admit a restarted replica before the next one is killed
-  -- (more than lb_fail_timeout)
-  failover = { window = 5, settle = lb_settle, budget = 0 },
+  -- check 4: traffic on a real route through the LB (failover.request,
+  -- here the default GET /templates with the admin key) at `rate` per
+  -- second, so a failure window is resolved to 5 ms; how long the LB is
+  -- watched with a replica down; how long to let it re-admit a restarted
+  -- replica before the next one is killed (more than lb_fail_timeout); how
+  -- many LB failures are tolerated (`budget`); and how long a restarted
+  -- replica may fail requests straight to it after it reports healthy
+  -- (`grace`).
+  failover = {
+    request = { method = "GET", path = "/templates", key = "admin" },
+    rate = 200, window = 5, settle = lb_settle, budget = 0, grace = 0,
+  },
 
   -- check 6: how keys are rotated here. Each service is recreated in turn
   -- with compose (an override file setting `variable` to the new key and
   -- `variable .. "_PREVIOUS"` to the old one); a plain `up` of the service
   -- restores it. `settle`: wait this long (or until the LB serves from the
   -- recreated replica) before recreating the next one.
+  -- `mode`: "rolling" (one replica at a time, the next once the LB serves
+  -- the previous again: no downtime) or "together" (every replica at once:
+  -- the report's own cutover, `up -d --no-deps api1 api2`).
   rotation = {
     variable = "API_KEY_ADMIN",          -- API_KEY_EDITOR works the same way
-    services = { "api1", "api2" },
+    mode = env("ROTATION_MODE", "rolling"),
+    services = { "api1", "api2" },       -- tests/stack/probe.lua's rotation (check 6 takes stack.replicas)
     settle = lb_settle,
     -- a test stack: the previous key may be dropped at once, no need to wait
     -- EDITOR_TOKEN_TTL_MINUTES before the post-rollover cleanup step
