@@ -446,11 +446,11 @@ local function find_compose()
   return compose_cmd
 end
 
--- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir }
+-- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir, env_file = path }
 function M.compose(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'compose' (table expected)", 2) end
   for k in pairs(opts) do
-    if k ~= "files" and k ~= "project" and k ~= "env" and k ~= "cwd" then
+    if k ~= "files" and k ~= "project" and k ~= "env" and k ~= "cwd" and k ~= "env_file" then
       error("bad argument #1 to 'compose' (unknown option '" .. tostring(k) .. "')", 2)
     end
   end
@@ -459,7 +459,11 @@ function M.compose(opts)
   if type(files) ~= "table" or #files == 0 then error("bad argument #1 to 'compose' (files must list compose files)", 2) end
   local project = opts.project or stack_project()
   if not project then error("bad argument #1 to 'compose' (no project, and the stack names none)", 2) end
-  return setmetatable({ files = files, project = project, env = opts.env or {}, cwd = opts.cwd }, Compose)
+  if opts.env_file ~= nil and type(opts.env_file) ~= "string" then
+    error("bad argument #1 to 'compose' (env_file must be a path)", 2)
+  end
+  return setmetatable({ files = files, project = project, env = opts.env or {}, cwd = opts.cwd,
+                        env_file = opts.env_file }, Compose)
 end
 
 local STDERR_IN_MESSAGE = 2000 -- bytes of a failed compose's stderr in its error message
@@ -467,6 +471,10 @@ local STDERR_IN_MESSAGE = 2000 -- bytes of a failed compose's stderr in its erro
 function Compose:run(args, extra_files, timeout)
   local argv = {}
   for _, a in ipairs(find_compose()) do argv[#argv + 1] = a end
+  if self.env_file then
+    argv[#argv + 1] = "--env-file"
+    argv[#argv + 1] = self.env_file
+  end
   argv[#argv + 1] = "-p"
   argv[#argv + 1] = self.project
   for _, f in ipairs(self.files) do argv[#argv + 1] = "-f" argv[#argv + 1] = f end
@@ -544,7 +552,7 @@ function Compose:up(opts)
     journalled[self.project][key] = true
     if opts.env and opts.env[svc] then
       internal.journal(key, json.encode({ undo = "compose up", project = self.project, files = self.files,
-                                          service = svc, cwd = self.cwd }))
+                                          service = svc, cwd = self.cwd, env_file = self.env_file }))
     else
       internal.journal(key, nil)
     end

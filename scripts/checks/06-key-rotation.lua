@@ -40,7 +40,8 @@ return {
     t:assert(type(old) == "string" and old ~= "", "the stack file gives no key for %s (stack.keys)", var)
     local new = random_key()
     local names = pulp.replica_names(stack)
-    local compose = docker.compose{ files = stack.compose.files, project = stack.compose.project }
+    local compose = docker.compose{ files = stack.compose.files, project = stack.compose.project,
+                                    env_file = stack.compose.env_file }
     local function service(name) return stack.replicas[name].service or name end
     t:evidence("cutover", mode == "together" and "together: every replica recreated at once (the report's own cutover)"
                           or "rolling: one replica at a time, the next once the LB serves the previous again")

@@ -4,16 +4,15 @@
                                   four free 127.0.0.1 ports (LB_PORT,
                                   API1_PORT, API2_PORT, DB_PORT)
       .open()                  -> Docker ready (dockerenv.ensure_docker),
-                                  the developer's tests/stack/.env saved,
                                   the stack taken down at exit and on SIGTERM
       .close()                 -> down, whatever is left of the project
-                                  removed, the saved .env put back
+                                  removed
       .script(UP|DOWN, settings) -> tests/stack/up or down run exactly as an
                                   operator would, with only the given
                                   settings over the test defaults
       .env(extra)              -> that environment (for halo too)
       .compose(args, settings) -> the compose client on the stack's file and
-                                  project (settings win over tests/stack/.env)
+                                  project (settings win over its .env file)
       .container_ids()         -> service -> container id
       .wait_healthy(service)   -> until its healthcheck says healthy
       .psql(sql)               -> rows of a query on the stack's database
@@ -21,9 +20,9 @@
                                   RefStack) is opened before its tests and
                                   closed after them, with the whole time printed
 
-tests/stack/.env is one file for every project: up rewrites it and down
-removes it, so a developer's own running stack gets its settings back when
-the tests end (open/close).
+Each project's settings are in its own tests/stack/.env.<project> (up
+writes it, down removes it), so test suites on different projects, and a
+developer's own stack, never read each other's and may run side by side.
 """
 import atexit
 import json
@@ -43,7 +42,6 @@ UP, DOWN = os.path.join(STACK_DIR, "up"), os.path.join(STACK_DIR, "down")
 STACK = os.path.join(STACK_DIR, "stack.lua")
 STACK_MULTI = os.path.join(STACK_DIR, "stack-multi.lua")
 PROBE = os.path.join(STACK_DIR, "probe.lua")
-ENVFILE = os.path.join(STACK_DIR, ".env")
 LIB = os.path.join(SOURCE, "scripts", "lib")
 ADMIN, EDITOR = "halo-test-admin-key", "halo-test-editor-key"
 
@@ -91,7 +89,7 @@ class RefStack:
         self.ports = {"LB_PORT": str(self.lb_port), "API1_PORT": str(self.api1_port),
                       "API2_PORT": str(self.api2_port), "DB_PORT": str(self.db_port)}
         self.lb = f"http://127.0.0.1:{self.lb_port}"
-        self.saved_env = None
+        self.envfile = os.path.join(STACK_DIR, ".env." + project)
         self.closed = False
 
     def env(self, extra=None):
@@ -109,9 +107,6 @@ class RefStack:
 
     def open(self):
         dockerenv.ensure_docker()
-        if os.path.exists(ENVFILE):
-            with open(ENVFILE) as f:
-                self.saved_env = f.read()
         # the stack goes whatever ends this process: failures (close in
         # tearDownClass), SIGTERM (a ctest timeout) and Ctrl-C (atexit)
         atexit.register(self.close)
@@ -125,13 +120,10 @@ class RefStack:
             self.script(DOWN, timeout=120)
         finally:
             dockerenv.remove_project(self.project)
-            if self.saved_env is not None:
-                with open(ENVFILE, "w") as f:
-                    f.write(self.saved_env)
-                os.chmod(ENVFILE, 0o600)
 
     def compose(self, args, settings=None, timeout=180):
-        cmd = dockerenv.compose_cmd() + ["-p", self.project, "-f", os.path.join(STACK_DIR, "docker-compose.yml")]
+        cmd = dockerenv.compose_cmd() + ["--env-file", self.envfile, "-p", self.project,
+                                         "-f", os.path.join(STACK_DIR, "docker-compose.yml")]
         return subprocess.run(cmd + list(args), capture_output=True, text=True, env=self.env(settings),
                               cwd=STACK_DIR, timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -28,7 +28,7 @@ import time
 import unittest
 
 from halotest import HALO, SOURCE
-from refstack import (ADMIN, DOWN, ENVFILE, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, RefStackTestCase,
+from refstack import (ADMIN, DOWN, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, RefStackTestCase,
                       docker, http_get)
 
 PROJECT = "halotest-stack"
@@ -110,7 +110,6 @@ class StackTest(RefStackTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.saved_env = S.saved_env
         cls.first_down = stack_script(DOWN)
         cls.first_up = stack_script(UP)
         if cls.first_up.returncode != 0:
@@ -167,11 +166,11 @@ class StackTest(RefStackTestCase):
         for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT):
             local = [l.split()[3] for l in listeners.splitlines() if l.split()[3].endswith(f":{port}")]
             self.assertEqual(local, [f"127.0.0.1:{port}"], f"listeners on port {port}: {local}")
-        with open(ENVFILE) as f:
+        with open(S.envfile) as f:
             recorded = f.read()
         self.assertIn(f"COMPOSE_PROJECT_NAME={PROJECT}\n", recorded)
         self.assertIn(f"LB_PORT={LB_PORT}\n", recorded)
-        self.assertEqual(os.stat(ENVFILE).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(S.envfile).st_mode & 0o777, 0o600)
         # idempotent: up again changes nothing
         again = self.up()
         self.assertEqual(container_ids(), ids, again.stdout)
@@ -377,7 +376,7 @@ class StackTest(RefStackTestCase):
         label = f"label=com.docker.compose.project={PROJECT}"
         self.assertEqual(docker("ps", "-aq", "--filter", label).stdout.strip(), "")
         self.assertEqual(docker("volume", "ls", "-q", "--filter", label).stdout.strip(), "")
-        self.assertFalse(os.path.exists(ENVFILE) and self.saved_env is None, "tests/stack/.env is left")
+        self.assertFalse(os.path.exists(S.envfile), f"{S.envfile} is left")
         listeners = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT):
             self.assertNotRegex(listeners, rf":{port}\b", f"something still listens on {port}")

@@ -248,7 +248,8 @@ function P.keyrules(token, old, new)
 end
 
 function P.rotation()
-  local project = docker.compose{ files = stack.compose.files, project = stack.compose.project }
+  local project = docker.compose{ files = stack.compose.files, project = stack.compose.project,
+                                  env_file = stack.compose.env_file }
   local old, new = ADMIN, unique("rotated-admin-key")
   local token = P.mint().token
   local out = { steps = {} }

@@ -25,6 +25,7 @@ end
 local lb_fail_timeout = 5                 -- nginx max_fails=1 fail_timeout=5s (nginx/nginx.conf.template)
 local lb_settle = lb_fail_timeout + 1
 
+local project = env("COMPOSE_PROJECT_NAME", "halo")
 local lb_port, api1_port, api2_port, db_port =
   port("LB_PORT", 3000), port("API1_PORT", 3001), port("API2_PORT", 3002), port("DB_PORT", 55432)
 
@@ -59,8 +60,11 @@ return {
   token_ttl_minutes = tonumber(env("EDITOR_TOKEN_TTL_MINUTES", "480")),
 
   compose = {
-    project = env("COMPOSE_PROJECT_NAME", "halo"),
+    project = project,
     files = { "docker-compose.yml" },     -- relative to this file
+    -- the settings tests/stack/up brought this project up with: a replica
+    -- that a check recreates gets the same ports, keys and faults
+    env_file = stack_dir .. "/.env." .. project,
   },
 
   -- check 2: a schedule with a seconds field, observed for this many ticks
