@@ -17,6 +17,10 @@ once with --parallel, against the stack healthy and with each fault switch.
   replica runs another version.
 - The harness: --up brings the stack up from nothing, --down takes it down;
   the markdown run-log entry has what halo can detect.
+- test_checks_strict.py runs the same against the stand-in's strict mode
+  (STANDIN_STRICT=1: nothing beyond the contract) with the report's own
+  cutover (rotation.mode "together"): a check that passes only on this
+  stand-in's conveniences fails there.
 
 Every run's wall time is printed ([test_checks] lines), not asserted.
 
@@ -70,7 +74,15 @@ FAULTS = {
         5: r"api2 still accepted writes for the archived tenant [\d.]+ s after the archive "
            r"\(TTL 1\.5 s \+ 0\.5 s margin; last HTTP 20[01]\)"}),
     "FAULT_PREVIOUS_KEY_AS_API_KEY": (False, {
-        6: r"the previous key is still accepted as x-api-key: x-api-key: OLD /templates -> 200, expected 401"}),
+        6: r"the previous key is still accepted as x-api-key: x-api-key: OLD /templates on api[12] right after it "
+           r"reported ready -> 200, expected 401"}),
+    "FAULT_READY_BEFORE_SERVING": (False, {
+        4: r"api[12] reported healthy [\d.]+ s after its start but did not serve GET /templates: [1-9]\d* of \d+ "
+           r"requests straight to it failed after that \(grace 0 s\); first: HTTP 503 at [\d.]+ s; "
+           r"first real 200 [\d.]+ s after its start"}),
+    "FAULT_PREVIOUS_KEYS_LATE": (False, {
+        6: r"a token minted with the old key does not verify through \*_PREVIOUS: x-editor-token: OLD_TOKEN "
+           r"/templates on api[12] right after it reported ready -> 401, expected 200"}),
 }
 
 
@@ -80,18 +92,22 @@ def log(text):
 
 class ChecksTest(RefStackTestCase):
     refstack = S
+    # settings of this suite's mode, for `up` and for halo alike
+    mode = {}
+    # the form in which check 1 finds the asset in this stand-in's PDFs
+    asset_form = r"^as they are "
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        p = S.script(DOWN)
+        p = cls.refstack.script(DOWN)
         if p.returncode != 0:
             raise AssertionError(f"tests/stack/down failed:\n{p.stdout}\n{p.stderr}")
 
     # ---- helpers -------------------------------------------------------------------
 
     def up(self, **settings):
-        p = S.script(UP, settings)
+        p = self.refstack.script(UP, dict(self.mode, **settings))
         self.assertEqual(p.returncode, 0, f"tests/stack/up {settings} failed:\n{p.stdout}\n{p.stderr}")
         return p
 
@@ -100,8 +116,8 @@ class ChecksTest(RefStackTestCase):
         report, markdown). Every output is searched for the secrets."""
         out = tempfile.mkdtemp(prefix="halo-checks-")
         self.addCleanup(lambda: [os.remove(os.path.join(out, f)) for f in os.listdir(out)] and os.rmdir(out))
-        env = halo_env(S.env(settings))
-        env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{S.db_port}/pulp"
+        env = halo_env(self.refstack.env(dict(self.mode, **(settings or {}))))
+        env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{self.refstack.db_port}/pulp"
         t0 = time.monotonic()
         reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
         p = subprocess.run([HALO, "run", "--checks", checks, "--stack", stack, "--parallel", "4", "-v",
@@ -139,8 +155,8 @@ class ChecksTest(RefStackTestCase):
     def rows(self):
         """Rows per table the checks may create in, and every row whose
         name says a check made it."""
-        counts = dict(S.psql(" UNION ALL ".join(f"SELECT '{t}', count(*)::text FROM {t}" for t in TABLES)))
-        named = S.psql("SELECT 'template ' || key FROM templates WHERE key LIKE 'halo-check%' "
+        counts = dict(self.refstack.psql(" UNION ALL ".join(f"SELECT '{t}', count(*)::text FROM {t}" for t in TABLES)))
+        named = self.refstack.psql("SELECT 'template ' || key FROM templates WHERE key LIKE 'halo-check%' "
                        "UNION ALL SELECT 'asset ' || filename FROM assets WHERE filename LIKE 'halo-check%' "
                        "UNION ALL SELECT 'schedule ' || name FROM schedules WHERE name LIKE 'halo-check%' "
                        "UNION ALL SELECT 'tenant ' || id FROM tenants WHERE id LIKE 'halo-check%'")
@@ -151,14 +167,14 @@ class ChecksTest(RefStackTestCase):
         self.assertEqual(named, [], "rows the checks created are left")
         self.assertEqual(counts, before[0], "the checks changed how many rows the tables hold")
         for svc in ("api1", "api2"):
-            env = S.container_env(svc)
+            env = self.refstack.container_env(svc)
             self.assertEqual(env.get("API_KEY_ADMIN"), ADMIN, f"{svc} does not run with the original admin key")
             self.assertEqual(env.get("API_KEY_ADMIN_PREVIOUS", ""), "", f"{svc} still has a previous key")
             self.assertEqual(env.get("API_KEY_EDITOR"), EDITOR, f"{svc}'s editor key changed")
-            port = S.api1_port if svc == "api1" else S.api2_port
+            port = self.refstack.api1_port if svc == "api1" else self.refstack.api2_port
             status, _, _ = http_get(f"http://127.0.0.1:{port}/templates", {"x-api-key": ADMIN})
             self.assertEqual(status, 200, f"{svc} refuses the original admin key")
-        for svc, cid in S.container_ids().items():
+        for svc, cid in self.refstack.container_ids().items():
             state = json.loads(docker("inspect", cid).stdout)[0]["State"]
             self.assertEqual((state["Status"], state.get("Health", {}).get("Status")), ("running", "healthy"), svc)
 
@@ -173,30 +189,45 @@ class ChecksTest(RefStackTestCase):
 
     def test_01_healthy_single_tenant_from_nothing(self):
         """--up brings the stack up from nothing; 1-4 and 6 PASS, 5 is N/A."""
-        self.assertEqual(S.container_ids(), {}, "the stack should be down before this test")
+        self.assertEqual(self.refstack.container_ids(), {}, "the stack should be down before this test")
         p, report, md = self.halo_run("--up", what="healthy single-tenant, --up from nothing")
         self.assertStatuses(p, report, HEALTHY_SINGLE)
         self.assertIn("bringing the stack up (harness.up)", p.stderr)
-        self.assertEqual(sorted(S.container_ids()), ["api1", "api2", "db", "lb"])
+        self.assertEqual(sorted(self.refstack.container_ids()), ["api1", "api2", "db", "lb"])
         self.assertLeftAsFound(({t: "0" if t != "tenants" else "1" for t in TABLES}, []))
         checks = {c["id"]: c for c in report["checks"]}
         self.assertEqual(checks[5]["message"], "single-tenant stack (MULTI_TENANT_ENABLED is not true)")
         # the evidence the report's Run 2 template asks for
         ev6 = checks[6]["evidence"]
         self.assertEqual(ev6["401 / Auth failure lines in the logs"], 0)
+        self.assertEqual(ev6["deliberate 401 probes"], 4, "two 401 probes on each replica right after it was ready")
         self.assertEqual(len(ev6["probe matrix"]), 4)
         for line, want in zip(ev6["probe matrix"], (200, 200, 401, 401)):
-            self.assertRegex(line, rf" {want} \(expected {want}\)$")
-        self.assertEqual(checks[6]["evidence"]["traffic with the old token"]["by_status"].get("401"), None)
-        self.assertGreater(checks[6]["evidence"]["traffic with the old token"]["sent"], 50)
+            self.assertRegex(line, rf" {want} \(expected {want}\)(; .*)?$")
+        for replica in ("api1", "api2"):
+            self.assertEqual(len(ev6["probes right after ready"][replica]), 4)
+            for line, want in zip(ev6["probes right after ready"][replica], (200, 200, 401, 401)):
+                self.assertRegex(line, rf" {want} \(expected {want}\)(; .*)?$")
+            self.assertRegex(ev6["replicas"][replica], r"^ready [\d.]+ s after the recreate began; probed at once; ")
+        self.assertRegex(ev6["cutover"], "^together" if self.mode.get("ROTATION_MODE") == "together" else "^rolling")
+        self.assertEqual(sorted(ev6["traffic with the old token"]), ["api1", "api2", "the LB"])
+        for target, line in ev6["traffic with the old token"].items():
+            m = re.match(r"^(\d+) requests, 0 got 401", line)
+            self.assertIsNotNone(m, f"old-token traffic to {target}: {line}")
+            self.assertGreater(int(m.group(1)), 50, f"old-token traffic to {target}: {line}")
         ev4 = checks[4]["evidence"]
         self.assertEqual(ev4["failures"], 0)
-        self.assertGreater(ev4["requests"], 100)
-        self.assertEqual(sorted(ev4["time to recover"]), ["api1", "api2"])
+        self.assertGreater(ev4["requests"], 2000, "check 4 sends about 200 requests/s through the LB")
+        self.assertEqual(sorted(ev4["restarted replicas"]), ["api1", "api2"])
+        for replica, line in ev4["restarted replicas"].items():
+            self.assertRegex(line, r"^healthy [\d.]+ s after its start, first real 200 [\d.]+ s after its start; "
+                                   r"after healthy [1-9]\d* requests straight to it, 0 failed; ", replica)
         self.assertGreaterEqual(len(checks[2]["evidence"]["schedule_executions"]), 3)
-        self.assertEqual(checks[1]["evidence"]["fetched"]["api1"], checks[1]["evidence"]["fetched"]["api2"])
-        self.assertEqual(checks[1]["evidence"]["fetched"]["api1"]["sha256"],
-                         checks[1]["evidence"]["uploaded"]["sha256"])
+        ev1 = checks[1]["evidence"]
+        self.assertEqual(ev1["fetched"]["api1"], ev1["fetched"]["api2"])
+        self.assertEqual(ev1["fetched"]["api1"]["sha256"], ev1["uploaded"]["sha256"])
+        for replica in ("api1", "api2"):
+            self.assertRegex(ev1["rendered"][replica]["asset_found"], self.asset_form)
         # the markdown run-log entry: what halo detected
         self.assertRegex(md, r"^#### Run — \d{4}-\d\d-\d\d \(5/6 PASS, 1/6 N/A\)\n")
         for line in ("Operator: halo-tests  \n", "App version: 1.0.0-standin  \n", "Image api1: hostroot:local  \n",
@@ -216,9 +247,9 @@ class ChecksTest(RefStackTestCase):
         self.assertIn("Operator: Jane Operator  \n", md)
         self.assertStatuses(p, report, {1: "PASS", 2: "PASS", 3: "N/A", 4: "PASS"})
         self.addCleanup(self.up)
-        c = S.compose(["up", "-d", "--no-deps", "api1"], {"APP_VERSION": "9.9.9-halotest"})
+        c = self.refstack.compose(["up", "-d", "--no-deps", "api1"], {"APP_VERSION": "9.9.9-halotest"})
         self.assertEqual(c.returncode, 0, c.stderr)
-        S.wait_healthy("api1")
+        self.refstack.wait_healthy("api1")
         p, report, md = self.halo_run("4", checks=os.path.dirname(EXAMPLE), what="example check, api1 upgraded")
         self.assertStatuses(p, report, {4: "FAIL"}, {
             4: r"the replicas run 2 versions: 1\.0\.0-standin on api2; 9\.9\.9-halotest on api1$"})
@@ -259,6 +290,18 @@ class ChecksTest(RefStackTestCase):
     def test_16_fault_previous_key_as_api_key(self):
         self.fault("FAULT_PREVIOUS_KEY_AS_API_KEY")
 
+    def test_17_fault_ready_before_serving(self):
+        """Healthy at once, 503 on every API route for seconds: the LB's
+        failover hides it from clients of the LB, check 4's requests
+        straight to the restarted replica do not."""
+        self.fault("FAULT_READY_BEFORE_SERVING")
+
+    def test_18_fault_previous_keys_late(self):
+        """Old tokens refused for the first seconds of each process: the
+        LB keeps clients away from a replica just restarted, check 6's
+        probes right after ready and its traffic straight to it do not."""
+        self.fault("FAULT_PREVIOUS_KEYS_LATE")
+
     # ---- memory ----------------------------------------------------------------------
 
     def test_20_full_run_under_valgrind(self):
@@ -269,7 +312,7 @@ class ChecksTest(RefStackTestCase):
             self.skipTest("valgrind is not installed")
         self.up()
         before = self.rows()
-        env = halo_env(S.env())
+        env = halo_env(self.refstack.env(self.mode))
         t0 = time.monotonic()
         p = subprocess.run(["valgrind", "-q", "--trace-children=yes", "--trace-children-skip=*docker*,*python*",
                             "--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=99",
@@ -297,7 +340,7 @@ class ChecksTest(RefStackTestCase):
         p, report, _ = self.halo_run("3", "--down", what="check 3, then --down")
         self.assertStatuses(p, report, {3: "PASS"})
         self.assertIn("taking the stack down (harness.down)", p.stderr)
-        self.assertEqual(S.container_ids(), {})
+        self.assertEqual(self.refstack.container_ids(), {})
         label = f"label=com.docker.compose.project={PROJECT}"
         self.assertEqual(docker("volume", "ls", "-q", "--filter", label).stdout.strip(), "")
 
