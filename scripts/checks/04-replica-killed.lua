@@ -6,6 +6,7 @@
 -- from then on: a health endpoint saying 200 is a promise, the route is
 -- the proof.
 local pulp = require "pulp"
+local http = require "http"
 local docker = require "docker"
 local traffic = require "traffic"
 local time = require "time"
@@ -26,8 +27,8 @@ local function route(stack, cfg)
 end
 
 -- An http.request option table for that route on one endpoint.
-local function request_on(base, method, path, auth)
-  return { method = method, url = base .. path, headers = { ["x-api-key"] = auth.key }, timeout = 5 }
+local function request_on(base, method, path, auth, record)
+  return { method = method, url = base .. path, headers = { ["x-api-key"] = auth.key }, timeout = 5, record = record }
 end
 
 return {
@@ -56,12 +57,19 @@ return {
       t:step(string.format("traffic for %g s with %s down", window, name), time.sleep, window)
       t:step("start " .. name, function() assert(c:start()) end)
       local started = time.mono()
-      -- From the start on, so the evidence can say when it first served.
-      direct[name] = traffic.start{ request = request_on(stack.replicas[name].url, method, path, auth), rate = direct_rate }
+      -- From the start on, so the evidence can say when it first served;
+      -- kept in the request history (the report's timeline) only once the
+      -- replica says it is healthy: from then on each one is the verdict.
+      local quiet = request_on(stack.replicas[name].url, method, path, auth, false)
+      local judged = request_on(stack.replicas[name].url, method, path, auth)
+      local healthy = false
+      direct[name] = traffic.start{ request = function() return http.request(healthy and judged or quiet) end,
+                                    rate = direct_rate }
       local ok, took = t:step("wait until " .. name .. " reports healthy", function()
         return c:wait{ state = "healthy", timeout = 90 }
       end)
       t:assert(ok, "%s did not report healthy again: %s", name, tostring(took))
+      healthy = true
       recovered[name] = { started = started, healthy = time.mono() }
       -- Steering only: killing the next replica before the LB takes this
       -- one back would leave it none. Meanwhile the direct traffic runs.

@@ -19,13 +19,18 @@ taken down on every path (tearDownClass, and `down` is idempotent).
 Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
      python3 -m unittest -v test_stack
 """
+import hashlib
 import json
 import os
 import re
+import struct
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
+import zlib
 
 from halotest import HALO, SOURCE
 from refstack import (ADMIN, DOWN, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack, RefStackTestCase,
@@ -44,6 +49,18 @@ def halo(args, env=None, timeout=240, stack=STACK):
                        capture_output=True, text=True, env=env, timeout=timeout, cwd=SOURCE,
                        stdin=subprocess.DEVNULL)
     return p
+
+
+def tiny_png(width=16, height=8):
+    """(a random RGB PNG, its IDAT payload)."""
+    rows = b"".join(b"\0" + os.urandom(width * 3) for _ in range(height))
+    idat = zlib.compress(rows, 6)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return png, idat
 
 
 def last_json(p):
@@ -366,6 +383,127 @@ class StackTest(RefStackTestCase):
         self.assertGreater(f["failures"], 10, f)
         self.assertIn("502", f["by_status"], f)
         self.assertHolds(r, "assets", "tokens")
+
+    def request(self, method, port, path, headers=None, body=None, ctype=None):
+        """(status, headers, body) of one request straight to 127.0.0.1:port."""
+        h = dict(headers or {})
+        if ctype:
+            h["Content-Type"] = ctype
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=h, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def restarted_and_ready(self, service):
+        """Restart a replica, then poll its /health/ready until 200: the
+        moment a client is told it may use it. Seconds from the restart."""
+        port = API1_PORT if service == "api1" else API2_PORT
+        t0 = time.monotonic()
+        self.assertEqual(docker("restart", "-t", "5", container_ids()[service]).returncode, 0)
+        while time.monotonic() - t0 < 30:
+            try:
+                if self.request("GET", port, "/health/ready")[0] == 200:
+                    return port, time.monotonic() - t0
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.fail(f"{service} did not report ready within 30 s of its restart")
+
+    def test_16_fault_ready_before_serving(self):
+        """Ready at once, 503 on every API route for FAULT_STARTUP_DELAY_S;
+        the LB retries those on the other replica, so its clients see 200."""
+        self.up(FAULT_READY_BEFORE_SERVING="1", FAULT_STARTUP_DELAY_S="6")
+        port, took = self.restarted_and_ready("api1")
+        key = {"x-api-key": ADMIN}
+        self.assertEqual(self.request("GET", port, "/health")[0], 200)
+        self.assertEqual(self.request("GET", port, "/templates", key)[0], 503, f"api1 served {took:.1f} s in")
+        for _ in range(10):
+            self.assertEqual(self.request("GET", LB_PORT, "/templates", key)[0], 200, "through the LB")
+        deadline = time.monotonic() + 15
+        while self.request("GET", port, "/templates", key)[0] != 200:
+            self.assertLess(time.monotonic(), deadline, "api1 never served after its startup delay")
+            time.sleep(0.2)
+
+    def test_17_fault_previous_keys_late(self):
+        """Tokens minted with a key that is now *_PREVIOUS: 401 for the first
+        FAULT_STARTUP_DELAY_S of the process, 200 after."""
+        self.up()
+        token = self.probe("mint")["mint"]["token"]
+        new = "halo-test-rotated-admin-key"
+        self.up(FAULT_PREVIOUS_KEYS_LATE="1", FAULT_STARTUP_DELAY_S="8", API_KEY_ADMIN=new,
+                API_KEY_ADMIN_PREVIOUS=ADMIN)
+        port, took = self.restarted_and_ready("api2")
+        status, _, body = self.request("GET", port, "/templates", {"x-editor-token": token})
+        self.assertEqual(status, 401, f"the old token {took:.1f} s after the restart: {body!r}")
+        self.assertEqual(self.request("GET", port, "/templates", {"x-api-key": new})[0], 200, "the new key")
+        deadline = time.monotonic() + 15
+        while self.request("GET", port, "/templates", {"x-editor-token": token})[0] != 200:
+            self.assertLess(time.monotonic(), deadline, "the old token never verified once the keys were loaded")
+            time.sleep(0.2)
+        self.assertTrue(any('"msg":"Auth failure"' in line for line in self.logs("api2")), "no Auth failure line")
+        self.up()   # the original keys, no fault
+
+    def test_18_strict_mode(self):
+        """STANDIN_STRICT=1: every (stand-in) convenience gone or done
+        another way, the contract still honoured."""
+        self.up(STANDIN_STRICT="1")
+        key = {"x-api-key": ADMIN}
+        for port in (API1_PORT, LB_PORT):
+            status, headers, _ = self.request("GET", port, "/templates", key)
+            self.assertEqual(status, 200)
+            names = {k.lower() for k in headers}
+            self.assertNotIn("x-served-by", names, port)
+            self.assertNotIn("x-upstream", names, port)
+        self.assertEqual(set(json.loads(self.request("GET", API2_PORT, "/health")[2])), {"status", "version"})
+        self.assertEqual(json.loads(self.request("GET", API2_PORT, "/health/ready")[2]), {"status": "ready"})
+        status, _, body = self.request("GET", API1_PORT, "/templates/none", key)
+        self.assertEqual((status, json.loads(body)), (404, {"error": "template not found"}))
+        # a token wins over an x-api-key sent alongside (the stand-in's default: the key)
+        token = self.probe("mint")["mint"]["token"]
+        self.assertEqual(self.request("GET", API1_PORT, "/templates",
+                                      {"x-editor-token": token, "x-api-key": "not-a-key"})[0], 200)
+        # lists in no fixed order
+        prefix = f"strict-{int(time.time())}"
+        for i in range(6):
+            self.assertIn(self.request("PUT", API1_PORT, f"/templates/{prefix}-{i}", key,
+                                       json.dumps({"definition": {"text": "x"}}).encode(), "application/json")[0],
+                          (200, 201))
+        orders = {tuple(t["key"] for t in json.loads(self.request("GET", API2_PORT, "/templates", key)[2]))
+                  for _ in range(8)}
+        self.assertGreater(len(orders), 1, "the list came back in one order every time")
+        # a PNG asset rendered: no digest or filename on the page, compressed streams,
+        # the PNG's IDAT data in an image stream, the PNG file itself nowhere
+        png, idat = tiny_png()
+        boundary = "halo-strict-boundary"
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{prefix}.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+        status, headers, body = self.request("POST", LB_PORT, "/assets", key, form,
+                                             f"multipart/form-data; boundary={boundary}")
+        self.assertEqual(status, 201, body)
+        self.assertEqual(self.request("GET", API2_PORT, f"/assets/{prefix}.png", key)[2], png)
+        self.assertNotIn("x-asset-sha256", {k.lower() for k in self.request("GET", API2_PORT,
+                                                                             f"/assets/{prefix}.png", key)[1]})
+        self.request("PUT", API1_PORT, f"/templates/{prefix}-pdf", key,
+                     json.dumps({"definition": {"text": "strict", "blocks": [{"asset": f"{prefix}.png"}]}}).encode(),
+                     "application/json")
+        status, _, pdf = self.request("POST", API2_PORT, "/render", key,
+                                      json.dumps({"template": f"{prefix}-pdf"}).encode(), "application/json")
+        self.assertEqual(status, 200, pdf[:200])
+        self.assertTrue(pdf.startswith(b"%PDF-"))
+        self.assertNotIn(png, pdf)
+        self.assertIn(idat, pdf)
+        self.assertNotIn(hashlib.sha256(png).hexdigest().encode(), pdf)
+        self.assertNotIn(b"sha256", pdf)
+        self.assertIn(b"/Subtype /Image", pdf)
+        self.assertIn(b"/FlateDecode", pdf)
+        self.assertNotIn(b"BT ", pdf, "the page's text stream is not compressed")
+        for i in range(6):
+            self.request("DELETE", API1_PORT, f"/templates/{prefix}-{i}", key)
+        self.request("DELETE", API1_PORT, f"/templates/{prefix}-pdf", key)
+        self.request("DELETE", API1_PORT, f"/assets/{prefix}.png", key)
+        self.up()   # the default mode again
 
     # ---- down --------------------------------------------------------------------------
 
