@@ -135,9 +135,10 @@ class ChecksTest(RefStackTestCase):
             for secret in SECRETS:
                 self.assertNotIn(secret, text, f"a secret of the stack file is in {name}")
         report = json.loads(outputs["run.json"])
-        summary = re.search(r"\d+ checks?: .* in ([\d.]+)s", p.stdout)
+        # "in 38.6s", past a minute "in 1m02s"
+        summary = re.search(r"\d+ checks?: .* in ((?:\d+m)?[\d.]+s)\n", p.stdout)
         self.assertIsNotNone(summary, f"no summary line with the wall time:\n{p.stdout}")
-        log(f"{what}: {seconds:.1f} s wall (halo says {summary.group(1)} s); "
+        log(f"{what}: {seconds:.1f} s wall (halo says {summary.group(1)}); "
             + ", ".join(f"{c['id']} {c['status']} {c['duration_ms'] / 1000:.1f}s" for c in report["checks"]))
         return p, report, outputs["run.md"]
 
