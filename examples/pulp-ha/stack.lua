@@ -72,19 +72,30 @@ return {
   -- 200 s, as the report's harness does.
   schedule = { cron = "* * * * *", ticks = 3, interval = 60 },
 
-  -- Check 4: traffic through the LB, a replica down for `window` seconds;
-  -- `settle` longer than lb_fail_timeout before the next replica is killed.
-  failover = { window = 5, settle = 12, budget = 0 },
+  -- Check 4: traffic on a real route through the LB (`request`: the
+  -- method, path and the keys entry it authenticates with) at
+  -- `rate` per second, a replica down for `window` seconds; the same route
+  -- asked of each restarted replica directly, which must succeed from the
+  -- moment it reports healthy (plus `grace` seconds); `settle` longer than
+  -- lb_fail_timeout (nginx's default fail_timeout is 10 s) before the next
+  -- replica is killed, where responses name no replica.
+  failover = {
+    request = { method = "GET", path = "/templates", key = "admin" },
+    rate = 200, window = 5, settle = 12, budget = 0, grace = 0,
+  },
 
-  -- Check 6: the rotation playbook recreates api1 then api2 with
-  -- API_KEY_ADMIN=<new> and API_KEY_ADMIN_PREVIOUS=<old>, and restores the
-  -- keys of your compose configuration at the end. The post-rollover
+  -- Check 6: the rotation playbook recreates api1 and api2 with
+  -- API_KEY_ADMIN=<new> and API_KEY_ADMIN_PREVIOUS=<old> — both at once as
+  -- the report did (mode "together"), or one after the other with no
+  -- downtime (mode "rolling") — probes each as soon as its /health/ready
+  -- says 200, and restores the keys of your compose configuration at the
+  -- end. The post-rollover
   -- cleanup (old token rejected once the previous key is removed) is due
   -- EDITOR_TOKEN_TTL_MINUTES after the cutover: leave `cleanup` false on a
   -- stack with live editor sessions, and the check reports it as deferred.
   rotation = {
     variable = "API_KEY_ADMIN",
-    services = { "api1", "api2" },
+    mode = "together",
     settle = 12,
     cleanup = false,
   },

@@ -8,17 +8,7 @@
 
 local unit = require "unit"
 local pdf, png = require "pdf", require "png"
-local test, eq = unit.test, unit.eq
-
--- bytes that occur nowhere by chance
-local function noise(n, seed)
-  local out, x = {}, seed
-  for i = 1, n do
-    x = (x * 1103515245 + 12345) % 2147483648
-    out[i] = string.char(x >> 16 & 255)
-  end
-  return table.concat(out)
-end
+local test, eq, noise = unit.test, unit.eq, unit.noise
 
 -- A PDF whose object 6 is a stream with `dict` entries and `data`; the
 -- rest is a page, as a writer makes one.

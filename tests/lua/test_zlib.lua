@@ -9,15 +9,7 @@ local test, eq, raises = unit.test, unit.eq, unit.raises
 
 local function unhex(h) return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)) end
 
--- bytes that compress poorly: a small linear congruential generator
-local function noise(n, seed)
-  local out, x = {}, seed or 1
-  for i = 1, n do
-    x = (x * 1103515245 + 12345) % 2147483648
-    out[i] = string.char(x >> 16 & 255)
-  end
-  return table.concat(out)
-end
+local noise = unit.noise
 
 local TEXT = string.rep("halo proves a high-availability stack really is highly available. ", 400)
   .. noise(3000, 7)

@@ -80,7 +80,7 @@ return {
   -- (`grace`).
   failover = {
     request = { method = "GET", path = "/templates", key = "admin" },
-    rate = 200, window = 5, settle = lb_settle, budget = 0, grace = 0,
+    rate = tonumber(env("FAILOVER_RATE", "200")), window = 5, settle = lb_settle, budget = 0, grace = 0,
   },
 
   -- check 6: how keys are rotated here. Each service is recreated in turn

@@ -26,6 +26,17 @@ function M.raises(pattern, fn, ...)
   return err
 end
 
+-- noise(n, seed) -> n bytes that compress poorly and occur nowhere by
+-- chance (a linear congruential generator: the same seed, the same bytes)
+function M.noise(n, seed)
+  local out, x = {}, seed or 1
+  for i = 1, n do
+    x = (x * 1103515245 + 12345) % 2147483648
+    out[i] = string.char(x >> 16 & 255)
+  end
+  return table.concat(out)
+end
+
 function M.finish(suite)
   if #failures > 0 then
     for _, f in ipairs(failures) do print("FAIL " .. f) end
