@@ -81,7 +81,7 @@ return {
     -- not the window's failures (the playbook scans before probing; probing
     -- at once means counting them out instead).
     local deliberate = {}
-    local function ask(endpoint_of, where, name)
+    local function the_four_probes(endpoint_of, where, name)
       local rows = {}
       for _, p in ipairs(probes) do
         local opts = p.method == "POST" and { json = { actor = "rotation-test" } } or nil
@@ -118,6 +118,11 @@ return {
             assert(pulp.wait_ready(stack, name))
             seen[name] = format("ready %.2f s after the recreate began", time.mono() - began)
             if hooks and hooks.on_ready then seen[name] = seen[name] .. "; " .. hooks.on_ready(name) end
+          end
+          -- The platform's own view too (its healthcheck polls more slowly):
+          -- nothing is disturbed next, nor the check ended, before it agrees.
+          for _, name in ipairs(group) do
+            assert(assert(docker.container{ service = service(name) }):wait{ state = "healthy", timeout = 90 })
           end
           local rejoined = pulp.wait_rejoined(stack, group, rotation.settle)
           for _, name in ipairs(group) do seen[name] = seen[name] .. "; " .. rejoined end
@@ -171,8 +176,8 @@ return {
         for _, name in ipairs(group) do keep_logs(name, name .. " before") end
       end,
       on_ready = function(name)
-        right_after_ready[name] = ask(function(auth) return pulp.replica(stack, name, auth) end,
-                                      "on " .. name .. " right after it reported ready", name)
+        right_after_ready[name] = the_four_probes(function(auth) return pulp.replica(stack, name, auth) end,
+                                                  "on " .. name .. " right after it reported ready", name)
         return "probed at once"
       end,
     })
@@ -240,7 +245,7 @@ return {
              "deliberate probes; first: %s", #unexplained, total_deliberate, unexplained[1] or "")
 
     -- Step 7: the four probes through the LB, as the playbook sends them.
-    t:evidence("probe matrix", ask(function(auth) return pulp.lb(stack, auth) end, "through the LB"))
+    t:evidence("probe matrix", the_four_probes(function(auth) return pulp.lb(stack, auth) end, "through the LB"))
 
     -- Step 8: the post-rollover cleanup, once editor sessions minted with
     -- the old key have expired — at once where the stack file allows it.

@@ -304,9 +304,9 @@ function M.wait_rejoined(stack, name, settle)
     return format("waited %g s for the LB to take %s back (its responses name no replica)", settle, label)
   end
   if not ok then
-    return format("the LB did not serve from %s for %.0f s after it was ready; going on", label, took)
+    return format("the LB did not serve from %s in %.0f s; going on", label, took)
   end
-  return format("the LB served from %s again %.1f s after it was ready", label, took)
+  return format("the LB served from %s again %.1f s later", label, took)
 end
 
 ---------------------------------------------------------------- helpers
