@@ -32,81 +32,130 @@ static const char *const USAGE =
     "\n"
     "Run `halo help run` (or `halo run --help`) for a command's options.\n";
 
-static const char *const RUN_HELP =
-    "usage: halo run [ID...] [options]\n"
-    "\n"
-    "Runs every check in the checks directory in id order (or only the given ids),\n"
-    "each in its own sandboxed worker, and prints a report.\n"
-    "\n"
-    "  --checks DIR     checks directory (default: scripts/checks)\n"
-    "  --stack FILE     stack file describing the target (a Lua file)\n"
-    "  --tag T          only checks tagged T (repeatable: any of them)\n"
-    "  --defer ID       mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)\n"
-    "  --format F       text (default), json, junit, tap, md or html\n"
-    "  --out FILE       write the report to FILE instead of stdout\n"
-    "  --report F:FILE  also write the report in format F to FILE (repeatable):\n"
-    "                   --report md:run-log.md --report json:run.json\n"
-    "  --history FILE   write every HTTP request of every check to FILE (JSON lines)\n"
-    "  --timeout S      override every check's timeout (seconds)\n"
-    "  --grace S        time for cleanup after a check, and added to its hard deadline (default 10)\n"
-    "  --max-mem SIZE   memory cap per check: 256M (default), 1G, 512K; a bare number is MiB\n"
-    "  --parallel N     run up to N checks at once (checks tagged 'exclusive' run alone)\n"
-    "  --lib DIR        add DIR to where require looks for Lua modules (repeatable)\n"
-    "  --operator NAME  operator named in the md report (default: $HALO_OPERATOR or $USER)\n"
-    "  --up             bring the stack up first: the stack file's harness.up command\n"
-    "  --down           take it down at the end, whatever happened: harness.down\n"
-    "  -v, --verbose    show log lines as they happen, evidence in the text report\n"
-    "\n"
-    "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
-    "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n";
+/* The commands, as bits of an option's `commands` mask. */
+enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32 };
 
-static const char *const LIST_HELP =
-    "usage: halo list [--checks DIR] [--lib DIR]\n"
-    "\n"
-    "Lists the checks in id order. A check file that does not load is shown as\n"
-    "ERROR with its file and line, and makes the exit status 3.\n";
+typedef struct {
+    const char *name;
+    unsigned bit;
+    const char *usage; /* the first line(s) of its help */
+    const char *about; /* what it does, before the options */
+    const char *after; /* after the options: exit statuses and such */
+} command_def;
 
-static const char *const REPL_HELP =
-    "usage: halo repl [--stack FILE] [--checks DIR] [--lib DIR] [--max-mem SIZE] [-v]\n"
-    "\n"
-    "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
-    "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
-    "expression prints its value. Each line runs as a task, so tasks it spawns\n"
-    "keep running between prompts (.tasks, .stop N). Ctrl-C stops the running\n"
-    "line; Ctrl-D or .exit leaves after undoing every fault the session caused.\n"
-    ".help lists the commands (.run ID, .list, .save FILE, .load FILE, .time EXPR).\n"
-    "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n"
-    "\n"
-    "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
-    "if a line raised.\n";
+static const command_def COMMANDS[] = {
+    {"run", C_RUN, "usage: halo run [ID...] [options]\n",
+     "Runs every check in the checks directory in id order (or only the given ids),\n"
+     "each in its own sandboxed worker, and prints a report.\n",
+     "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
+     "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n"},
+    {"list", C_LIST, "usage: halo list [options]\n",
+     "Lists the checks in id order. A check file that does not load is shown as\n"
+     "ERROR with its file and line, and makes the exit status 3.\n",
+     NULL},
+    {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
+     "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
+     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually) and the\n"
+     "stack file as `stack`, and prints the values the chunk returns. An expression\n"
+     "needs no `return`. exec passes ARGS as `...` and `arg`.\n",
+     NULL},
+    {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
+    {"repl", C_REPL, "usage: halo repl [options]\n",
+     "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
+     "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
+     "expression prints its value. Each line runs as a task, so tasks it spawns\n"
+     "keep running between prompts (.tasks, .stop N). Ctrl-C stops the running\n"
+     "line; Ctrl-D or .exit leaves after undoing every fault the session caused.\n"
+     ".help lists the commands (.run ID, .list, .save FILE, .load FILE, .time EXPR).\n"
+     "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n",
+     "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
+     "if a line raised.\n"},
+    {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
+     "Every run journals the faults it injected and has not undone yet (a container\n"
+     "it killed, stopped or paused; a service it recreated with other environment)\n"
+     "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
+     "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
+     "cleanup restores what runs that are gone left behind, says what it did, and\n"
+     "forgets a journal once all of it is restored. Runs still going are left alone.\n",
+     "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
+};
 
-static const char *const CLEANUP_HELP =
-    "usage: halo cleanup [--dry-run]\n"
-    "\n"
-    "Every run journals the faults it injected and has not undone yet (a container\n"
-    "it killed, stopped or paused; a service it recreated with other environment)\n"
-    "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
-    "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
-    "cleanup restores what runs that are gone left behind, says what it did, and\n"
-    "forgets a journal once all of it is restored. Runs still going are left alone.\n"
-    "\n"
-    "  --dry-run        only say what would be restored\n"
-    "\n"
-    "exit status: 0 nothing left to restore; 3 something could not be restored.\n";
+enum {
+    O_HELP, O_VERBOSE, O_UP, O_DOWN, O_DRY_RUN, O_CHECKS, O_STACK, O_TAG, O_DEFER, O_FORMAT, O_OUT, O_REPORT,
+    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR,
+};
 
-static const char *const EVAL_HELP =
-    "usage: halo eval [options] 'CODE'\n"
-    "       halo exec [options] FILE [ARGS...]\n"
-    "\n"
-    "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-    "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually) and the stack file as `stack`, and prints the values the\n"
-    "chunk returns. An expression needs no `return`.\n"
-    "\n"
-    "  --stack FILE     stack file (as for run)\n"
-    "  --lib DIR        add a directory for require (repeatable)\n"
-    "  --timeout S      stop the script after S seconds (default: no limit)\n"
-    "  --max-mem SIZE   memory cap (default 256M)\n"
-    "  -v, --verbose    tracebacks on errors\n";
+/* Every option: its spelling, its value's name (NULL: a flag), the
+ * commands that take it and its help (one row per meaning, where commands
+ * read it differently). Parsing, the check that a command takes an option,
+ * and every command's help come from this table. */
+typedef struct {
+    int id;
+    const char *name, *shortname, *arg;
+    unsigned commands;
+    const char *help; /* lines after the first are indented under it */
+} option_def;
+
+#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP)
+static const option_def OPTIONS[] = {
+    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory (default: scripts/checks)"},
+    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "stack file describing the target (a Lua file)"},
+    {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},
+    {O_DEFER, "--defer", NULL, "ID", C_RUN, "mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)"},
+    {O_FORMAT, "--format", NULL, "F", C_RUN, "text (default), json, junit, tap, md or html"},
+    {O_OUT, "--out", NULL, "FILE", C_RUN, "write the report to FILE instead of stdout"},
+    {O_REPORT, "--report", NULL, "F:FILE", C_RUN,
+     "also write the report in format F to FILE (repeatable):\n--report md:run-log.md --report json:run.json"},
+    {O_HISTORY, "--history", NULL, "FILE", C_RUN, "write every HTTP request of every check to FILE (JSON lines)"},
+    {O_TIMEOUT, "--timeout", NULL, "S", C_RUN, "override every check's timeout (seconds)"},
+    {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
+    {O_GRACE, "--grace", NULL, "S", C_RUN,
+     "time for cleanup after a check, and added to its hard deadline (default 10)"},
+    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
+    {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (checks tagged 'exclusive' run alone)"},
+    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "add DIR to where require looks for Lua modules (repeatable)"},
+    {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
+    {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},
+    {O_DOWN, "--down", NULL, NULL, C_RUN, "take it down at the end, whatever happened: harness.down"},
+    {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
+    {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
+    {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
+    {O_HELP, "--help", "-h", NULL, C_ALL, "this help"},
+};
+
+static const command_def *command_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
+}
+
+/* A command's help: usage, what it does, its options from the table. */
+static void print_help(const command_def *cmd, FILE *f)
+{
+    if (!cmd->usage) cmd = command_named("eval");
+    unsigned bits = cmd->bit == C_EVAL ? (C_EVAL | C_EXEC) : cmd->bit;
+    fprintf(f, "%s\n%s\n", cmd->usage, cmd->about);
+    for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++) {
+        const option_def *o = &OPTIONS[i];
+        if (!(o->commands & bits)) continue;
+        char left[40];
+        snprintf(left, sizeof left, "%s%s%s%s%s", o->shortname ? o->shortname : "", o->shortname ? ", " : "", o->name,
+                 o->arg ? " " : "", o->arg ? o->arg : "");
+        const char *h = o->help;
+        const char *nl = strchr(h, '\n');
+        fprintf(f, "  %-16s %.*s\n", left, nl ? (int)(nl - h) : (int)strlen(h), h);
+        while (nl) {
+            h = nl + 1;
+            nl = strchr(h, '\n');
+            fprintf(f, "  %-16s %.*s\n", "", nl ? (int)(nl - h) : (int)strlen(h), h);
+        }
+    }
+    if (cmd->after) fprintf(f, "\n%s", cmd->after);
+}
 
 typedef struct {
     const char **items;
@@ -179,11 +228,26 @@ typedef struct {
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
-    int parallel, verbose, help, up, down;
+    int parallel, verbose, help, up, down, dry_run;
 } options;
 
+/* The commands in a mask, for the message when another is given an option. */
+static const char *commands_in(unsigned mask, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (mask & COMMANDS[i].bit)
+            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", COMMANDS[i].name);
+    return buf;
+}
+
+/* The options of one command, from OPTIONS: an option the command does not
+ * take is a usage error naming the commands that do. Returns 0, or 2 after
+ * saying what is wrong. */
 static int parse_options(const char *cmd, int argc, char **argv, options *o, int stop_at_first_positional)
 {
+    unsigned bit = command_named(cmd)->bit;
     for (int i = 0; i < argc; i++) {
         char *a = argv[i];
         if (stop_at_first_positional && o->rest.n > 0) {
@@ -198,44 +262,50 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             strlist_add(&o->rest, a);
             continue;
         }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            o->help = 1;
-            continue;
-        }
-        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            o->verbose = 1;
-            continue;
-        }
-        if (strcmp(a, "--up") == 0 || strcmp(a, "--down") == 0) {
-            if (a[2] == 'u') o->up = 1;
-            else o->down = 1;
-            continue;
-        }
         /* --name value or --name=value */
-        char *name = a, *value = NULL;
-        char *eq = strchr(a, '=');
-        static char namebuf[64];
-        if (eq && a[1] == '-') {
-            snprintf(namebuf, sizeof namebuf, "%.*s", (int)(eq - a), a);
-            name = namebuf;
-            value = eq + 1;
+        char *value = NULL;
+        char name[64];
+        const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        if (eq) value = (char *)eq + 1;
+        const option_def *def = NULL;
+        unsigned takers = 0;
+        for (size_t k = 0; k < sizeof OPTIONS / sizeof *OPTIONS; k++) {
+            const option_def *d = &OPTIONS[k];
+            if (strcmp(name, d->name) != 0 && !(d->shortname && strcmp(name, d->shortname) == 0)) continue;
+            takers |= d->commands;
+            if (d->commands & bit) def = d;
         }
-        static const char *const with_value[] = {"--checks", "--stack", "--tag", "--defer", "--format",
-                                                 "--out", "--history", "--timeout", "--grace", "--max-mem",
-                                                 "--parallel", "--lib", "--operator", "--report", NULL};
-        int known = 0;
-        for (int k = 0; with_value[k]; k++) known |= strcmp(name, with_value[k]) == 0;
-        if (!known) return usage_error(cmd, "unknown option %s", a);
+        if (!takers) return usage_error(cmd, "unknown option %s", a);
+        if (!def) {
+            char which[128], msg[192];
+            snprintf(msg, sizeof msg, "%%s is an option of %s, not of %s", commands_in(takers, which, sizeof which), cmd);
+            return usage_error(cmd, msg, name);
+        }
+        if (!def->arg) {
+            if (value) return usage_error(cmd, "%s takes no value", def->name);
+            switch (def->id) {
+            case O_HELP: o->help = 1; break;
+            case O_VERBOSE: o->verbose = 1; break;
+            case O_UP: o->up = 1; break;
+            case O_DOWN: o->down = 1; break;
+            case O_DRY_RUN: o->dry_run = 1; break;
+            }
+            continue;
+        }
         if (!value) {
-            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", name);
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", def->name);
             value = argv[++i];
         }
-        if (strcmp(name, "--checks") == 0) o->checks_dir = value;
-        else if (strcmp(name, "--stack") == 0) o->stack_file = value;
-        else if (strcmp(name, "--tag") == 0) strlist_add_csv(&o->tags, value);
-        else if (strcmp(name, "--defer") == 0) strlist_add_csv(&o->defers, value);
-        else if (strcmp(name, "--out") == 0) o->out = value;
-        else if (strcmp(name, "--report") == 0) {
+        switch (def->id) {
+        case O_CHECKS: o->checks_dir = value; break;
+        case O_STACK: o->stack_file = value; break;
+        case O_TAG: strlist_add_csv(&o->tags, value); break;
+        case O_DEFER: strlist_add_csv(&o->defers, value); break;
+        case O_OUT: o->out = value; break;
+        case O_HISTORY: o->history = value; break;
+        case O_OPERATOR: o->operator_name = value; break;
+        case O_REPORT: {
             const char *colon = strchr(value, ':');
             char fmt[16];
             if (!colon || colon == value || colon[1] == '\0' || (size_t)(colon - value) >= sizeof fmt)
@@ -244,30 +314,36 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             if (!report_format_known(fmt))
                 return usage_error(cmd, "--report %s: use text, json, junit, tap, md or html before the colon", value);
             strlist_add(&o->reports, value);
+            break;
         }
-        else if (strcmp(name, "--history") == 0) o->history = value;
-        else if (strcmp(name, "--operator") == 0) o->operator_name = value;
-        else if (strcmp(name, "--lib") == 0) {
+        case O_LIB:
             if (!is_dir(value)) return usage_error(cmd, "--lib %s: not a directory", value);
             strlist_add(&o->libs, value);
-        } else if (strcmp(name, "--format") == 0) {
+            break;
+        case O_FORMAT:
             if (!report_format_known(value))
                 return usage_error(cmd, "--format %s: use text, json, junit, tap, md or html", value);
             o->format = value;
-        } else if (strcmp(name, "--timeout") == 0) {
+            break;
+        case O_TIMEOUT:
             if (parse_seconds(value, &o->timeout) != 0)
                 return usage_error(cmd, "--timeout expects a positive number of seconds, got '%s'", value);
-        } else if (strcmp(name, "--grace") == 0) {
+            break;
+        case O_GRACE:
             if (parse_seconds(value, &o->grace) != 0)
                 return usage_error(cmd, "--grace expects a positive number of seconds, got '%s'", value);
-        } else if (strcmp(name, "--max-mem") == 0) {
+            break;
+        case O_MAX_MEM:
             if (parse_size(value, &o->mem) != 0)
                 return usage_error(cmd, "--max-mem expects a size of at least 1M like 256M or 1G, got '%s'", value);
-        } else if (strcmp(name, "--parallel") == 0) {
+            break;
+        case O_PARALLEL: {
             char *end;
             long n = strtol(value, &end, 10);
             if (*end || n < 1 || n > 64) return usage_error(cmd, "--parallel expects 1 to 64, got '%s'", value);
             o->parallel = (int)n;
+            break;
+        }
         }
     }
     return 0;
@@ -343,7 +419,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     if (parse_options(cmd, argc, argv, &o, 0)) return options_done(&o, 2);
     int listing = strcmp(cmd, "list") == 0;
     if (o.help) {
-        fputs(listing ? LIST_HELP : RUN_HELP, stdout);
+        print_help(command_named(cmd), stdout);
         return options_done(&o, 0);
     }
     if (listing && o.rest.n) return options_done(&o, usage_error(cmd, "unexpected argument %s", o.rest.items[0]));
@@ -395,7 +471,7 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     int exec = strcmp(cmd, "exec") == 0;
     if (parse_options(cmd, argc, argv, &o, exec)) return options_done(&o, 2);
     if (o.help) {
-        fputs(EVAL_HELP, stdout);
+        print_help(command_named(cmd), stdout);
         return options_done(&o, 0);
     }
     if (o.rest.n == 0) return options_done(&o, usage_error(cmd, "%s", exec ? "needs a script file" : "needs the code to run"));
@@ -443,7 +519,7 @@ static int cmd_repl(int argc, char **argv, const char *argv0)
     memset(&o, 0, sizeof o);
     if (parse_options("repl", argc, argv, &o, 0)) return options_done(&o, 2);
     if (o.help) {
-        fputs(REPL_HELP, stdout);
+        print_help(command_named("repl"), stdout);
         return options_done(&o, 0);
     }
     if (o.rest.n) return options_done(&o, usage_error("repl", "unexpected argument %s", o.rest.items[0]));
@@ -469,23 +545,20 @@ static int by_string(const void *a, const void *b) { return strcmp(*(char *const
 
 static int cmd_cleanup(int argc, char **argv)
 {
-    int dry_run = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--dry-run") == 0) dry_run = 1;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(CLEANUP_HELP, stdout);
-            return 0;
-        } else
-            return usage_error("cleanup", "unknown argument %s", argv[i]);
+    options o;
+    memset(&o, 0, sizeof o);
+    if (parse_options("cleanup", argc, argv, &o, 0)) return options_done(&o, 2);
+    if (o.help) {
+        print_help(command_named("cleanup"), stdout);
+        return options_done(&o, 0);
     }
+    if (o.rest.n) return options_done(&o, usage_error("cleanup", "unexpected argument %s", o.rest.items[0]));
     char *dir = state_dir("runs");
     if (!dir) {
         fprintf(stderr, "halo cleanup: no state directory (set HOME or XDG_STATE_HOME)\n");
-        return 2;
+        return options_done(&o, 2);
     }
-    options o;
-    memset(&o, 0, sizeof o);
-    strlist_add(&o.rest, dry_run ? "dry-run" : "restore");
+    strlist_add(&o.rest, o.dry_run ? "dry-run" : "restore");
     DIR *d = opendir(dir);
     for (struct dirent *e; d && (e = readdir(d));) {
         size_t n = strlen(e->d_name);
@@ -528,11 +601,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (!topic) fputs(USAGE, stdout);
-        else if (strcmp(topic, "run") == 0) fputs(RUN_HELP, stdout);
-        else if (strcmp(topic, "list") == 0) fputs(LIST_HELP, stdout);
-        else if (strcmp(topic, "eval") == 0 || strcmp(topic, "exec") == 0) fputs(EVAL_HELP, stdout);
-        else if (strcmp(topic, "repl") == 0) fputs(REPL_HELP, stdout);
-        else if (strcmp(topic, "cleanup") == 0) fputs(CLEANUP_HELP, stdout);
+        else if (command_named(topic)) print_help(command_named(topic), stdout);
         else {
             fprintf(stderr, "halo help: no command %s\n", topic);
             return 2;

@@ -40,6 +40,45 @@ class UsageErrorTest(HaloTestCase):
         self.assertUsageError(run(["list", "--bogus"]), r"unknown option --bogus")
         self.assertUsageError(run(["eval", "--bogus", "1"]), r"unknown option --bogus")
 
+    def test_option_of_another_command(self):
+        """An option a command does not take is an error naming the
+        commands that do, never silently ignored (it once was: `halo eval
+        --parallel 3 --format json --up 'return 1'` exited 0)."""
+        for args, pattern in (
+                (["eval", "--parallel", "3", "return 1"], r"--parallel is an option of run, not of eval"),
+                (["eval", "--format", "json", "return 1"], r"--format is an option of run, not of eval"),
+                (["exec", "--up", "x.lua"], r"--up is an option of run, not of exec"),
+                (["list", "--format", "tap"], r"--format is an option of run, not of list"),
+                (["list", "--history", "x"], r"--history is an option of run, not of list"),
+                (["repl", "--timeout", "3"], r"--timeout is an option of run, eval, exec, not of repl"),
+                (["cleanup", "--stack", "s.lua"], r"--stack is an option of run, list, eval, exec, repl, not of cleanup"),
+                (["run", "--checks", BASIC, "--dry-run"], r"--dry-run is an option of cleanup, not of run"),
+                (["run", "--checks", BASIC, "--up=yes"], r"--up takes no value")):
+            with self.subTest(args=args):
+                res = self.assertUsageError(run(args), pattern)
+                self.assertIn(f"(see: halo {args[0]} --help)", res)
+
+    def test_help_lists_only_the_commands_options(self):
+        """Each command's help comes from the one option table: what it
+        takes, and nothing it does not."""
+        takes = {
+            "run": ["--checks", "--stack", "--tag", "--defer", "--format", "--out", "--report", "--history",
+                    "--timeout", "--grace", "--max-mem", "--parallel", "--lib", "--operator", "--up", "--down",
+                    "--verbose", "--help"],
+            "list": ["--checks", "--stack", "--max-mem", "--lib", "--help"],
+            "eval": ["--stack", "--timeout", "--max-mem", "--lib", "--verbose", "--help"],
+            "repl": ["--checks", "--stack", "--max-mem", "--lib", "--verbose", "--help"],
+            "cleanup": ["--dry-run", "--help"],
+        }
+        every = set(sum(takes.values(), []))
+        for cmd, options in takes.items():
+            with self.subTest(cmd=cmd):
+                rc, out, err = run(["help", cmd])
+                self.assertEqual((rc, err), (0, ""))
+                shown = set(re.findall(r"(?m)^  (?:-\w, )?(--[\w-]+)", out))
+                self.assertEqual(shown, set(options), out)
+                self.assertTrue(shown <= every)
+
     def test_missing_flag_value(self):
         self.assertUsageError(run(["run", "--checks"]), r"--checks needs a value")
         self.assertUsageError(run(["run", "--checks", BASIC, "--format"]), r"--format needs a value")
