@@ -114,7 +114,7 @@ static const option_def OPTIONS[] = {
      "time for cleanup after a check, and added to its hard deadline (default 10)"},
     {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
      "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
-    {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (checks tagged 'exclusive' run alone)"},
+    {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},
     {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
      "add DIR to where require looks for Lua modules (repeatable)"},
     {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},

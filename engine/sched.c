@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define TASK_MT "halo.task"
+#define TASK_ERROR_MT "halo.task.error"
 #define BUSY_KEY "halo.busy"
 
 enum { T_READY, T_WAITING, T_RUNNING, T_DONE };
@@ -493,11 +494,11 @@ int sched_unobserved_failures(void (*report)(int id, const char *text, void *ud)
 typedef struct {
     task *target;
     task *joiner;
+    loop_timer_id timer; /* join(timeout): 0 when none is armed */
 } join_wait;
 
-static void join_cancel(void *wait)
+static void join_unlist(join_wait *jw)
 {
-    join_wait *jw = wait;
     task *t = jw->target;
     for (size_t i = 0; i < t->njoiners; i++) {
         if (t->joiners[i] == jw->joiner) {
@@ -505,6 +506,25 @@ static void join_cancel(void *wait)
             return;
         }
     }
+}
+
+static void join_cancel(void *wait)
+{
+    join_wait *jw = wait;
+    join_unlist(jw);
+    if (jw->timer) loop_timer_cancel(jw->timer);
+    jw->timer = 0;
+}
+
+/* The timeout of join(timeout): the joiner goes on without the result.
+ * A joiner the target's end already woke is not woken twice. */
+static void join_expired(void *ud)
+{
+    join_wait *jw = ud;
+    jw->timer = 0;
+    if (jw->joiner->state != T_WAITING) return;
+    join_unlist(jw);
+    sched_wake(jw->joiner);
 }
 
 static int join_result(lua_State *L)
@@ -527,14 +547,33 @@ static int join_result(lua_State *L)
 static int join_k(lua_State *L, int status, lua_KContext ctx)
 {
     (void)status;
-    (void)ctx;
+    join_wait *jw = (join_wait *)lua_touserdata(L, 2);
+    if (jw->timer) loop_timer_cancel(jw->timer);
+    jw->timer = 0;
+    task *t = check_task(L, 1);
+    if (t->state != T_DONE) {
+        /* nil, err: the world (a task too slow), not a misuse */
+        lua_pushnil(L);
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "timeout");
+        lua_setfield(L, -2, "kind");
+        lua_pushfstring(L, "timeout: task %d did not finish within %f s", t->id, (double)ctx / 1000.0);
+        lua_setfield(L, -2, "message");
+        luaL_setmetatable(L, TASK_ERROR_MT);
+        return 2;
+    }
     return join_result(L);
 }
 
-/* task:join() -> the task's return values, or raises its error */
+/* task:join([timeout]) -> the task's return values, or raises its error;
+ * nil, err (kind "timeout") when it has not finished within timeout s */
 static int task_join(lua_State *L)
 {
     task *t = check_task(L, 1);
+    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    luaL_argcheck(L, lua_isnoneornil(L, 2) || (timeout >= 0 && timeout < 1e9), 2,
+                  "timeout must be a non-negative number of seconds");
+    lua_settop(L, 1);
     if (t->state == T_DONE) return join_result(L);
     if (S.current == t) return luaL_error(L, "a task cannot join itself");
     task *me = sched_waiter(L, "join");
@@ -542,7 +581,14 @@ static int task_join(lua_State *L)
     join_wait *jw = (join_wait *)lua_newuserdatauv(L, sizeof *jw, 0);
     jw->target = t;
     jw->joiner = me;
-    return sched_wait(L, join_cancel, jw, join_k, 0);
+    jw->timer = timeout >= 0 ? loop_timer((double)timeout, join_expired, jw) : 0;
+    return sched_wait(L, join_cancel, jw, join_k, timeout >= 0 ? (lua_KContext)(timeout * 1000.0) : 0);
+}
+
+static int task_error_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    return 1;
 }
 
 /* task:cancel() -> true if it was still running */
@@ -835,6 +881,10 @@ void sched_init(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, TASK_ERROR_MT);
+    lua_pushcfunction(L, task_error_tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     if (lua_getglobal(L, "coroutine") == LUA_TTABLE) {

@@ -31,7 +31,7 @@ end
 local M = {}
 
 local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, requires = true, run = true,
-                    description = true }
+                    description = true, exclusive = true }
 
 -- Checks a check file's returned table; returns a normalised copy or raises
 -- a message saying what is wrong.
@@ -41,7 +41,8 @@ function M.validate(spec, file)
   end
   for k in pairs(spec) do
     if not SPEC_KEYS[k] then
-      error(format("unknown key '%s' in the check table (known: id, title, tags, timeout, requires, run, description)",
+      error(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, requires, run, " ..
+                   "description)",
                    tostring(k)), 0)
     end
   end
@@ -68,6 +69,14 @@ function M.validate(spec, file)
       tags[#tags + 1] = tag
     end
   end
+  -- exclusive = true: never alongside another check (a check that kills or
+  -- recreates what others use). The tag "exclusive" said the same before
+  -- and still does; either way the check carries the tag, as `halo list`
+  -- shows it.
+  if spec.exclusive ~= nil and type(spec.exclusive) ~= "boolean" then error("exclusive must be true or false", 0) end
+  local tagged = false
+  for _, tag in ipairs(tags) do tagged = tagged or tag == "exclusive" end
+  if spec.exclusive and not tagged then tags[#tags + 1] = "exclusive" end
   local timeout = spec.timeout or 60
   if type(timeout) ~= "number" or timeout <= 0 then error("timeout must be a positive number of seconds", 0) end
   if spec.title ~= nil and type(spec.title) ~= "string" then error("title must be a string", 0) end
@@ -160,9 +169,16 @@ function M.new(info)
     error(SKIPPED, 0)
   end
 
-  -- t:log(...): a line in the check's log.
+  -- t:log(fmt, ...): a line in the check's log, formatted as t:expect's
+  -- message when the first argument is a string with a % and more follow;
+  -- t:log(a, b, ...) otherwise joins its arguments with spaces, as print.
   function t:log(...)
     local n = select("#", ...)
+    local first = ...
+    if n > 1 and type(first) == "string" and first:find("%", 1, true) then
+      emit("log", "info", elapsed_ms(), message("", ...))
+      return
+    end
     local parts = {}
     for i = 1, n do parts[i] = tostring((select(i, ...))) end
     emit("log", "info", elapsed_ms(), concat(parts, " "))

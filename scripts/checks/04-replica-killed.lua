@@ -33,7 +33,8 @@ end
 
 return {
   title = "Graceful degradation when one replica is killed",
-  tags = { "failover", "exclusive" },
+  tags = { "failover" },
+  exclusive = true,   -- it kills what every other check uses
   timeout = 240,
   run = function(t, stack)
     local cfg = stack.failover or {}

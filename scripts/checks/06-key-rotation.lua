@@ -26,7 +26,8 @@ end
 
 return {
   title = "API key rotation with *_PREVIOUS, zero 401s",
-  tags = { "auth", "rotation", "exclusive" },
+  tags = { "auth", "rotation" },
+  exclusive = true,   -- it recreates what every other check uses
   timeout = 300,
   run = function(t, stack)
     local rotation = stack.rotation or {}
