@@ -54,6 +54,7 @@ typedef struct {
     char *cmd_tuples;
     int ncols_seen;
     int exec;               /* conn:exec: return the affected count */
+    double query_timeout;   /* conn:query{ timeout = }: seconds, 0 = none */
 } sql_op;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -444,12 +445,19 @@ static int query_finish(lua_State *L, sql_op *op)
 static int query_step(lua_State *L, sql_op *op)
 {
     conn *c = op->c;
+    if (op->timed_out) {
+        /* as a cancelled task's query: stopped on the server, and the
+         * connection, in an unknown state now, closed */
+        op_cancel(op);
+        return push_fail(L, "timeout", NULL, "query on %s: no result within %g s; cancelled on the server, connection closed",
+                         c->where, op->query_timeout);
+    }
     for (;;) {
         if (!c->pg) return push_fail(L, "closed", NULL, "query on %s: the connection is closed", c->where);
         if (op->phase == OP_FLUSH) {
             int r = PQflush(c->pg);
             if (r < 0) break;
-            if (r == 1) return op_wait(L, op, LOOP_READ | LOOP_WRITE, 0, query_k);
+            if (r == 1) return op_wait(L, op, LOOP_READ | LOOP_WRITE, op->query_timeout, query_k);
             op->phase = OP_READ;
         }
         if (!PQconsumeInput(c->pg)) break;
@@ -472,7 +480,7 @@ static int query_step(lua_State *L, sql_op *op)
                 }
             }
         }
-        return op_wait(L, op, LOOP_READ, 0, query_k);
+        return op_wait(L, op, LOOP_READ, op->query_timeout, query_k);
     }
     int r = push_fail(L, "connect", NULL, "query on %s: %s", c->where, PQerrorMessage(c->pg));
     c->busy = 0;
@@ -486,10 +494,46 @@ static int query_k(lua_State *L, int status, lua_KContext ctx)
     return query_step(L, (sql_op *)ctx);
 }
 
-/* conn:query(sql, ...) -> rows, columns | nil, err    conn:exec(sql, ...) -> count | nil, err */
+/* conn:query{ sql = ..., params = {...}, timeout = s }: the same call as
+ * conn:query(sql, ...), with a timeout; rewritten here into the short form's
+ * stack (2 sql, 3.. params). Returns the timeout, 0 for none. */
+static double query_options(lua_State *L, const char *fname)
+{
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_gettop(L) > 2) luaL_argerror(L, 3, "no arguments after the option table (put them in params)");
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!k || (strcmp(k, "sql") && strcmp(k, "params") && strcmp(k, "timeout")))
+            luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s' (sql, params, timeout)",
+                                                k ? k : luaL_typename(L, -1)));
+    }
+    double timeout = 0;
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
+        int isnum;
+        timeout = lua_tonumberx(L, -1, &isnum);
+        if (!isnum || !(timeout > 0) || timeout > 1e7) luaL_argerror(L, 2, "timeout must be a positive number of seconds");
+    }
+    lua_pop(L, 1);
+    int params = lua_getfield(L, 2, "params") == LUA_TNIL ? 0 : lua_gettop(L);
+    if (params && !lua_istable(L, params)) luaL_argerror(L, 2, "params must be a list");
+    lua_Integer n = params ? (lua_Integer)lua_rawlen(L, params) : 0;
+    if (lua_getfield(L, 2, "sql") != LUA_TSTRING) luaL_argerror(L, 2, lua_pushfstring(L, "%s needs sql (a string)", fname));
+    luaL_checkstack(L, (int)n + 2, "too many parameters");
+    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, params, i);
+    /* the conn, the sql, then the parameters: the short form's stack */
+    int first = lua_gettop(L) - (int)n; /* where the sql is */
+    for (int i = 2; i < first; i++) lua_remove(L, 2);
+    return timeout;
+}
+
+/* conn:query(sql, ...) -> rows, columns | nil, err    conn:exec(sql, ...) -> count | nil, err
+ * conn:query{ sql =, params =, timeout = }, conn:exec{ ... }: the same with a timeout */
 static int run_query(lua_State *L, int exec)
 {
     conn *c = check_conn(L);
+    double query_timeout = lua_istable(L, 2) ? query_options(L, exec ? "exec" : "query") : 0;
     const char *sql = luaL_checkstring(L, 2);
     int nparams = lua_gettop(L) - 2;
     if (!c->pg) {
@@ -527,6 +571,7 @@ static int run_query(lua_State *L, int exec)
     op->waiter = me;
     op->phase = OP_FLUSH;
     op->exec = exec;
+    op->query_timeout = query_timeout;
     lua_newtable(L);
     op->rows_idx = lua_gettop(L);
     lua_newtable(L);

@@ -339,6 +339,46 @@ class CancelTest(SqlCase):
         self.assertEqual(self.wait_active(marker, 0, timeout=3), 0,
                          "pg_sleep is still running on the server after the check's deadline")
 
+    def test_query_timeout_option(self):
+        """conn:query{ sql =, params =, timeout = }: the short form's result
+        within the timeout; past it nil, err of kind timeout at once, the
+        query cancelled on the server and the connection closed."""
+        marker = "halo-qtimeout-" + secrets.token_hex(4)
+        t0 = time.monotonic()
+        r = self.lua_result(f"""
+            local db = assert(sql.connect(arg[1]))
+            local rows = assert(db:query{{ sql = "SELECT $1::int + $2::int AS n", params = {{ 40, 2 }}, timeout = 5 }})
+            local count = assert(db:exec{{ sql = "SELECT 1" }})
+            local t0 = time.mono()
+            local none, err = db:query{{ sql = "SELECT pg_sleep(30) /* {marker} */", timeout = 0.3 }}
+            local waited = time.mono() - t0
+            local after, after_err = db:query("SELECT 1")
+            emit({{ n = rows[1].n, count = count, none = none == nil, kind = err.kind, message = err.message,
+                    waited = waited, after = after == nil, after_kind = after_err.kind }})
+        """)
+        self.assertEqual((r["n"], r["count"], r["none"], r["kind"], r["after"], r["after_kind"]),
+                         (42, 1, True, "timeout", True, "closed"), r)
+        self.assertRegex(r["message"], r"no result within 0\.3 s; cancelled on the server")
+        self.assertLess(r["waited"], 2.0, r)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(self.wait_active(marker, 0, timeout=3), 0, "pg_sleep still runs after the query timed out")
+
+    def test_query_option_table_misuse_raises(self):
+        for call, pattern in (('db:query{ sql = "SELECT 1", timout = 1 }', r"unknown option 'timout'"),
+                              ('db:query{ params = { 1 } }', r"query needs sql"),
+                              ('db:query{ sql = "SELECT 1", timeout = -1 }', r"timeout must be a positive number"),
+                              ('db:exec({ sql = "SELECT 1" }, 2)', r"no arguments after the option table"),
+                              ('db:query{ sql = "SELECT 1", params = 3 }', r"params must be a list")):
+            with self.subTest(call=call):
+                res = self.exec_lua(f"""
+                    local db = assert(sql.connect(arg[1]))
+                    local _ = {call}
+                    emit("went on")
+                """)
+                self.assertEqual(res.rc, 3, repr(res))
+                self.assertRegex(res.err, pattern)
+                self.assertNotIn(RESULT, res.out)
+
     def test_task_cancel_mid_query(self):
         marker = "halo-taskcancel-" + secrets.token_hex(4)
         r = self.lua_result(f"""
