@@ -70,14 +70,33 @@ local function incomplete(err)
   return type(err) == "string" and err:sub(-5) == "<eof>"
 end
 
--- compile(source, name) -> fn, is_expression | nil, err, incomplete.
+-- Each input is a chunk of its own, so a `local` would end with its line;
+-- an operator who types `local x = 1` means to use x next. A chunk that
+-- starts with `local NAMES =` or `local function NAME` declares session
+-- globals instead (what lua.c users learn to do by hand). Locals with an
+-- attribute (<close>, <const>) stay what they are.
+local function session_declaration(source)
+  local rest = source:match("^%s*local%s+(.*)$")
+  if not rest then return nil end
+  if rest:match("^function[%s(]") then return rest end
+  local names = rest:match("^([%a_][%w_%s,]*)=")
+  if names and not names:find("<", 1, true) and rest:sub(#names + 2, #names + 2) ~= "=" then return rest end
+  return nil
+end
+
+-- compile(source, name) -> fn, is_expression, nil, source as run | nil, err, incomplete.
 -- An expression prints its values without `return`, as in lua.c.
 local function compile(source, name)
   local fn = load("return " .. source .. "\n", name, "t")
-  if fn then return fn, true end
+  if fn then return fn, true, nil, source end
+  local declared = session_declaration(source)
+  if declared then
+    fn = load(declared, name, "t")
+    if fn then return fn, false, nil, declared end
+  end
   local err
   fn, err = load(source, name, "t")
-  if fn then return fn, false end
+  if fn then return fn, false, nil, source end
   return nil, err, incomplete(err)
 end
 
@@ -170,9 +189,9 @@ local function run_command(line)
   local name, arg = line:match("^%.(%a+)%s*(.-)%s*$")
   if not name or not command_help then return nil, "not a command" end
   if name == "time" then
-    local fn, expression, _ = compile(arg, "=time")
+    local fn, expression, _, as_run = compile(arg, "=time")
     if not fn then error(expression, 0) end
-    return runner(fn, arg, expression, true)
+    return runner(fn, as_run, expression, true)
   end
   if name == "load" then
     local source, err = host.read_file(arg)
@@ -199,7 +218,7 @@ function M.feed(line)
   local source = pending and (pending .. "\n" .. line) or line
   if source:match("^%s*$") then return nil end
   chunks = chunks + 1
-  local fn, expression, more = compile(source, format("=[%d]", chunks))
+  local fn, expression, more, as_run = compile(source, format("=[%d]", chunks))
   if more then
     chunks = chunks - 1
     pending = source
@@ -207,7 +226,7 @@ function M.feed(line)
   end
   pending = nil
   if not fn then return nil, expression end
-  return runner(fn, source, expression, false)
+  return runner(fn, as_run, expression, false)
 end
 
 function M.reset() pending = nil end

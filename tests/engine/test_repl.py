@@ -305,6 +305,14 @@ class Piped(unittest.TestCase):
         p = self.run_repl("1 + 1\nx = 5\nfunction f(a)\n  return a * x\nend\nf(2)\n")
         self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "2\n10\n", ""))
 
+    def test_a_local_on_one_line_stays_for_the_next(self):
+        """`local x = 1` declares x for the lines after it, as an operator
+        expects (each line is its own chunk); a local with an attribute stays
+        a real local."""
+        p = self.run_repl("local x = 41\nx + 1\nlocal function f(a) return a * 2 end\nf(x)\n"
+                          "local a, b = 1, 2\na + b\nlocal c <const> = 5\nc == nil\n")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "42\n82\n3\ntrue\n", ""))
+
     def test_a_line_that_raises_makes_the_exit_status_3(self):
         p = self.run_repl("1 + 1\nerror('boom')\n2 + 2\n")
         self.assertEqual(p.returncode, 3, p.stderr)
