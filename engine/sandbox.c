@@ -217,11 +217,18 @@ static int sb_load(lua_State *L)
     return lua_gettop(L) - 4;
 }
 
+/* What a check may ask of its own state's collector: everything but
+ * stopping it (garbage would pile up to the memory cap) and the deprecated
+ * tuning knobs. */
 static int sb_collectgarbage(lua_State *L)
 {
+    static const char *const allowed[] = {"collect", "step", "count", "isrunning", "incremental", "generational", NULL};
     const char *opt = luaL_optstring(L, 1, "collect");
-    if (strcmp(opt, "count") != 0 && strcmp(opt, "isrunning") != 0)
-        return luaL_error(L, "collectgarbage('%s') is not allowed in halo; only 'count' and 'isrunning' are", opt);
+    int ok = 0;
+    for (int i = 0; allowed[i]; i++) ok |= strcmp(opt, allowed[i]) == 0;
+    if (!ok)
+        return luaL_error(L, "collectgarbage('%s') is not allowed in halo; collect, step, count, isrunning, "
+                             "incremental and generational are", opt);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -645,7 +652,15 @@ static int setup_sandbox(lua_State *L)
     lua_settop(L, 0);
     open_safe_libs(L);
 
+    /* require of Lua's own pure libraries gives what the globals hold, as in
+     * plain Lua; the trimmed os and debug stay globals only (a require of
+     * them asks for the C libraries, which are not here) */
     lua_newtable(L);
+    static const char *const std_libs[] = {"string", "table", "math", "utf8", "coroutine", NULL};
+    for (int i = 0; std_libs[i]; i++) {
+        lua_getglobal(L, std_libs[i]);
+        lua_setfield(L, -2, std_libs[i]);
+    }
     lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
     lua_newtable(L);
     for (size_t i = 0; opts && i < opts->nlib_dirs; i++) {

@@ -49,7 +49,7 @@ ESCAPES = {
     21: ("ERROR", ESC + r"21-string-metatable-index\.lua:7: attempt to index a boolean value \(local 'mt'\)"),
     22: ("ERROR", ESC + r"22-string-metatable-rawset\.lua:5: bad argument #1 to 'rawset' \(table expected, got boolean\)"),
     23: ("ERROR", ESC + r"23-collectgarbage-stop\.lua:5: collectgarbage\('stop'\) is not allowed"),
-    24: ("ERROR", ESC + r"24-collectgarbage-generational\.lua:5: collectgarbage\('generational'\) is not allowed"),
+    24: ("ERROR", ESC + r"24-collectgarbage-setpause\.lua:5: collectgarbage\('setpause'\) is not allowed"),
     25: ("ERROR", ESC + r"25-load-return-os\.lua:10: attempt to call a nil value \(field 'execute'\)"),
     26: ("PASS", None),
     27: ("PASS", None),

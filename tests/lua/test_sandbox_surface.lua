@@ -84,13 +84,24 @@ test("load refuses bytecode however it is asked", function()
   assert(tostring(err):find("binary chunk"), "reader message was " .. tostring(err))
 end)
 
-test("collectgarbage answers only count and isrunning", function()
+test("collectgarbage does all but stop the collector or retune it", function()
   eq(type(collectgarbage("count")), "number", "count")
   eq(collectgarbage("isrunning"), true, "isrunning")
-  for _, opt in ipairs({ "collect", "stop", "restart", "step", "incremental", "generational", "setpause" }) do
+  eq(collectgarbage(), 0, "collect (the default)")
+  eq(type(collectgarbage("step")), "boolean", "step")
+  eq(collectgarbage("generational"), "incremental", "generational")
+  eq(collectgarbage("incremental"), "generational", "incremental")
+  for _, opt in ipairs({ "stop", "restart", "setpause", "setstepmul" }) do
     raises("not allowed", collectgarbage, opt)
   end
-  raises("not allowed", collectgarbage)
+  eq(collectgarbage("isrunning"), true, "still running")
+end)
+
+test("require gives Lua's own libraries, as the globals hold them", function()
+  for _, name in ipairs({ "string", "table", "math", "utf8", "coroutine" }) do
+    assert(rawequal(require(name), _ENV[name]), "require '" .. name .. "' is not the global " .. name)
+  end
+  eq(require("utf8").char(0x2713), "✓", "require('utf8').char")
 end)
 
 test("require gives the host modules by their short names", function()
