@@ -44,26 +44,28 @@ local function fail(kind, message, extra)
   return nil, setmetatable(err, { __tostring = function(e) return e.message end })
 end
 
--- One API call; nil, err when the daemon is unreachable or says no.
+-- One API call; nil, err when the daemon is unreachable or says no. Tasks
+-- call side by side: each works with the daemon it started with, and
+-- forgets the shared one only if no other task has replaced it meanwhile.
 local function call(method, path, opts)
   opts = opts or {}
-  if not daemon then
-    daemon = locate()
-    local res, err = http.request{ url = daemon.base .. "/version", unix_socket = daemon.unix_socket, timeout = 10,
+  local d = daemon
+  if not d then
+    d = locate()
+    local res, err = http.request{ url = d.base .. "/version", unix_socket = d.unix_socket, timeout = 10,
                                    record = false }
     if not res then
-      local d = daemon
-      daemon = nil
       return fail("connect", format("docker: the daemon at %s does not answer: %s", d.label, err.message))
     end
     local info = res:json() or {}
-    daemon.version = info.ApiVersion or "1.41"
-    daemon.server = info.Version
+    d.version = info.ApiVersion or "1.41"
+    d.server = info.Version
+    daemon = d
   end
   local res, err = http.request{
     method = method,
-    url = daemon.base .. "/v" .. daemon.version .. path,
-    unix_socket = daemon.unix_socket,
+    url = d.base .. "/v" .. d.version .. path,
+    unix_socket = d.unix_socket,
     query = opts.query,
     json = opts.json,
     timeout = opts.timeout or 30,
@@ -71,8 +73,7 @@ local function call(method, path, opts)
   }
   if not res then
     -- name the daemon; and look for it afresh next time (it may be back, elsewhere)
-    local d = daemon
-    if err.kind ~= "timeout" then daemon = nil end
+    if err.kind ~= "timeout" and daemon == d then daemon = nil end
     return fail(err.kind == "timeout" and "timeout" or "connect",
                 format("docker: %s %s on the daemon at %s: %s", method, path, d.label, err.message))
   end
@@ -82,14 +83,14 @@ local function call(method, path, opts)
     return fail("docker", format("docker: %s %s: %d %s", method, path, res.status, tostring(msg)),
                 { status = res.status })
   end
-  return res
+  return res, d
 end
 
 -- version() -> { api = "1.41", server = "20.10.24" } | nil, err
 function M.version()
-  local res, err = call("GET", "/version")
-  if not res then return nil, err end
-  return { api = daemon.version, server = daemon.server }
+  local res, d = call("GET", "/version")
+  if not res then return nil, d end
+  return { api = d.version, server = d.server }
 end
 
 ---------------------------------------------------------------- scope
