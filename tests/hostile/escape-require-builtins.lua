@@ -1,13 +1,17 @@
 -- expect: PASS
--- require serves host modules and lib files only: the names of Lua's own
--- libraries, of the full os/debug the sandbox hides, of popular C modules
--- and of paths all fail with a message, and a host module cannot be
--- swapped in for another by name.
+-- require serves host modules, lib files and Lua's own pure libraries
+-- (string, table, math, utf8, coroutine: the very tables the globals hold)
+-- only: the names of the full os/debug the sandbox hides, of io and
+-- package, of popular C modules and of paths all fail with a message, and
+-- a host module cannot be swapped in for another by name.
 return {
-  title = "require refuses everything but host modules",
+  title = "require refuses everything but host modules and Lua's pure libraries",
   timeout = 2,
   run = function(t)
-    for _, name in ipairs { "io", "os", "debug", "package", "_G", "string", "coroutine", "halo.os", "halo.debug",
+    for _, name in ipairs { "string", "table", "math", "utf8", "coroutine" } do
+      t:expect(rawequal(require(name), _ENV[name]), "require %q is not the global %s", name, name)
+    end
+    for _, name in ipairs { "io", "os", "debug", "package", "_G", "halo.os", "halo.debug",
                             "ffi", "lfs", "socket", "posix", "cjson", "context", "internal", "mod_docker" } do
       local ok, err = pcall(require, name)
       t:expect(not ok and tostring(err):match("module '" .. name:gsub("%p", "%%%0") .. "' not found"),
