@@ -12,6 +12,7 @@
  * fields (headers, timing, ...) on first use from a record saved at
  * completion; the history keeps numbers and interned strings, and writes
  * its event line only when a runner reads it. */
+#include "errors.h"
 #include "loop.h"
 #include "sandbox.h"
 #include "sched.h"
@@ -1076,18 +1077,13 @@ static void push_error(lua_State *L, transfer *tr, const char *kind)
         msg = xasprintf("%s: %s (%s %s)", kind, detail, tr->method, tr->url.buf);
     char *clean = redact(msg);
     free(msg);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, clean);
-    lua_setfield(L, -2, "message");
+    halo_error_new(L, kind, clean);
     char *url = redact(tr->url.buf);
     lua_pushstring(L, url);
     free(url);
     lua_setfield(L, -2, "url");
     lua_pushinteger(L, (lua_Integer)tr->result);
     lua_setfield(L, -2, "code");
-    luaL_setmetatable(L, "halo.http.error");
     free(clean);
 }
 
@@ -1533,12 +1529,6 @@ static int headers_index(lua_State *L)
     return 1;
 }
 
-static int error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "message");
-    return 1;
-}
-
 /* ---- client ----------------------------------------------------------------------- */
 
 static const char *const client_keys[] = {"base", "headers", "timeout", "connect_timeout", "follow", "max_body",
@@ -1843,11 +1833,6 @@ int luaopen_http(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, "halo.http.error");
-    lua_pushcfunction(L, error_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     static const luaL_Reg client_methods[] = {

@@ -3,6 +3,7 @@
  * stack table, and the automatic-undo list. Embedded modules receive this
  * table as their second chunk argument; `require` never returns it. */
 #include "internal.h"
+#include "errors.h"
 #include "stack.h"
 #include "util.h"
 #include "worker.h"
@@ -179,6 +180,24 @@ static int internal_redact(lua_State *L)
     return 1;
 }
 
+/* error(kind, message [, fields]) -> the one error type (errors.h), for the
+ * host's own Lua modules: fields (status, stdout, ...) are copied in */
+static int internal_error(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *message = luaL_checkstring(L, 2);
+    halo_error_new(L, kind, message);
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+    }
+    return 1;
+}
+
 /* exists(path) -> whether anything (file, socket) is there */
 static int internal_exists(lua_State *L)
 {
@@ -192,10 +211,9 @@ static int internal_exists(lua_State *L)
 static int internal_kind(lua_State *L)
 {
     static const char *const kinds[][2] = {
-        {"halo.http.response", "http.response"}, {"halo.http.error", "http.error"},
+        {"halo.http.response", "http.response"}, {"halo.error", "error"},
         {"halo.http.client", "http.client"},     {"halo.http.headers", "http.headers"},
-        {"halo.sql.conn", "sql.conn"},           {"halo.sql.error", "sql.error"},
-        {"halo.task", "task"},
+        {"halo.sql.conn", "sql.conn"},           {"halo.task", "task"},
     };
     if (!lua_getmetatable(L, 1)) return 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
@@ -381,6 +399,7 @@ void internal_push(lua_State *L)
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
         {"redact", internal_redact},       {"kind", internal_kind},
+        {"error", internal_error},
         {"members", internal_members},     {"journal", internal_journal},
         {"run_id", internal_run_id},       {"process_alive", internal_process_alive},
         {"journal_forget", internal_journal_forget}, {NULL, NULL},

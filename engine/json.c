@@ -1,6 +1,7 @@
 /* The json module: Debian's lua-cjson, linked in, behind a small surface
  * with one null sentinel. Invalid JSON text is data (nil, err); values
  * that cannot be encoded are misuse and raise. */
+#include "errors.h"
 #include "modules.h"
 #include "sandbox.h"
 
@@ -11,15 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* json.decode(text) -> value | nil, err */
+/* json.decode(text) -> value | nil, err (kind "json") */
 static int json_decode(lua_State *L)
 {
     luaL_checkstring(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        /* cjson's message says what and where ("... at character 3") */
+        const char *why = lua_tostring(L, -1);
         lua_pushnil(L);
-        lua_insert(L, -2);
+        halo_error_new(L, "json", lua_pushfstring(L, "json: %s", why ? why : "not JSON"));
+        lua_remove(L, -2);
+        lua_remove(L, -3);
         return 2;
     }
     return 1;

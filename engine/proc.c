@@ -2,6 +2,7 @@
  * loop. The child gets its own process group, so a timeout (its own or
  * the check's deadline) ends everything it started: SIGTERM, then SIGKILL
  * after a short grace. Only programs the stack file allows may run. */
+#include "errors.h"
 #include "loop.h"
 #include "modules.h"
 #include "sandbox.h"
@@ -422,9 +423,7 @@ static int proc_run_l(lua_State *L)
         close(outp[0]);
         close(errp[0]);
         close(inp[1]);
-        lua_pushnil(L);
-        lua_pushfstring(L, "proc.run: cannot start %s: %s", prog, strerror(saved));
-        return 2;
+        return halo_error_fail(L, "spawn", "proc.run: cannot start %s: %s", prog, strerror(saved));
     }
     setpgid(pid, pid);
     r->pid = pid;

@@ -3,6 +3,7 @@
  * and a require confined to host modules and the lib directories. */
 #include "sandbox.h"
 #include "embedded.h"
+#include "errors.h"
 #include "internal.h"
 #include "modules.h"
 #include "plugin.h"
@@ -651,6 +652,7 @@ static int setup_sandbox(lua_State *L)
     const sandbox_opts *opts = lua_touserdata(L, 1);
     lua_settop(L, 0);
     open_safe_libs(L);
+    halo_error_register(L);
 
     /* require of Lua's own pure libraries gives what the globals hold, as in
      * plain Lua; the trimmed os and debug stay globals only (a require of

@@ -7,6 +7,7 @@
  * returning to the user's resume; when the task is woken the wrappers
  * resume the inner coroutine again, and it lands in the primitive's
  * continuation as if nothing happened. */
+#include "errors.h"
 #include "sched.h"
 #include "loop.h"
 #include "util.h"
@@ -17,7 +18,6 @@
 #include <string.h>
 
 #define TASK_MT "halo.task"
-#define TASK_ERROR_MT "halo.task.error"
 #define BUSY_KEY "halo.busy"
 
 enum { T_READY, T_WAITING, T_RUNNING, T_DONE };
@@ -553,14 +553,8 @@ static int join_k(lua_State *L, int status, lua_KContext ctx)
     task *t = check_task(L, 1);
     if (t->state != T_DONE) {
         /* nil, err: the world (a task too slow), not a misuse */
-        lua_pushnil(L);
-        lua_createtable(L, 0, 2);
-        lua_pushliteral(L, "timeout");
-        lua_setfield(L, -2, "kind");
-        lua_pushfstring(L, "timeout: task %d did not finish within %f s", t->id, (double)ctx / 1000.0);
-        lua_setfield(L, -2, "message");
-        luaL_setmetatable(L, TASK_ERROR_MT);
-        return 2;
+        return halo_error_fail(L, "timeout", "timeout: task %d did not finish within %f s", t->id,
+                               (double)ctx / 1000.0);
     }
     return join_result(L);
 }
@@ -585,11 +579,7 @@ static int task_join(lua_State *L)
     return sched_wait(L, join_cancel, jw, join_k, timeout >= 0 ? (lua_KContext)(timeout * 1000.0) : 0);
 }
 
-static int task_error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "message");
-    return 1;
-}
+
 
 /* task:cancel() -> true if it was still running */
 static int task_cancel(lua_State *L)
@@ -881,10 +871,6 @@ void sched_init(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, TASK_ERROR_MT);
-    lua_pushcfunction(L, task_error_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     if (lua_getglobal(L, "coroutine") == LUA_TTABLE) {

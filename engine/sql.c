@@ -4,6 +4,7 @@
  * query on the server (PQcancel) and closes the connection. Rows arrive
  * one at a time (single-row mode), so row and byte caps hold before the
  * host has buffered a huge result. A server that is down is data. */
+#include "errors.h"
 #include "loop.h"
 #include "sandbox.h"
 #include "sched.h"
@@ -73,24 +74,13 @@ static int push_fail(lua_State *L, const char *kind, const char *sqlstate, const
     char *clean = redact(sb.buf ? sb.buf : kind);
     sb_free(&sb);
     lua_pushnil(L);
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, clean);
-    lua_setfield(L, -2, "message");
+    halo_error_new(L, kind, clean);
     if (sqlstate) {
         lua_pushstring(L, sqlstate);
         lua_setfield(L, -2, "sqlstate");
     }
-    luaL_setmetatable(L, "halo.sql.error");
     free(clean);
     return 2;
-}
-
-static int error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "message");
-    return 1;
 }
 
 /* ---- waiting on the socket ----------------------------------------------- */
@@ -665,11 +655,6 @@ int luaopen_sql(lua_State *L)
     luaL_newmetatable(L, OP_MT);
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, "halo.sql.error");
-    lua_pushcfunction(L, error_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     static const luaL_Reg funcs[] = {

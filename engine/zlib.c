@@ -5,6 +5,7 @@
  * misuse raises. zlib's own state and the output both come from the Lua
  * state's allocator, so the check's memory cap covers them, and inflate
  * stops at opts.max, so a few kilobytes of bomb cannot fill memory. */
+#include "errors.h"
 #include "modules.h"
 #include "sandbox.h"
 
@@ -17,7 +18,6 @@
 #include <zlib.h>
 
 #define STREAM_MT "halo.zlib.stream"
-#define ERROR_MT "halo.zlib.error"
 #define FIRST_CHUNK ((size_t)16 << 10)
 #define MAX_CHUNK ((size_t)1 << 30) /* avail_out is a uInt */
 
@@ -114,23 +114,14 @@ static int raise_memory(lua_State *L, zstate *z)
 static int push_fail(lua_State *L, zstate *z, const char *kind, const char *fmt, ...)
 {
     zs_end(z);
-    lua_pushnil(L);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
     va_list ap;
     va_start(ap, fmt);
-    lua_pushvfstring(L, fmt, ap);
+    const char *message = lua_pushvfstring(L, fmt, ap);
     va_end(ap);
-    lua_setfield(L, -2, "message");
-    luaL_setmetatable(L, ERROR_MT);
+    lua_pushnil(L);
+    halo_error_new(L, kind, message);
+    lua_remove(L, -3);
     return 2;
-}
-
-static int error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "message");
-    return 1;
 }
 
 /* ---- arguments ------------------------------------------------------------- */
@@ -349,11 +340,6 @@ int luaopen_zlib(lua_State *L)
     lua_setfield(L, -2, "__close");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, ERROR_MT);
-    lua_pushcfunction(L, error_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     static const luaL_Reg funcs[] = {

@@ -39,9 +39,7 @@ local function locate()
 end
 
 local function fail(kind, message, extra)
-  local err = { kind = kind, message = message }
-  if extra then for k, v in pairs(extra) do err[k] = v end end
-  return nil, setmetatable(err, { __tostring = function(e) return e.message end })
+  return nil, internal.error(kind, message, extra)
 end
 
 -- One API call; nil, err when the daemon is unreachable or says no. Tasks

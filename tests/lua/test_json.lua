@@ -61,12 +61,14 @@ test("arrays with holes encode with nulls", function()
   eq(json.encode({ 1, nil, 3 }), "[1,null,3]", "sparse array")
 end)
 
-test("invalid text returns nil and a message, it does not raise", function()
+test("invalid text returns nil and an error of kind json, it does not raise", function()
   for _, text in ipairs({ "{bad", "", "[1,", "nul", "{\"a\" 1}", "1 2" }) do
     local v, err = json.decode(text)
     eq(v, nil, "value for '" .. text .. "'")
-    eq(type(err), "string", "error type for '" .. text .. "'")
-    assert(#err > 0, "empty error for '" .. text .. "'")
+    eq(type(err), "table", "error type for '" .. text .. "'")
+    eq(err.kind, "json", "err.kind for '" .. text .. "'")
+    assert(err.message:find("^json: .+"), "message for '" .. text .. "': " .. tostring(err.message))
+    eq(tostring(err), err.message, "tostring(err)")
   end
 end)
 
