@@ -189,20 +189,17 @@ return {
       local refused = seen.by_status[401] or 0
       local line = format("%d requests, %d got 401", seen.sent, refused)
       local other = seen.failures - refused
+      local first401, first_other
+      for _, f in ipairs(seen.first_failures) do
+        if f.status == 401 then first401 = first401 or f else first_other = first_other or f end
+      end
       if other > 0 then
         -- A 502 or a refused connection while a replica restarts is
         -- availability: check 4's property, evidence here.
-        local first
-        for _, f in ipairs(seen.first_failures) do
-          if f.status ~= 401 then first = first or f end
-        end
-        line = line .. format("; %d other failures (availability, check 4: %s)", other, pulp.describe_failure(first))
+        line = line .. format("; %d other failures (availability, check 4: %s)", other,
+                              pulp.describe_failure(first_other))
       end
       traffic_seen[target] = line
-      local first401
-      for _, f in ipairs(seen.first_failures) do
-        if f.status == 401 then first401 = first401 or f end
-      end
       t:expect(refused == 0, "%d of %d requests with a token minted before the cutover got 401 %s during the restart " ..
                "window (%.1f s after the cutover began)", refused, seen.sent,
                target == "the LB" and "through the LB" or ("straight to " .. target),
@@ -222,23 +219,21 @@ return {
     -- Count out one line per deliberate 401, on the replica that answered
     -- it, minting probes first (no traffic mints, so those lines are surely
     -- the probes').
-    local unexplained = {}
-    local budget = {}
-    for name, n in pairs(deliberate) do budget[name] = n end
+    local total_deliberate = 0
+    for _, n in pairs(deliberate) do total_deliberate = total_deliberate + n end
     local function take(pred)
       for i = #log_lines, 1, -1 do
         local l = log_lines[i]
-        if l.label == l.replica and (budget[l.replica] or 0) > 0 and pred(l.text) then
-          budget[l.replica] = budget[l.replica] - 1
+        if l.label == l.replica and (deliberate[l.replica] or 0) > 0 and pred(l.text) then
+          deliberate[l.replica] = deliberate[l.replica] - 1
           table.remove(log_lines, i)
         end
       end
     end
     take(function(text) return text:find("/auth/editor-token", 1, true) end)
     take(function() return true end)
+    local unexplained = {}
     for _, l in ipairs(log_lines) do unexplained[#unexplained + 1] = l.label .. ": " .. l.text end
-    local total_deliberate = 0
-    for _, n in pairs(deliberate) do total_deliberate = total_deliberate + n end
     t:evidence("logs scanned", scanned)
     t:evidence("deliberate 401 probes", total_deliberate)
     t:evidence("401 / Auth failure lines in the logs", #unexplained)

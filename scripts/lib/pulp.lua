@@ -146,8 +146,10 @@ function Endpoint:health()
   return self:ask_json("GET", "/health", nil, 200)
 end
 
-function Endpoint:ready()
-  local res, err = self:call("GET", "/health/ready", { timeout = 5 })
+-- ready([timeout]) -> ok, status | false, err: /health/ready (at most
+-- timeout s, default 5)
+function Endpoint:ready(timeout)
+  local res, err = self:call("GET", "/health/ready", { timeout = timeout or 5 })
   return res and res.status == 200, res and res.status or err
 end
 
@@ -260,11 +262,11 @@ function M.wait_ready(stack, name, timeout)
   local started = time.mono()
   timeout = timeout or 90
   while true do
-    local res, err = ep:call("GET", "/health/ready", { timeout = 2 })
-    if res and res.status == 200 then return time.mono() - started end
+    local ok, got = ep:ready(2)
+    if ok then return time.mono() - started end
     if time.mono() - started >= timeout then
       return nil, format("%s did not report ready within %g s (/health/ready: %s)", name, timeout,
-                         res and ("HTTP " .. res.status) or tostring(err))
+                         type(got) == "number" and ("HTTP " .. got) or tostring(got))
     end
     time.sleep(0.05)
   end
