@@ -1,4 +1,4 @@
-/* Docker log frames: the demultiplexer in engine/lua/mod_docker.lua
+/* Docker log frames: the demultiplexer in engine/mod/docker.lua
  * (M.demux(): feed/finish/lines), loaded the way a check loads it:
  * sandbox_require(L, "docker") from the embedded sources. The input's
  * first byte seeds the chunking; the rest is the log stream (8-byte frame
@@ -10,8 +10,9 @@
  * The code under test is Lua, which libFuzzer's coverage does not see
  * (liblua is not instrumented): a line hook feeds (previous line, line)
  * pairs of the Lua code into libFuzzer's extra counters instead. */
+#include "mod/modules.h"
 #include "fuzz_util.h"
-#include "sandbox.h"
+#include "core/sandbox.h"
 
 #define LUA_EDGES 8192
 __attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t lua_edges[LUA_EDGES];
@@ -110,7 +111,7 @@ static int open_docker(lua_State *S)
 
 static void setup(void)
 {
-    L = sandbox_new(NULL);
+    L = sandbox_new(&(sandbox_opts){.modules = halo_modules});
     if (!L) fuzz_fail("sandbox_new: out of memory");
     lua_pushcfunction(L, open_docker);
     if (lua_pcall(L, 0, 1, 0) != LUA_OK) fuzz_fail("require 'docker': %s", lua_tostring(L, -1));

@@ -1,4 +1,4 @@
-/* HTTP response headers: on_header() in engine/http.c, the libcurl header
+/* HTTP response headers: on_header() in engine/mod/http.c, the libcurl header
  * callback that splits each header line into name and value, and what a
  * check then reads of them (res.headers, res:header(), res:header_values(),
  * res.header_list, the replica a history record names). http.c's functions
@@ -9,8 +9,9 @@
  * (status lines included: "HTTP/..." starts a response over). The stored
  * headers must be what a plain reading of the lines gives, and the Lua
  * views of them must agree with it. */
-#include "../engine/http.c"
+#include "../engine/mod/http.c"
 
+#include "mod/modules.h"
 #include "fuzz_util.h"
 
 /* A plain reading: the lines of the last response, split at the first
@@ -122,7 +123,7 @@ static transfer tr;
 
 static void setup(void)
 {
-    L = sandbox_new(NULL);
+    L = sandbox_new(&(sandbox_opts){.modules = halo_modules});
     if (!L) fuzz_fail("sandbox_new: out of memory");
     luaopen_http(L); /* the metatables: response, headers */
     lua_pop(L, 1);

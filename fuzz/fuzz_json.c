@@ -1,12 +1,13 @@
-/* JSON bridging (engine/json.c over lua-cjson), in a sandboxed state as
+/* JSON bridging (engine/mod/json.c over lua-cjson), in a sandboxed state as
  * checks see it. The input is JSON text. Whatever it is, json.decode must
  * return a value or (nil, err) and never raise; a decoded value must come
  * back the same from json.encode + json.decode (numbers to the 14 digits
  * cjson writes, big integers exactly), also when its integral numbers are
  * integers (json.c's big-integer path) and when it sits next to a big
  * integer and the raw input as a string. */
+#include "mod/modules.h"
 #include "fuzz_util.h"
-#include "sandbox.h"
+#include "core/sandbox.h"
 
 static const char CHECKER[] =
     "local json = ...\n"
@@ -117,7 +118,7 @@ static int open_json(lua_State *S)
 
 static void setup(void)
 {
-    L = sandbox_new(NULL);
+    L = sandbox_new(&(sandbox_opts){.modules = halo_modules});
     if (!L) fuzz_fail("sandbox_new: out of memory");
     lua_pushcfunction(L, open_json);
     if (lua_pcall(L, 0, 1, 0) != LUA_OK) fuzz_fail("require 'json': %s", lua_tostring(L, -1));

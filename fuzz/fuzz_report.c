@@ -24,10 +24,11 @@
  * Numbers are clamped to what a run can produce (finite, -1 s to 3 years
  * for durations, epoch seconds up to 2100), unless HALO_FUZZ_WILD_NUMBERS=1
  * (which finds the number formatting bugs listed in fuzz/README.md). */
+#include "mod/modules.h"
 #include "fuzz_util.h"
-#include "report.h"
-#include "sandbox.h"
-#include "util.h"
+#include "report/report.h"
+#include "core/sandbox.h"
+#include "core/util.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -683,7 +684,7 @@ static const char JSON_CHECKER[] =
 static lua_State *L;
 static int json_checker;
 
-/* --format html runs Lua (engine/lua/report_html.lua), so report.c reaches
+/* --format html runs Lua (engine/report/html.lua), so report.c reaches
  * it through a pointer (report.h) that halo's main() sets; this target sets
  * it too. Weak, so that the target links whether or not the archive member
  * is pulled in (-u report_html pulls it in when it exists). */
@@ -701,7 +702,7 @@ static void setup(void)
     const char *wild = getenv("HALO_FUZZ_WILD_NUMBERS");
     wild_numbers = wild && *wild && strcmp(wild, "0") != 0;
     if (&report_html_renderer && &report_html) report_html_renderer = report_html;
-    L = sandbox_new(NULL);
+    L = sandbox_new(&(sandbox_opts){.modules = halo_modules});
     if (!L) fuzz_fail("sandbox_new: out of memory");
     lua_pushcfunction(L, open_json);
     if (lua_pcall(L, 0, 1, 0) != LUA_OK) fuzz_fail("require 'json': %s", lua_tostring(L, -1));

@@ -1,16 +1,17 @@
-/* Stack files (engine/stack.c) on arbitrary bytes: the input is written to
+/* Stack files (engine/check/stack.c) on arbitrary bytes: the input is written to
  * a stack file in a private temporary directory and evaluated with
- * stack_load in a fresh sandbox (engine/sandbox.c) with a 32 MiB cap and a
+ * stack_load in a fresh sandbox (engine/core/sandbox.c) with a 32 MiB cap and a
  * 0.1 s deadline. It must return 0 with a table pushed, or -1 (-2: out of
  * memory) with an error message and nothing pushed, leave the sandbox
  * closable and leak nothing. A file that loads quickly is also read as
  * the runner reads it (stack_check: the harness commands). The host must
  * survive whatever the file does: an abort ("unprotected Lua error") is a
  * crash like any other. */
+#include "mod/modules.h"
 #include "fuzz_util.h"
-#include "sandbox.h"
-#include "stack.h"
-#include "util.h"
+#include "core/sandbox.h"
+#include "check/stack.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -81,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!*dir) setup();
     write_file(data, size);
 
-    sandbox_opts opts = {MEM_CAP, NULL, 0};
+    sandbox_opts opts = {.mem_limit = MEM_CAP, .modules = halo_modules};
     lua_State *L = sandbox_new(&opts);
     FUZZ_CHECK(L != NULL, "sandbox_new: out of memory");
     double started = clock_mono();

@@ -1,4 +1,4 @@
-/* The zlib module (engine/zlib.c over Debian's zlib), through require
+/* The zlib module (engine/mod/zlib.c over Debian's zlib), through require
  * "zlib" in a sandboxed state as checks see it, so that the glue is what
  * gets fuzzed: options, the output buffer, max, the stream's end on every
  * way out. The input is taken as a compressed stream and as plain data.
@@ -15,8 +15,9 @@
  *
  * libz itself is not instrumented (it is Debian's): coverage is the
  * glue's, and the checks are on what the glue gives back. */
+#include "mod/modules.h"
 #include "fuzz_util.h"
-#include "sandbox.h"
+#include "core/sandbox.h"
 
 static const char CHECKER[] =
     "local zlib = ...\n"
@@ -124,7 +125,7 @@ static int open_zlib(lua_State *S)
 static void setup(void)
 {
     /* a small cap: a glue that kept what it should free reaches it soon */
-    sandbox_opts opts = {.mem_limit = (size_t)64 << 20};
+    sandbox_opts opts = {.mem_limit = (size_t)64 << 20, .modules = halo_modules};
     L = sandbox_new(&opts);
     if (!L) fuzz_fail("sandbox_new: out of memory");
     lua_pushcfunction(L, open_zlib);

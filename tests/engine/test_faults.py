@@ -1037,7 +1037,7 @@ class DaemonGoneTest(FaultCase):
         — never the socket (DOCKER_HOST=unix:///tmp/.../proxy.sock), so an
         operator cannot tell which daemon is gone ("docker port 80" is not
         even where it looked). Only the first call of a process (the /version
-        probe in mod_docker.lua's call()) says "the daemon at unix://… does
+        probe in mod/docker.lua's call()) says "the daemon at unix://… does
         not answer". Fix: in call(), put daemon.label into every failure
         message (e.g. "docker: GET /version on unix:///…/proxy.sock: …"),
         and forget the cached daemon on a connect failure so the next call
@@ -1226,7 +1226,7 @@ exec {real_docker} "$@"
 
     def test_error_message_is_capped(self):
         """Regression test (fixed engine bug): compose's err.message embeds the client's whole
-        stderr (mod_docker.lua Compose:run: format("compose %s (%s): %s",
+        stderr (mod/docker.lua Compose:run: format("compose %s (%s): %s",
         ..., r.stderr)), up to max_output = 16 MiB: a flooding client turns
         one error into a 16 MiB message, and `assert(p:up{})` into a 16 MiB
         check message — the JSON report grows by 16 MiB per such check and

@@ -73,7 +73,7 @@ class StatusesTest(HaloTestCase):
         self.assertNotIn("\n", c["message"])
 
     # Regression test (fixed engine bug): a script error inside t:step does not name the step. The
-    # context pops its step stack before re-raising (engine/lua/context.lua,
+    # context pops its step stack before re-raising (engine/check/context.lua,
     # t:step), so worker_run's "%s (in step '%s')" branch for errors never
     # fires and the JSON's current_step is null; a timeout or memory limit in
     # the same step does name it. Repro: `halo run --checks

@@ -2,7 +2,7 @@
  * one check of every status, writes each format into the directory given as
  * argv[1] (check_report_formats.py parses those files afterwards) and checks
  * the content: counts, statuses, escaping, layout. */
-#include "report.h"
+#include "report/report.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static int failures;
 

@@ -1,0 +1,450 @@
+/* What the host's own Lua modules (docker, compose) need and checks must
+ * not have: a few environment variables, temporary files of their own, the
+ * stack table, and the automatic-undo list. Embedded modules receive this
+ * table as their second chunk argument; `require` never returns it. */
+#include "core/internal.h"
+#include "core/errors.h"
+#include "core/util.h"
+#include "core/events.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define UNDO_KEY "halo.undo"
+#define TEMPS_KEY "halo.tempfiles"
+
+/* getenv(name): only the variables that say where the Docker daemon is */
+static int internal_getenv(lua_State *L)
+{
+    static const char *const allowed[] = {"DOCKER_HOST", "HOME", "XDG_RUNTIME_DIR", NULL};
+    const char *name = luaL_checkstring(L, 1);
+    for (int i = 0; allowed[i]; i++) {
+        if (strcmp(name, allowed[i]) == 0) {
+            const char *v = getenv(name);
+            if (v) lua_pushstring(L, v);
+            else lua_pushnil(L);
+            return 1;
+        }
+    }
+    return luaL_error(L, "internal getenv: %s is not readable", name);
+}
+
+static int internal_stack(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
+    return 1;
+}
+
+/* undo(description, fn) -> id: run fn at the end of the check (after the
+ * check's own defers) unless cancel_undo(id) says the script undid it */
+static int internal_undo(lua_State *L)
+{
+    const char *what = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    lua_Integer id = (lua_Integer)lua_rawlen(L, -1) + 1;
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "fn");
+    lua_pushfstring(L, "automatic undo (%s): ", what);
+    lua_setfield(L, -2, "label");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "active");
+    lua_rawseti(L, -2, id);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+static int internal_cancel_undo(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "active");
+    }
+    return 0;
+}
+
+/* event(kind, json): an event for the runner (actions, faults) */
+static int internal_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *json = luaL_checkstring(L, 2);
+    const char *fields[] = {json};
+    events_emit(kind, 1, fields);
+    return 0;
+}
+
+/* origin(): monotonic seconds when the check started */
+static int internal_origin(lua_State *L)
+{
+    lua_pushnumber(L, events_origin());
+    return 1;
+}
+
+static const char *temp_dir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/halo-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(dir)) dir[0] = '\0';
+    }
+    return dir[0] ? dir : NULL;
+}
+
+/* temp_file(content, suffix) -> path: a private file (0600) for the
+ * host's modules, e.g. a compose override holding keys */
+static int internal_temp_file(lua_State *L)
+{
+    size_t len;
+    const char *content = luaL_checklstring(L, 1, &len);
+    const char *suffix = luaL_optstring(L, 2, "");
+    const char *dir = temp_dir();
+    if (!dir) return luaL_error(L, "cannot create a temporary directory: %s", strerror(errno));
+    static int counter;
+    char *path = xasprintf("%s/%d-%d%s", dir, (int)getpid(), ++counter, suffix);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        lua_pushfstring(L, "cannot create %s: %s", path, strerror(errno));
+        free(path);
+        return lua_error(L);
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, content + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    close(fd);
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    lua_pushstring(L, path);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pushstring(L, path);
+    free(path);
+    return 1;
+}
+
+/* remove_temp(path): only files temp_file made */
+static int internal_remove_temp(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL) return luaL_error(L, "remove_temp: %s is not a halo temporary file", path);
+    unlink(path);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    return 0;
+}
+
+/* read_head(path, max) -> the first max bytes of a file, or nil, err */
+static int internal_read_head(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, 4096);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    char *buf = xmalloc((size_t)max);
+    ssize_t n = read(fd, buf, (size_t)max);
+    close(fd);
+    lua_pushlstring(L, buf, n > 0 ? (size_t)n : 0);
+    free(buf);
+    return 1;
+}
+
+/* redact(s) -> s with every secret as *** (before any quoting hides them) */
+static int internal_redact(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char *clean = redact_n(s, len);
+    lua_pushstring(L, clean);
+    free(clean);
+    return 1;
+}
+
+/* error(kind, message [, fields]) -> the one error type (errors.h), for the
+ * host's own Lua modules: fields (status, stdout, ...) are copied in */
+static int internal_error(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *message = luaL_checkstring(L, 2);
+    halo_error_new(L, kind, message);
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+    }
+    return 1;
+}
+
+/* exists(path) -> whether anything (file, socket) is there */
+static int internal_exists(lua_State *L)
+{
+    struct stat st;
+    lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+    return 1;
+}
+
+/* kind(v) -> "http.response", "sql.conn", "task", ... for values of the
+ * host's own types (known by their metatable), else nil */
+static int internal_kind(lua_State *L)
+{
+    static const char *const kinds[][2] = {
+        {"halo.http.response", "http.response"}, {"halo.error", "error"},
+        {"halo.http.client", "http.client"},     {"halo.http.headers", "http.headers"},
+        {"halo.sql.conn", "sql.conn"},           {"halo.task", "task"},
+    };
+    if (!lua_getmetatable(L, 1)) return 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        luaL_getmetatable(L, kinds[i][0]);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (same) {
+            lua_pushstring(L, kinds[i][1]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* members(v) -> the names v's metatable offers through __index: its keys
+ * when __index is a table, or those of the table a C __index keeps as its
+ * first upvalue (the way the host's types keep their methods). For
+ * completion; nothing is called. */
+static int internal_members(lua_State *L)
+{
+    lua_newtable(L);
+    int out = lua_gettop(L);
+    if (!lua_getmetatable(L, 1)) return 1;
+    int t = lua_getfield(L, -1, "__index");
+    if (t == LUA_TFUNCTION && lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1) != NULL) lua_remove(L, -2);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_Integer n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, out, ++n);
+            }
+        }
+    }
+    lua_settop(L, out);
+    return 1;
+}
+
+/* ---- the fault journal ------------------------------------------------------
+ * What this process changed in the target and has not undone yet, kept in
+ * <state>/runs/<pid>.json so that `halo cleanup` can restore it should the
+ * process be killed (kill -9) before its own cleanup ran. The modules keep
+ * it current: an entry when they inject a fault, none once it is undone. */
+#define JOURNAL_KEY "halo.journal"
+
+/* Process start time in clock ticks since boot (Linux), so a later pid
+ * reuse is not taken for the same process; 0 where /proc has no answer,
+ * and for a zombie: it is gone, whoever reaps it. */
+unsigned long long journal_start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return 0;
+    /* after ") " come fields 3..; starttime is field 22 */
+    int field = 2;
+    for (p++; *p && field < 22; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+char *journal_path(long pid)
+{
+    char *dir = state_dir("runs");
+    if (!dir) return NULL;
+    char *path = xasprintf("%s/%ld.json", dir, pid);
+    free(dir);
+    return path;
+}
+
+static void journal_write(lua_State *L)
+{
+    char *path = journal_path((long)getpid());
+    if (!path) return;
+    strbuf sb;
+    sb_init(&sb);
+    int n = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        sb_adds(&sb, n++ ? ",\n  " : "");
+        sb_adds(&sb, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (n == 0) {
+        unlink(path);
+    } else {
+        char *tmp = xasprintf("%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "{\"pid\": %ld, \"start\": %llu, \"in_worker\": %s,\n \"entries\": [\n  %s\n]}\n",
+                    (long)getpid(), journal_start_time((long)getpid()), events_streaming() ? "true" : "false",
+                    sb.buf);
+            if (fclose(f) == 0) rename(tmp, path);
+            else unlink(tmp);
+        }
+        free(tmp);
+    }
+    sb_free(&sb);
+    free(path);
+}
+
+/* journal(key, entry_json | nil): set or clear one entry, and write the file */
+static int internal_journal(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+    journal_write(L);
+    return 0;
+}
+
+/* process_alive(pid, start) -> whether process pid is the one that wrote a
+ * journal (same start time where the system tells it) */
+static int internal_process_alive(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    unsigned long long start = (unsigned long long)luaL_optinteger(L, 2, 0);
+    int alive = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    /* where /proc tells it: the same process (not a reused pid), not a zombie */
+    unsigned long long now = alive ? journal_start_time((long)pid) : 0;
+    if (alive && (start || now)) alive = now == start;
+    lua_pushboolean(L, alive);
+    return 1;
+}
+
+/* journal_forget(path): remove a dead run's journal once it is restored;
+ * nothing but a .json file of the journal directory */
+static int internal_journal_forget(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *dir = state_dir("runs");
+    size_t n = dir ? strlen(dir) : 0;
+    size_t len = strlen(path);
+    if (!dir || strncmp(path, dir, n) != 0 || path[n] != '/' || strchr(path + n + 1, '/') || len < 5 ||
+        strcmp(path + len - 5, ".json") != 0) {
+        free(dir);
+        return luaL_argerror(L, 1, "not a journal file");
+    }
+    free(dir);
+    unlink(path);
+    return 0;
+}
+
+/* run_id() -> the pid of the run (the runner, for a worker) that changes
+ * the target: what a container it recreated is labelled with */
+static int internal_run_id(lua_State *L)
+{
+    lua_pushinteger(L, events_streaming() ? (lua_Integer)getppid() : (lua_Integer)getpid());
+    return 1;
+}
+
+void internal_push(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
+    static const luaL_Reg funcs[] = {
+        {"getenv", internal_getenv},       {"stack", internal_stack},
+        {"undo", internal_undo},           {"cancel_undo", internal_cancel_undo},
+        {"event", internal_event},         {"origin", internal_origin},
+        {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
+        {"read_head", internal_read_head}, {"exists", internal_exists},
+        {"redact", internal_redact},       {"kind", internal_kind},
+        {"error", internal_error},
+        {"members", internal_members},     {"journal", internal_journal},
+        {"run_id", internal_run_id},       {"process_alive", internal_process_alive},
+        {"journal_forget", internal_journal_forget}, {NULL, NULL},
+    };
+    luaL_newlib(L, funcs);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "halo.internal");
+}
+
+void internal_push_undos(lua_State *L)
+{
+    lua_newtable(L);
+    int out = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), k = 0;
+    for (lua_Integer i = n; i >= 1; i--) { /* newest first */
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "active");
+        int active = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (active) {
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "active");
+            lua_rawseti(L, out, ++k);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void internal_remove_temps(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, TEMPS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        unlink(lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    const char *dir = temp_dir();
+    if (dir) rmdir(dir);
+}

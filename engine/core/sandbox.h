@@ -1,0 +1,82 @@
+/* One lua_State per check: a memory cap, an instruction hook that ends
+ * CPU-bound code at the deadline (and cannot be caught by pcall), only the
+ * safe parts of the standard library, and a require that loads host
+ * modules by short name and Lua sources from the lib directories. */
+#ifndef HALO_SANDBOX_H
+#define HALO_SANDBOX_H
+#include <lua.h>
+#include <stddef.h>
+
+#define SANDBOX_DEFAULT_MEM ((size_t)256 << 20)
+
+/* One requirable host module. The table of them lives a layer up
+ * (mod/modules.c, in the style of Lua's linit.c); the sandbox only
+ * knows how to open an entry. */
+typedef struct {
+    const char *name;
+    lua_CFunction open;      /* a C module inside halo, or NULL: */
+    int plugin;              /* halo_<name>.so, loaded on first require, or */
+    const char *source;      /* embedded Lua ("mod/docker"), called with
+                                (name, the internal table) */
+    const char *summary;     /* one line, for help, completion and docs */
+} halo_module;
+
+typedef struct {
+    size_t mem_limit;           /* bytes; 0 = SANDBOX_DEFAULT_MEM */
+    const halo_module *modules; /* what require finds by short name, ended
+                                   by an entry without name; NULL: none */
+    const char *const *lib_dirs; /* searched in order by require */
+    size_t nlib_dirs;
+} sandbox_opts;
+
+/* A fresh sandboxed state with the scheduler bound to it. NULL only when
+ * the process is out of memory. */
+lua_State *sandbox_new(const sandbox_opts *opts);
+void sandbox_close(lua_State *L);
+
+/* From now on, Lua code running past `deadline` (monotonic seconds; 0 =
+ * none) is stopped with `reason` as its error. */
+void sandbox_set_deadline(lua_State *L, double deadline, const char *reason);
+/* Why the sandbox stopped running code (timeout, memory, interrupt), or
+ * NULL when it was not stopped. */
+const char *sandbox_kill_reason(lua_State *L);
+/* Let code run again (for cleanup): clears the kill, sets a new deadline
+ * and allows `extra` bytes over the memory cap. */
+void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
+size_t sandbox_mem_used(lua_State *L);
+
+/* Ctrl-C for one task (the REPL's current line): once requested, Lua code
+ * running in that task (or in coroutines it resumes) raises "interrupted"
+ * at every instruction, which a pcall cannot swallow; other tasks run on.
+ * Setting a target (NULL: none) clears a pending request. */
+struct task;
+void sandbox_set_interrupt_target(struct task *t);
+void sandbox_interrupt_target(void);   /* async-signal-safe */
+int sandbox_target_interrupted(void);
+/* The monotonic deadline code in L runs under (0: none), so waiting
+ * primitives can cap their own timeouts with it. */
+double sandbox_deadline(lua_State *L);
+size_t sandbox_mem_limit(lua_State *L);
+/* Lua's bare "not enough memory", said as what it was when the check's
+ * memory limit refused the request: a new string. */
+char *sandbox_explain_memory_error(lua_State *L, const char *message);
+
+/* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
+ * push an error message "file:line: ..." and return non-zero. */
+int sandbox_loadfile(lua_State *L, const char *path);
+/* How messages name a file: relative to the working directory when
+ * under it, else shortened to its directory and name. */
+const char *sandbox_display_path(const char *path, char *buf, size_t size);
+
+/* [-0, +1, -] Load one of the Lua sources embedded in the binary. */
+int sandbox_load_embedded(lua_State *L, const char *name);
+
+/* [-0, +1, e] require(name) from C. */
+void sandbox_require(lua_State *L, const char *name);
+
+/* Make every host module a global, required on first use: probes are short,
+ * and `http.get(...)` reads better than a require line in a one-liner. */
+void sandbox_module_globals(lua_State *L);
+
+
+#endif

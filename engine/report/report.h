@@ -1,0 +1,122 @@
+/* The run's results as the runner collects them from its workers, and the
+ * renderers that turn them into text, JSON, JUnit XML, TAP and markdown.
+ * Every string here has already been redacted. */
+#ifndef HALO_REPORT_H
+#define HALO_REPORT_H
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    ST_PASS,
+    ST_FAIL,     /* an expectation did not hold */
+    ST_ERROR,    /* script error, resource limit, timeout, bad file */
+    ST_NA,       /* t:skip() or requires said no */
+    ST_DEFERRED, /* --defer */
+    ST_PENDING   /* not finished (only seen while running) */
+} check_status;
+
+const char *status_name(check_status st); /* "PASS", "FAIL", "ERROR", "N/A", "DEFERRED" */
+
+typedef struct {
+    char *name;
+    double started_ms;  /* since the check started */
+    double duration_ms; /* < 0 while the step runs */
+    check_status status; /* ST_PASS, ST_FAIL (an expectation failed in it) or ST_ERROR (it raised) */
+} step_record;
+
+typedef struct {
+    char *key;
+    char *json; /* the value, JSON-encoded by the worker */
+} evidence_record;
+
+typedef struct {
+    double at_ms; /* since the check started */
+    char *level;  /* "info", "warn", "error" */
+    char *text;
+} log_record;
+
+typedef struct {
+    char *file;      /* path of the check file as given */
+    char *id;        /* as displayed: "3" or a name */
+    double order;    /* sort key: numeric id, or huge for named ids */
+    char *title;
+    char **tags;
+    size_t ntags, captags;
+    double timeout_s;
+    int exclusive;
+
+    check_status status;
+    char *message;   /* failure, error or skip reason; NULL on PASS */
+    double started_wall; /* epoch seconds */
+    double duration_ms;
+    char *current_step; /* last step started (for timeouts and crashes) */
+
+    char **failures; /* every expectation that failed, "file:line: message" */
+    size_t nfailures, capfailures;
+    step_record *steps;
+    size_t nsteps, capsteps;
+    evidence_record *evidence;
+    size_t nevidence, capevidence;
+    log_record *logs;
+    size_t nlogs, caplogs;
+
+    char **requests; /* the request history: one JSON object per request */
+    size_t nrequests, caprequests;
+    size_t dropped_requests;
+    char **actions;  /* what the check did to the stack (docker), JSON objects */
+    size_t nactions, capactions;
+} check_result;
+
+typedef struct {
+    check_result **checks; /* in id order */
+    size_t nchecks, capchecks;
+    double started_wall;
+    double duration_ms;
+    char *checks_dir;
+    char *stack_file;  /* NULL when none */
+    char *operator_name;
+    char *host_os;     /* "Linux 6.1.0 x86_64" */
+    int interrupted;   /* SIGINT/SIGTERM ended the run early */
+    char **fact_keys;  /* what halo found out about the stack (versions) */
+    char **fact_values;
+    size_t nfacts, capfact_keys, capfact_values;
+    const char *html_path; /* where the HTML report goes, if it is written (the md entry links it) */
+} run_report;
+
+typedef struct {
+    size_t pass, fail, error, na, deferred;
+} report_counts;
+
+report_counts report_count(const run_report *r);
+
+/* Exit code for a finished run: 3 if any ERROR, else 1 if any FAIL, else 0. */
+int report_exit_code(const run_report *r);
+
+/* format: "text", "json", "junit", "tap", "md", "html". Returns 0, or -1 for an
+ * unknown format or a renderer that failed. verbose adds evidence and logs to the text format. */
+int report_write(const run_report *r, const char *format, int verbose, FILE *out);
+int report_format_known(const char *format);
+
+/* One renderer per format, each in its own file. */
+void report_text(const run_report *r, int verbose, FILE *out);
+void report_json(const run_report *r, FILE *out);
+void report_junit(const run_report *r, FILE *out);
+void report_tap(const run_report *r, FILE *out);
+void report_md(const run_report *r, FILE *out);
+int report_html(const run_report *r, FILE *out); /* 0, or -1 (said on stderr) */
+/* The HTML renderer runs Lua (engine/report/html.lua), so the report
+ * code reaches it through this pointer, which the halo binary sets: the
+ * other renderers stay free of the engine. */
+extern int (*report_html_renderer)(const run_report *r, FILE *out);
+/* The JSON report with every request record (the HTML report draws them). */
+void report_json_full(const run_report *r, FILE *out);
+
+/* Helpers the renderers share. */
+check_result *check_result_new(const char *file);
+void check_result_free(check_result *c);
+void check_set_evidence(check_result *c, const char *key, const char *json);
+/* Plain text of a JSON value: a string without quotes and escapes,
+ * anything else as compact JSON. Caller frees. */
+char *evidence_plain(const char *json);
+
+#endif

@@ -1,0 +1,154 @@
+/* Progress lines on stderr. On a terminal the running checks are a block
+ * at the bottom, redrawn in place; finished checks and log lines scroll
+ * above it. Without a terminal every event is one plain line. */
+#include "run/progress.h"
+#include "core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    int tty, color, verbose;
+    check_result **running;
+    size_t nrunning, caprunning;
+    double *started;
+    size_t capstarted;
+    int drawn; /* lines of the live block currently on screen */
+} P;
+
+int progress_is_tty(void) { return P.tty; }
+
+void progress_init(int verbose)
+{
+    P.tty = isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
+    P.color = P.tty && !getenv("NO_COLOR");
+    P.verbose = verbose;
+}
+
+static const char *status_color(check_status st)
+{
+    if (!P.color) return "";
+    switch (st) {
+    case ST_PASS: return "\033[32m";
+    case ST_FAIL: return "\033[31;1m";
+    case ST_ERROR: return "\033[35;1m";
+    case ST_DEFERRED: return "\033[33m";
+    default: return "\033[2m";
+    }
+}
+
+static const char *reset(void) { return P.color ? "\033[0m" : ""; }
+
+static void erase_block(void)
+{
+    if (!P.tty || P.drawn == 0) return;
+    fprintf(stderr, "\033[%dA\r\033[J", P.drawn);
+    P.drawn = 0;
+}
+
+static int term_width(void)
+{
+    const char *cols = getenv("COLUMNS");
+    int w = cols ? atoi(cols) : 0;
+    return w > 20 ? w : 100;
+}
+
+static void draw_block(void)
+{
+    if (!P.tty) return;
+    int width = term_width();
+    double now = clock_mono();
+    for (size_t i = 0; i < P.nrunning; i++) {
+        check_result *c = P.running[i];
+        char line[512];
+        snprintf(line, sizeof line, "  ▸ [%s] %s%s%s  %.1fs/%gs", c->id ? c->id : "?",
+                 c->title ? c->title : "", c->current_step ? " · " : "",
+                 c->current_step ? c->current_step : "", now - P.started[i], c->timeout_s);
+        /* Cut to the terminal width (bytes, close enough for a status line),
+         * never inside a UTF-8 sequence. */
+        size_t len = strlen(line), max = (size_t)width - 1;
+        if (len > max) {
+            while (max > 0 && ((unsigned char)line[max] & 0xC0) == 0x80) max--;
+            line[max] = '\0';
+        }
+        fprintf(stderr, "%s\033[K\n", line);
+    }
+    P.drawn = (int)P.nrunning;
+    fflush(stderr);
+}
+
+/* A permanent line: above the live block on a terminal. */
+static void say(const char *fmt, ...) HALO_PRINTF(1, 2);
+static void say(const char *fmt, ...)
+{
+    erase_block();
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    draw_block();
+    fflush(stderr);
+}
+
+void progress_note(const char *text) { say("%s", text); }
+
+void progress_started(check_result *c)
+{
+    VEC_PUSH(P.running, P.nrunning, P.caprunning, c);
+    grow_array((void **)&P.started, &P.capstarted, P.nrunning, sizeof *P.started);
+    P.started[P.nrunning - 1] = clock_mono();
+    if (P.tty) {
+        erase_block();
+        draw_block();
+    } else {
+        say("[%s] start: %s (timeout %gs)", c->id, c->title ? c->title : "", c->timeout_s);
+    }
+}
+
+void progress_step(check_result *c, const char *step)
+{
+    if (P.tty) progress_tick();
+    else say("[%s] step: %s", c->id, step);
+}
+
+void progress_log(check_result *c, const char *level, const char *text)
+{
+    if (!P.verbose && strcmp(level, "error") != 0) return;
+    const char *nl = strchr(text, '\n');
+    if (nl && !P.verbose) say("[%s] %s: %.*s", c->id, level, (int)(nl - text), text);
+    else say("[%s] %s: %s", c->id, level, text);
+}
+
+void progress_failure(check_result *c, const char *text) { say("[%s] expectation failed: %s", c->id, text); }
+
+void progress_finished(check_result *c)
+{
+    for (size_t i = 0; i < P.nrunning; i++) {
+        if (P.running[i] == c) {
+            P.running[i] = P.running[P.nrunning - 1];
+            P.started[i] = P.started[P.nrunning - 1];
+            P.nrunning--;
+            break;
+        }
+    }
+    const char *mark = c->status == ST_PASS ? "✓" : c->status == ST_FAIL || c->status == ST_ERROR ? "✗"
+                     : c->status == ST_DEFERRED ? "-" : "·";
+    say("%s%s %-8s%s [%s] %s  %.1fs%s%s", status_color(c->status), mark, status_name(c->status), reset(),
+        c->id, c->title ? c->title : "", c->duration_ms / 1000.0, c->message ? " — " : "",
+        c->message ? c->message : "");
+}
+
+void progress_tick(void)
+{
+    if (!P.tty) return;
+    erase_block();
+    draw_block();
+}
+
+void progress_end(void)
+{
+    erase_block();
+    fflush(stderr);
+}
