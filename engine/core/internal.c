@@ -3,6 +3,7 @@
  * stack table, and the automatic-undo list. Embedded modules receive this
  * table as their second chunk argument; `require` never returns it. */
 #include "core/internal.h"
+#include "core/options.h"
 #include "core/errors.h"
 #include "core/util.h"
 #include "core/events.h"
@@ -399,6 +400,7 @@ void internal_push(lua_State *L)
         {"read_head", internal_read_head}, {"exists", internal_exists},
         {"redact", internal_redact},       {"kind", internal_kind},
         {"error", internal_error},
+        {"check_options", halo_check_options_lua},
         {"members", internal_members},     {"journal", internal_journal},
         {"run_id", internal_run_id},       {"process_alive", internal_process_alive},
         {"journal_forget", internal_journal_forget}, {NULL, NULL},

@@ -11,6 +11,7 @@ const halo_module halo_modules[] = {
     {"json", luaopen_json, 0, NULL, "decode and encode JSON; json.null"},
     {"zlib", luaopen_zlib, 0, NULL, "inflate, deflate, gzip, checksums, with a size cap"},
     {"proc", luaopen_proc, 0, NULL, "run a command with a timeout, capture its output"},
+    {"errors", luaopen_errors, 0, NULL, "make and recognise the one error type: errors.new, errors.is"},
     {"http", NULL, 1, NULL, "HTTP client on libcurl: requests, timings, history"},
     {"sql", NULL, 1, NULL, "PostgreSQL client on libpq: query, exec, cancel"},
     {"docker", NULL, 0, "mod/docker", "containers, compose services, faults with undo"},

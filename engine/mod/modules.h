@@ -13,5 +13,6 @@ int luaopen_time(lua_State *L);
 int luaopen_json(lua_State *L);
 int luaopen_zlib(lua_State *L);
 int luaopen_proc(lua_State *L);
+int luaopen_errors(lua_State *L);
 
 #endif

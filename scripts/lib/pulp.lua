@@ -16,10 +16,10 @@ local M = {}
 -- Errors keep the kind the http module gave (connect, timeout, ...) or say
 -- "status" (an unexpected HTTP status, in err.status) or "json", so a check
 -- can tell a refused connection from a 401; tostring(err) is the message.
-local Failure = { __tostring = function(e) return e.message end }
+local errors = require "errors"
 
 local function failure(kind, message, status)
-  return setmetatable({ kind = kind, message = message, status = status }, Failure)
+  return errors.new(kind, message, { status = status })
 end
 
 local Endpoint = {}
