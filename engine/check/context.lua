@@ -7,7 +7,9 @@ local emit, where, elapsed_ms, encode = host.emit, host.where, host.elapsed_ms, 
 
 local format, tostring, type, select, error, pcall = string.format, tostring, type, select, error, pcall
 local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
-local match, floor = string.match, math.floor
+-- string functions as locals, never methods: the string metatable is the
+-- check's to change, and a changed one must not change how it is reported
+local match, gsub, find, floor = string.match, string.gsub, string.find, math.floor
 local setmetatable, pairs, ipairs, math_type, rawequal = setmetatable, pairs, ipairs, math.type, rawequal
 
 -- Raised by t:assert and t:skip to end the run; recognised by identity, so
@@ -52,8 +54,8 @@ function M.validate(spec, file)
   end
   local id = spec.id
   if id == nil then
-    id = match(file, "([^/]+)$"):match("^(%d+)")
-    id = id and tonumber(id) or match(file, "([^/]+)$"):gsub("%.lua$", "")
+    id = match(match(file, "([^/]+)$"), "^(%d+)")
+    id = id and tonumber(id) or gsub(match(file, "([^/]+)$"), "%.lua$", "")
   elseif math_type(id) == "float" and id == floor(id) then
     id = floor(id)
   elseif math_type(id) ~= "integer" and type(id) ~= "string" then
@@ -82,7 +84,7 @@ function M.validate(spec, file)
   if spec.title ~= nil and type(spec.title) ~= "string" then error("title must be a string", 0) end
   return {
     id = id,
-    title = spec.title or match(file, "([^/]+)$"):gsub("%.lua$", ""),
+    title = spec.title or gsub(match(file, "([^/]+)$"), "%.lua$", ""),
     tags = tags,
     timeout = timeout,
     requires = spec.requires,
@@ -175,7 +177,7 @@ function M.new(info)
   function t:log(...)
     local n = select("#", ...)
     local first = ...
-    if n > 1 and type(first) == "string" and first:find("%", 1, true) then
+    if n > 1 and type(first) == "string" and find(first, "%", 1, true) then
       emit("log", "info", elapsed_ms(), message("", ...))
       return
     end

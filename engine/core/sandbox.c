@@ -613,14 +613,10 @@ static void open_safe_libs(lua_State *L)
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
 
-    /* getmetatable("") answers false: the string metatable stays the host's. */
-    lua_pushliteral(L, "");
-    if (lua_getmetatable(L, -1)) {
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    /* The string metatable is left as plain Lua has it, readable and
+     * changeable: every check has a state of its own, so a change reaches
+     * no other check and nothing of the host's. The host's own metatables
+     * (responses, connections, errors) are the ones kept out of reach. */
 }
 
 /* Only reached by a bug: every host call into Lua is protected. */

@@ -11,7 +11,10 @@ local proc = require "proc"
 
 local type, error, pairs, ipairs, tostring, tonumber, setmetatable, select = type, error, pairs, ipairs, tostring, tonumber, setmetatable, select
 local format, concat, insert, sort = string.format, table.concat, table.insert, table.sort
+-- string functions as locals, never methods: a check may change its string
+-- metatable, and that must not change what the docker module does
 local unpack_, byte, sub, find = string.unpack, string.byte, string.sub, string.find
+local match, gsub, gmatch = string.match, string.gsub, string.gmatch
 
 local M = {}
 
@@ -22,9 +25,9 @@ local daemon -- { base = url, unix_socket = path, label = "unix:///..." , versio
 local function locate()
   local dh = internal.getenv("DOCKER_HOST")
   if dh and dh ~= "" then
-    local path = dh:match("^unix://(.+)$")
+    local path = match(dh, "^unix://(.+)$")
     if path then return { base = "http://docker", unix_socket = path, label = dh } end
-    local hostport = dh:match("^tcp://([^/]+)/?$")
+    local hostport = match(dh, "^tcp://([^/]+)/?$")
     if hostport then return { base = "http://" .. hostport, label = dh } end
     error("DOCKER_HOST " .. dh .. " is neither unix:// nor tcp://", 0)
   end
@@ -148,7 +151,7 @@ end
 
 -- "2026-11-28T12:00:00.123456789Z text" -> time, text
 local function split_timestamp(line)
-  local ts, rest = line.text:match("^(%d%d%d%d%-%d%d%-%d%dT[%d:%.]+Z) (.*)$")
+  local ts, rest = match(line.text, "^(%d%d%d%d%-%d%d%-%d%dT[%d:%.]+Z) (.*)$")
   if ts then line.time, line.text = ts, rest end
   return line
 end
@@ -157,14 +160,14 @@ end
 
 local Container = {}
 Container.__index = Container
-Container.__tostring = function(c) return format("container %s (%s)", c.name, c.id:sub(1, 12)) end
+Container.__tostring = function(c) return format("container %s (%s)", c.name, sub(c.id, 1, 12)) end
 
 local function wrap(summary)
   local labels = summary.Labels or (summary.Config and summary.Config.Labels) or {}
   local name = summary.Name or (summary.Names and summary.Names[1]) or summary.Id
   return setmetatable({
     id = summary.Id,
-    name = (name:gsub("^/", "")),
+    name = (gsub(name, "^/", "")),
     project = labels[PROJECT_LABEL],
     service = labels[SERVICE_LABEL],
     labels = labels,
@@ -173,7 +176,7 @@ end
 
 local function record(action, c, extra)
   local entry = { at = time.mono() - internal.origin(), action = action, container = c.name,
-                  service = c.service, id = c.id:sub(1, 12) }
+                  service = c.service, id = sub(c.id, 1, 12) }
   if extra then for k, v in pairs(extra) do entry[k] = v end end
   internal.event("action", json.encode(entry))
 end
@@ -415,7 +418,7 @@ function Container:logs(opts)
   if not res then return nil, err end
   local lines = {}
   if info.Config and info.Config.Tty then
-    for text in (res.body .. "\n"):gmatch("(.-)\r?\n") do
+    for text in gmatch(res.body .. "\n", "(.-)\r?\n") do
       if text ~= "" then lines[#lines + 1] = split_timestamp({ stream = "tty", text = text }) end
     end
   else
@@ -483,8 +486,8 @@ function Compose:run(args, extra_files, timeout)
   if r.code ~= 0 then
     local why = r.timed_out and "timed out" or (r.code and ("exit " .. r.code) or ("signal " .. tostring(r.signal)))
     -- the end of what it said, where the reason is; all of it stays in err.stderr
-    local said = r.stderr:gsub("%s+$", "")
-    if #said > STDERR_IN_MESSAGE then said = "…" .. said:sub(-STDERR_IN_MESSAGE) end
+    local said = gsub(r.stderr, "%s+$", "")
+    if #said > STDERR_IN_MESSAGE then said = "…" .. sub(said, -STDERR_IN_MESSAGE) end
     return fail("compose", format("compose %s (%s): %s", concat(args, " "), why, said),
                 { stdout = r.stdout, stderr = r.stderr })
   end
@@ -495,13 +498,13 @@ end
 -- can declare the same (compose v1 refuses to merge mismatched versions).
 local function file_version(path)
   local head = internal.read_head(path, 4096)
-  return head and head:match("\nversion:%s*[\"']?([%d%.]+)") or (head and head:match("^version:%s*[\"']?([%d%.]+)"))
+  return head and (match(head, "\nversion:%s*[\"']?([%d%.]+)") or match(head, "^version:%s*[\"']?([%d%.]+)"))
 end
 
 -- A double-quoted YAML scalar that compose takes literally: compose
 -- interpolates $VAR in every value, and $$ is its escape for a plain $.
 local function yaml_string(s)
-  return '"' .. tostring(s):gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("%$", "$$") .. '"'
+  return '"' .. (gsub((gsub((gsub(tostring(s), '[\\"]', "\\%0")), "\n", "\\n")), "%$", "$$")) .. '"'
 end
 
 -- The journal keys of services recreated with other environment, by project.

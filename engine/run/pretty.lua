@@ -5,15 +5,17 @@ local internal = ...
 local redact = internal and internal.redact or function(s) return s end
 local json = require "json"
 local format, rep, concat, sort, tostring, type, pairs = string.format, string.rep, table.concat, table.sort, tostring, type, pairs
+-- never string methods: the string metatable is the state's to change
+local match, gmatch, gsub, find = string.match, string.gmatch, string.gsub, string.find
 local math_type = math.type
 
 local KEYWORDS = {}
-for w in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+for w in gmatch("and break do else elseif end false for function goto if in local nil not or repeat return then true until while", "%a+") do
   KEYWORDS[w] = true
 end
 
 local function is_identifier(k)
-  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil and not KEYWORDS[k]
+  return type(k) == "string" and match(k, "^[%a_][%w_]*$") ~= nil and not KEYWORDS[k]
 end
 
 local function key_order(a, b)
@@ -26,9 +28,9 @@ end
 local function scalar(v)
   if v == json.null then return "null" end
   local t = type(v)
-  if t == "string" then return (format("%q", redact(v)):gsub("\\\n", "\\n")) end
+  if t == "string" then return (gsub(format("%q", redact(v)), "\\\n", "\\n")) end
   if t == "number" and math_type(v) == "float" and v == v and v ~= math.huge and v ~= -math.huge then
-    return format("%.17g", v):find("[%.eEn]") and format("%.17g", v) or format("%.1f", v)
+    return find(format("%.17g", v), "[%.eEn]") and format("%.17g", v) or format("%.1f", v)
   end
   return tostring(v)
 end

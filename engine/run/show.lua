@@ -11,6 +11,8 @@ local json = require "json"
 local format, rep, concat, sort, type, tostring, pairs, ipairs = string.format, string.rep, table.concat,
   table.sort, type, tostring, pairs, ipairs
 local redact = internal.redact
+-- never string methods: the string metatable is the session's to change
+local sub, find, gsub = string.sub, string.find, string.gsub
 
 local BODY_MAX = 4000    -- characters of a body shown before it is cut
 local CELL_MAX = 60      -- characters of one SQL cell
@@ -68,11 +70,11 @@ end
 
 local function cut(text, max, what)
   if #text <= max then return text end
-  return text:sub(1, max) .. format("\n… (%d more %s)", #text - max, what)
+  return sub(text, 1, max) .. format("\n… (%d more %s)", #text - max, what)
 end
 
 local function printable(s)
-  return not s:find("[%z\1-\8\14-\31]") and utf8.len(s) ~= nil
+  return not find(s, "[%z\1-\8\14-\31]") and utf8.len(s) ~= nil
 end
 
 local function response_text(res)
@@ -116,8 +118,8 @@ local function cell(v)
   if v == nil or v == json.null then s = "null"
   elseif type(v) == "table" then s = json.encode(v)
   else s = tostring(v) end
-  s = s:gsub("[\r\n\t]", " ")
-  if utf8.len(s) and utf8.len(s) > CELL_MAX then s = s:sub(1, utf8.offset(s, CELL_MAX) - 1) .. "…" end
+  s = gsub(s, "[\r\n\t]", " ")
+  if utf8.len(s) and utf8.len(s) > CELL_MAX then s = sub(s, 1, utf8.offset(s, CELL_MAX) - 1) .. "…" end
   return s
 end
 
@@ -140,7 +142,7 @@ local function rows_text(rows, columns)
       local padding = rep(" ", widths[i] - width(v))
       parts[i] = " " .. (is_number and is_number[i] and padding .. v or v .. padding) .. " "
     end
-    return (concat(parts, "|"):gsub("%s+$", ""))
+    return (gsub(concat(parts, "|"), "%s+$", ""))
   end
   local numeric = {}
   for i, c in ipairs(columns) do

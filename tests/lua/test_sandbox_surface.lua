@@ -49,9 +49,13 @@ test("the safe libraries are all there", function()
   eq(("%5.1f"):format(3.14159), "  3.1", "string methods through the metatable")
 end)
 
-test("the string metatable is hidden", function()
-  eq(getmetatable(""), false, "getmetatable('')")
-  raises("table expected, got boolean", rawset, getmetatable("x"), "__index", {})
+test("the string metatable is the state's own, as in plain Lua", function()
+  local mt = getmetatable("")
+  eq(mt.__index, string, "getmetatable('').__index")
+  mt.__index = setmetatable({ shout = function(s) return s:upper() .. "!" end }, { __index = string })
+  eq(("hey"):shout(), "HEY!", "a method added to strings")
+  mt.__index = string
+  eq(("").dump, nil, "string.dump stays out")
 end)
 
 test("load compiles text, with a name and an environment", function()
