@@ -1,12 +1,16 @@
--- expect: ERROR string-metatable-index\.lua:10: attempt to index a boolean value
--- Changing getmetatable("").__index would redirect every string method
--- of the host's own Lua code; getmetatable("") is false, so the attempt
--- is a plain ERROR.
+-- expect: FAIL string-metatable-index\.lua:\d+: reported as written: 42 of 42$
+-- A hostile getmetatable("").__index: every string method now raises. The
+-- metatable is the check's own, but the host's Lua in its state (the
+-- context t) uses no string methods, so the FAIL below reads exactly as
+-- written, evidence and log included.
 return {
-  title = "getmetatable('').__index = ...",
+  title = "getmetatable('').__index = hostile",
   timeout = 2,
   run = function(t)
     local mt = getmetatable("")
-    mt.__index = { rep = function() return "pwned" end }
+    mt.__index = function(_, k) error("string method " .. tostring(k) .. " called after the change") end
+    t:evidence("after", "the change")
+    t:log("logged %s", "after the change")
+    t:expect(false, "reported as written: %d of %d", 42, 42)
   end,
 }
