@@ -4,6 +4,7 @@
 -- every fault a check injects (kill, stop, pause) is undone at the end of
 -- the check unless the script undid it or said { undo = false }.
 local name_, internal = ...
+local check_options = internal.check_options
 local http = require "http"
 local json = require "json"
 local time = require "time"
@@ -197,11 +198,7 @@ end
 function M.containers(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'containers' (table expected)", 2) end
-  for k in pairs(opts) do
-    if k ~= "project" and k ~= "service" and k ~= "all" then
-      error("bad argument #1 to 'containers' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  check_options("containers", 1, opts, { "project", "service", "all" })
   local labels = {}
   local project = opts.project or stack_project()
   if project then labels[#labels + 1] = PROJECT_LABEL .. "=" .. project end
@@ -289,9 +286,7 @@ end
 
 local function action_opts(arg, key, fname)
   if type(arg) == "table" then
-    for k in pairs(arg) do
-      if k ~= key and k ~= "undo" then error(format("bad argument #1 to '%s' (unknown option '%s')", fname, tostring(k)), 3) end
-    end
+    check_options(fname, 1, arg, { key, "undo" }, 3)
     return arg[key], arg
   end
   return arg, {}
@@ -359,11 +354,7 @@ end
 -- c:wait{ state = "running"|"healthy"|"exited", timeout = s } -> true, seconds | nil, err
 function Container:wait(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'wait' (table expected)", 2) end
-  for k in pairs(opts) do
-    if k ~= "state" and k ~= "timeout" and k ~= "interval" then
-      error("bad argument #1 to 'wait' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  check_options("wait", 1, opts, { "state", "timeout", "interval" })
   local want = opts.state or "running"
   if want ~= "running" and want ~= "healthy" and want ~= "exited" then
     error("bad argument #1 to 'wait' (state must be running, healthy or exited)", 2)
@@ -402,11 +393,7 @@ end
 -- since/until: epoch seconds (time.now()) or RFC 3339 strings.
 function Container:logs(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= "since" and k ~= "until" and k ~= "tail" then
-      error("bad argument #1 to 'logs' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  check_options("logs", 1, opts, { "since", "until", "tail" })
   local query = { stdout = "1", stderr = "1", timestamps = "1" }
   if opts.since then query.since = type(opts.since) == "number" and format("%.9f", opts.since) or opts.since end
   if opts["until"] then query["until"] = type(opts["until"]) == "number" and format("%.9f", opts["until"]) or opts["until"] end
@@ -451,11 +438,7 @@ end
 -- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir, env_file = path }
 function M.compose(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'compose' (table expected)", 2) end
-  for k in pairs(opts) do
-    if k ~= "files" and k ~= "project" and k ~= "env" and k ~= "cwd" and k ~= "env_file" then
-      error("bad argument #1 to 'compose' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  check_options("compose", 1, opts, { "files", "project", "env", "cwd", "env_file" })
   local files = opts.files
   if type(files) == "string" then files = { files } end
   if type(files) ~= "table" or #files == 0 then error("bad argument #1 to 'compose' (files must list compose files)", 2) end
@@ -513,11 +496,7 @@ local journalled = {}
 -- :up{ services = {...}, no_deps = bool, env = { svc = { K = v } }, wait = bool }
 function Compose:up(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= "services" and k ~= "no_deps" and k ~= "env" and k ~= "timeout" then
-      error("bad argument #1 to 'up' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  check_options("up", 1, opts, { "services", "no_deps", "env", "timeout" })
   local args = { "up", "-d" }
   if opts.no_deps then args[#args + 1] = "--no-deps" end
   local extra = {}

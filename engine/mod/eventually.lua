@@ -1,16 +1,15 @@
 -- eventually{ timeout = s, interval = s }(fn): call fn until it returns a
 -- truthy value or the timeout passes; for "within the cache TTL" checks.
 -- Returns ok, seconds it took, fn's last result, attempts.
+local _, internal = ...
 local time = require "time"
 local type, error, pairs, tostring = type, error, pairs, tostring
 
-local KNOWN = { timeout = true, interval = true }
+local KNOWN = { "timeout", "interval" }
 
 return function(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'eventually' (table expected)", 2) end
-  for k in pairs(opts) do
-    if not KNOWN[k] then error("bad argument #1 to 'eventually' (unknown option '" .. tostring(k) .. "')", 2) end
-  end
+  internal.check_options("eventually", 1, opts, KNOWN)
   local timeout = opts.timeout or 10
   local interval = opts.interval or 0.1
   if type(timeout) ~= "number" or timeout < 0 then error("bad argument #1 to 'eventually' (timeout must be seconds)", 2) end

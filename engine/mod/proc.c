@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/internal.h"
 #include "core/loop.h"
+#include "core/options.h"
 #include "mod/modules.h"
 #include "core/sandbox.h"
 #include "core/sched.h"
@@ -270,16 +271,8 @@ static const char *const run_keys[] = {"argv", "env", "cwd", "stdin", "timeout",
  *   -> { code | signal, stdout, stderr, duration, timed_out, truncated } | nil, err */
 static int proc_run_l(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        int known = 0;
-        for (int i = 0; run_keys[i]; i++)
-            known |= lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), run_keys[i]) == 0;
-        if (!known) return luaL_error(L, "bad argument #1 to 'run' (unknown option '%s')", luaL_tolstring(L, -1, NULL));
-    }
+    halo_check_options(L, 1, run_keys);
     task *me = sched_waiter(L, "proc.run");
 
     if (lua_getfield(L, 1, "argv") != LUA_TTABLE || lua_rawlen(L, -1) == 0)

@@ -6,6 +6,7 @@
  * host has buffered a huge result. A server that is down is data. */
 #include "core/errors.h"
 #include "core/loop.h"
+#include "core/options.h"
 #include "core/sandbox.h"
 #include "core/sched.h"
 #include "core/util.h"
@@ -253,15 +254,7 @@ static int sql_connect(lua_State *L)
     double timeout = DEFAULT_CONNECT_TIMEOUT;
     lua_Integer max_rows = DEFAULT_MAX_ROWS, max_bytes = DEFAULT_MAX_BYTES;
     if (!lua_isnil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            lua_pop(L, 1);
-            int known = 0;
-            for (int i = 0; connect_keys[i]; i++)
-                known |= lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), connect_keys[i]) == 0;
-            if (!known) return luaL_error(L, "bad argument #2 to 'connect' (unknown option '%s')", luaL_tolstring(L, -1, NULL));
-        }
+        halo_check_options(L, 2, connect_keys);
         if (lua_getfield(L, 2, "connect_timeout") != LUA_TNIL) {
             timeout = lua_tonumber(L, -1);
             luaL_argcheck(L, timeout > 0, 2, "connect_timeout must be positive seconds");
@@ -491,14 +484,8 @@ static double query_options(lua_State *L, const char *fname)
 {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_gettop(L) > 2) luaL_argerror(L, 3, "no arguments after the option table (put them in params)");
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        if (!k || (strcmp(k, "sql") && strcmp(k, "params") && strcmp(k, "timeout")))
-            luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s' (sql, params, timeout)",
-                                                k ? k : luaL_typename(L, -1)));
-    }
+    static const char *const query_keys[] = {"sql", "params", "timeout", NULL};
+    halo_check_options(L, 2, query_keys);
     double timeout = 0;
     if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
         int isnum;

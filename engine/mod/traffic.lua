@@ -2,6 +2,7 @@
 -- keeps requests flowing in background tasks while a check breaks things,
 -- and :stop() says what happened: counts, latency, and the longest window
 -- in which requests failed.
+local _, internal = ...
 local http = require "http"
 local task = require "task"
 local time = require "time"
@@ -9,7 +10,7 @@ local time = require "time"
 local type, error, pairs, tostring, floor, sort, insert = type, error, pairs, tostring, math.floor, table.sort, table.insert
 local max = math.max
 
-local KNOWN = { request = true, rate = true, concurrency = true, ok = true, keep = true }
+local KNOWN = { "request", "rate", "concurrency", "ok", "keep" }
 local FIRST_FAILURES = 10
 
 -- A request counts as failed when it raised, got no response, or a status
@@ -27,9 +28,7 @@ local M = {}
 
 function M.start(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'start' (table expected)", 2) end
-  for k in pairs(opts) do
-    if not KNOWN[k] then error("bad argument #1 to 'start' (unknown option '" .. tostring(k) .. "')", 2) end
-  end
+  internal.check_options("start", 1, opts, KNOWN)
   local request = opts.request
   if type(request) == "table" then
     local spec = request
@@ -99,9 +98,7 @@ function M.start(opts)
     local since = nil
     if opts ~= nil then
       if type(opts) ~= "table" then error("bad argument #1 to 'stats' (table expected)", 2) end
-      for k in pairs(opts) do
-        if k ~= "since" then error("bad argument #1 to 'stats' (unknown option '" .. tostring(k) .. "')", 2) end
-      end
+      internal.check_options("stats", 1, opts, { "since" })
       since = opts.since
       if since ~= nil and type(since) ~= "number" then
         error("bad argument #1 to 'stats' (since must be a time.mono() value)", 2)

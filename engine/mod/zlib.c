@@ -6,6 +6,7 @@
  * state's allocator, so the check's memory cap covers them, and inflate
  * stops at opts.max, so a few kilobytes of bomb cannot fill memory. */
 #include "core/errors.h"
+#include "core/options.h"
 #include "mod/modules.h"
 #include "core/sandbox.h"
 
@@ -148,18 +149,12 @@ static void read_opts(lua_State *L, unsigned allowed, int nformats, zopts *o)
     if (lua_isnoneornil(L, 2)) return;
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"format", "level", "max"};
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        lua_pop(L, 1);
-        unsigned which = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (unsigned i = 0; i < 3 && !which; i++) which = strcmp(lua_tostring(L, -1), keys[i]) == 0 ? 1u << i : 0;
-        if (!(which & allowed)) {
-            const char *k = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                                ? luaL_tolstring(L, -1, NULL) : luaL_typename(L, -1);
-            luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s'", k));
-        }
-    }
+    const char *known[4];
+    int n = 0;
+    for (unsigned i = 0; i < 3; i++)
+        if (allowed & (1u << i)) known[n++] = keys[i];
+    known[n] = NULL;
+    halo_check_options(L, 2, known);
     if ((allowed & OPT_FORMAT) && lua_getfield(L, 2, "format") != LUA_TNIL) {
         int i = 0;
         if (lua_type(L, -1) == LUA_TSTRING)
