@@ -284,17 +284,22 @@ local function settle(c, undone_by)
   end
 end
 
-local function action_opts(arg, key, fname)
-  if type(arg) == "table" then
-    check_options(fname, 1, arg, { key, "undo" }, 3)
-    return arg[key], arg
+-- One form per call: no argument, or an option table. A bare value
+-- (c:kill("SIGTERM")) raises and names the table form.
+local function action_opts(arg, known, fname)
+  if arg == nil then return {} end
+  if type(arg) ~= "table" then
+    error(format("bad argument #1 to '%s' (an option table, as in c:%s{ %s = %s })", fname, fname, known[1],
+                 type(arg) == "string" and format("%q", arg) or tostring(arg)), 3)
   end
-  return arg, {}
+  check_options(fname, 1, arg, known, 3)
+  return arg
 end
 
--- c:kill(signal) or c:kill{ signal =, undo = false }
+-- c:kill{ signal = "SIGKILL", undo = true }
 function Container:kill(arg)
-  local signal, opts = action_opts(arg, "signal", "kill")
+  local opts = action_opts(arg, { "signal", "undo" }, "kill")
+  local signal = opts.signal
   in_scope(self, "kill")
   local res, err = call("POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
   if not res then return nil, err end
@@ -302,9 +307,10 @@ function Container:kill(arg)
   return true
 end
 
--- c:stop(timeout) or c:stop{ timeout =, undo = false }
+-- c:stop{ timeout = seconds, undo = true }
 function Container:stop(arg)
-  local t, opts = action_opts(arg, "timeout", "stop")
+  local opts = action_opts(arg, { "timeout", "undo" }, "stop")
+  local t = opts.timeout
   in_scope(self, "stop")
   local res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil },
                                                                          timeout = (t or 10) + 30 })
@@ -322,8 +328,9 @@ function Container:start()
   return true
 end
 
+-- c:restart{ timeout = seconds }
 function Container:restart(arg)
-  local t = action_opts(arg, "timeout", "restart")
+  local t = action_opts(arg, { "timeout" }, "restart").timeout
   in_scope(self, "restart")
   local res, err = call("POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
                                                                             timeout = (t or 10) + 30 })
@@ -333,8 +340,9 @@ function Container:restart(arg)
   return true
 end
 
+-- c:pause{ undo = true }
 function Container:pause(arg)
-  local _, opts = action_opts(arg, "none", "pause")
+  local opts = action_opts(arg, { "undo" }, "pause")
   in_scope(self, "pause")
   local res, err = call("POST", "/containers/" .. self.id .. "/pause")
   if not res then return nil, err end

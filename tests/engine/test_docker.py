@@ -327,13 +327,13 @@ class ActionsTest(DockerCase):
         r = self.d_lua("""
             local web = assert(docker.container{ service = "web" })
             local out = {}
-            out.stop = web:stop(5)
+            out.stop = web:stop{ timeout = 5 }
             local st = web:inspect().State
             out.stopped = { status = st.Status, exit = st.ExitCode }
             out.start = web:start()
             assert(web:wait{ state = "running", timeout = 10 })
             local started = web:inspect().State.StartedAt
-            out.restart = web:restart(5)
+            out.restart = web:restart{ timeout = 5 }
             out.restarted = web:inspect().State.StartedAt ~= started
             out.healthy = web:wait{ state = "healthy", timeout = 30 }
             emit(out)
