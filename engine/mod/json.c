@@ -8,9 +8,44 @@
 #include <lauxlib.h>
 #include <lua-cjson.h>
 #include <fcntl.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* cjson gives every number as a float, though JSON has no such difference:
+ * a count of 3 would read "3.0" in every message and RestartCount print
+ * 0.0. Integral values that a double holds exactly (|v| <= 2^53) become
+ * Lua integers, in place, at every depth. */
+#define EXACT_IN_DOUBLE 9007199254740992.0
+
+static int as_integer(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TNUMBER || lua_isinteger(L, idx)) return 0;
+    lua_Number v = lua_tonumber(L, idx);
+    if (v != floor(v) || fabs(v) > EXACT_IN_DOUBLE) return 0;
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_replace(L, idx);
+    return 1;
+}
+
+static void integers_in_place(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 4, "json: nested too deep");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (as_integer(L, -1)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, idx); /* an existing key: lua_next stays valid */
+        } else {
+            if (lua_type(L, -1) == LUA_TTABLE) integers_in_place(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+}
 
 /* json.decode(text) -> value | nil, err (kind "json") */
 static int json_decode(lua_State *L)
@@ -27,6 +62,8 @@ static int json_decode(lua_State *L)
         lua_remove(L, -3);
         return 2;
     }
+    if (lua_type(L, -1) == LUA_TTABLE) integers_in_place(L, -1);
+    else as_integer(L, -1);
     return 1;
 }
 
