@@ -6,6 +6,7 @@
 #include "core/internal.h"
 #include "core/loop.h"
 #include "core/options.h"
+#include "core/types.h"
 #include "mod/modules.h"
 #include "core/sandbox.h"
 #include "core/sched.h"
@@ -440,10 +441,8 @@ static int proc_run_l(lua_State *L)
 
 int luaopen_proc(lua_State *L)
 {
-    luaL_newmetatable(L, "halo.proc.run");
-    lua_pushcfunction(L, run_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg run_meta[] = {{"__gc", run_gc}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){"halo.proc.run", NULL, run_meta});
     static const luaL_Reg funcs[] = {
         {"run", proc_run_l},
         {NULL, NULL},

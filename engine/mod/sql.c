@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/loop.h"
 #include "core/options.h"
+#include "core/types.h"
 #include "core/sandbox.h"
 #include "core/sched.h"
 #include "core/util.h"
@@ -626,23 +627,12 @@ int luaopen_sql(lua_State *L)
         {"server_version", conn_server_version},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, CONN_MT);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, conn_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, conn_close_scope);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, conn_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, OP_MT);
-    lua_pushcfunction(L, op_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg conn_meta[] = {
+        {"__gc", conn_gc}, {"__close", conn_close_scope}, {"__tostring", conn_tostring}, {NULL, NULL},
+    };
+    halo_type_register(L, &(halo_type){CONN_MT, methods, conn_meta});
+    static const luaL_Reg op_meta[] = {{"__gc", op_gc}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){OP_MT, NULL, op_meta});
 
     static const luaL_Reg funcs[] = {
         {"connect", sql_connect},

@@ -7,6 +7,7 @@
  * stops at opts.max, so a few kilobytes of bomb cannot fill memory. */
 #include "core/errors.h"
 #include "core/options.h"
+#include "core/types.h"
 #include "mod/modules.h"
 #include "core/sandbox.h"
 
@@ -328,14 +329,8 @@ static int zlib_adler32(lua_State *L)
 
 int luaopen_zlib(lua_State *L)
 {
-    luaL_newmetatable(L, STREAM_MT);
-    lua_pushcfunction(L, stream_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, stream_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    static const luaL_Reg stream_meta[] = {{"__gc", stream_close}, {"__close", stream_close}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){STREAM_MT, NULL, stream_meta});
 
     static const luaL_Reg funcs[] = {
         {"inflate", zlib_inflate}, {"deflate", zlib_deflate}, {"gzip", zlib_gzip},
