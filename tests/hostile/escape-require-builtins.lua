@@ -12,7 +12,7 @@ return {
       t:expect(rawequal(require(name), _ENV[name]), "require %q is not the global %s", name, name)
     end
     for _, name in ipairs { "io", "os", "debug", "package", "_G", "halo.os", "halo.debug",
-                            "ffi", "lfs", "socket", "posix", "cjson", "context", "internal", "mod_docker", "mod/docker", "check/context" } do
+                            "ffi", "lfs", "socket", "posix", "cjson", "context", "internal", "mod_docker" } do
       local ok, err = pcall(require, name)
       t:expect(not ok and tostring(err):match("module '" .. name:gsub("%p", "%%%0") .. "' not found"),
                "require %q gave %s", name, tostring(err))
