@@ -34,6 +34,7 @@ typedef struct {
     size_t cap_refused; /* the last request the cap refused, in bytes */
     char mem_reason[96];
     const halo_module *modules;
+    task *interrupt_target; /* sandbox_set_interrupt_target */
 } sandbox;
 
 static const halo_module no_modules[] = {{NULL, NULL, 0, NULL, NULL}};
@@ -97,18 +98,24 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 }
 
 /* The REPL's Ctrl-C stops the line being run, not the tasks it left
- * running in the background: only code of the target task is stopped. */
-static task *interrupt_target;
+ * running in the background: only code of the target task is stopped. The
+ * target is the state's; the request is the process's, as it comes from a
+ * signal handler, which has no state to name. */
 static volatile sig_atomic_t target_interrupted;
 
-void sandbox_set_interrupt_target(task *t)
+void sandbox_set_interrupt_target(lua_State *L, task *t)
 {
-    interrupt_target = t;
+    get_sandbox(L)->interrupt_target = t;
     target_interrupted = 0;
 }
 
 void sandbox_interrupt_target(void) { target_interrupted = 1; }
-int sandbox_target_interrupted(void) { return target_interrupted != 0; }
+
+/* Whether L runs in its state's target task and Ctrl-C asked it to stop. */
+static int target_hit(lua_State *L, const sandbox *sb)
+{
+    return target_interrupted && sb->interrupt_target && sched_current(L) == sb->interrupt_target;
+}
 
 static void hook(lua_State *L, lua_Debug *ar);
 
@@ -122,12 +129,12 @@ static void arm_every_instruction(task *t, void *ud)
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    if (target_interrupted && interrupt_target && sched_current() == interrupt_target) {
+    sandbox *sb = get_sandbox(L);
+    if (target_hit(L, sb)) {
         /* as below: every further instruction of the task raises again */
         lua_sethook(L, hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "interrupted");
     }
-    sandbox *sb = get_sandbox(L);
     if (!sb->kill_reason) {
         if (sched_interrupted()) sb->kill_reason = "interrupted";
         else if (sb->mem_exceeded) sb->kill_reason = sb->mem_reason;
@@ -141,7 +148,7 @@ static void hook(lua_State *L, lua_Debug *ar)
      * pcall that catches the error cannot keep the code running; and of
      * every other task too, so one sleeping through the kill cannot run a
      * line when it wakes. */
-    if (lua_gethookcount(L) != 1) sched_foreach_live(arm_every_instruction, NULL);
+    if (lua_gethookcount(L) != 1) sched_foreach_live(L, arm_every_instruction, NULL);
     lua_sethook(L, hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "%s", sb->kill_reason);
 }
@@ -495,7 +502,8 @@ const halo_embedded_file *embedded_find(const char *name)
  * so a handler that loops would outlive every limit. */
 static int guarded_handler(lua_State *L)
 {
-    if (get_sandbox(L)->kill_reason || sandbox_target_interrupted()) return 1; /* the error as it is */
+    sandbox *sb = get_sandbox(L);
+    if (sb->kill_reason || target_hit(L, sb)) return 1; /* the error as it is */
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
@@ -656,7 +664,7 @@ static int setup_sandbox(lua_State *L)
     }
     lua_setfield(L, LUA_REGISTRYINDEX, LIBDIRS_KEY);
 
-    sched_init(L);
+    sched_open(L);
     return 0;
 }
 

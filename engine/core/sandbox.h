@@ -29,8 +29,8 @@ typedef struct {
     size_t nlib_dirs;
 } sandbox_opts;
 
-/* A fresh sandboxed state with the scheduler bound to it. NULL only when
- * the process is out of memory. */
+/* A fresh sandboxed state with a scheduler of its own (core/sched.h).
+ * NULL only when the process is out of memory. */
 lua_State *sandbox_new(const sandbox_opts *opts);
 void sandbox_close(lua_State *L);
 
@@ -45,14 +45,15 @@ const char *sandbox_kill_reason(lua_State *L);
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
 size_t sandbox_mem_used(lua_State *L);
 
-/* Ctrl-C for one task (the REPL's current line): once requested, Lua code
- * running in that task (or in coroutines it resumes) raises "interrupted"
- * at every instruction, which a pcall cannot swallow; other tasks run on.
- * Setting a target (NULL: none) clears a pending request. */
+/* Ctrl-C for one task of L (the REPL's current line): once requested, Lua
+ * code running in that task (or in coroutines it resumes) raises
+ * "interrupted" at every instruction, which a pcall cannot swallow; other
+ * tasks run on. The target is L's own; the request is process-wide, as a
+ * signal handler makes it and cannot know a state. Setting a target (NULL:
+ * none) clears a pending request. */
 struct task;
-void sandbox_set_interrupt_target(struct task *t);
+void sandbox_set_interrupt_target(lua_State *L, struct task *t);
 void sandbox_interrupt_target(void);   /* async-signal-safe */
-int sandbox_target_interrupted(void);
 /* The monotonic deadline code in L runs under (0: none), so waiting
  * primitives can cap their own timeouts with it. */
 double sandbox_deadline(lua_State *L);

@@ -322,8 +322,8 @@ static void list_one(task *t, void *ud)
 static int host_tasks(lua_State *L)
 {
     lua_newtable(L);
-    task_list tl = {L, sched_current(), 0};
-    sched_foreach_live(list_one, &tl);
+    task_list tl = {L, sched_current(L), 0};
+    sched_foreach_live(L, list_one, &tl);
     /* the scheduler lists newest first; people count up */
     for (int i = 1, j = tl.n; i < j; i++, j--) {
         lua_rawgeti(L, -1, i);
@@ -337,13 +337,13 @@ static int host_tasks(lua_State *L)
 /* stop(id) -> whether task id was running */
 static int host_stop(lua_State *L)
 {
-    task *t = sched_find((int)luaL_checkinteger(L, 1));
-    if (!t || t == sched_current()) {
+    task *t = sched_find(L, (int)luaL_checkinteger(L, 1));
+    if (!t || t == sched_current(L)) {
         lua_pushboolean(L, 0);
         return 1;
     }
     sched_observe(t);
-    sched_cancel(t);
+    sched_cancel(L, t);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -508,7 +508,7 @@ static void run_line(lua_State *L)
     task *t = sched_spawn(L, 0);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the handle: its outcome stays readable */
     sched_observe(t);
-    sandbox_set_interrupt_target(t);
+    sandbox_set_interrupt_target(L, t);
     int interrupted = 0;
     while (!sched_task_done(t)) {
         if (got_sigint || got_sigterm) {
@@ -523,13 +523,13 @@ static void run_line(lua_State *L)
             interrupted = 1;
             break;
         }
-        if (sched_step(-1) < 0) {
+        if (sched_step(L, -1) < 0) {
             say("this line waits on nothing that can ever wake it: stopped");
             break;
         }
     }
-    if (!sched_task_done(t)) sched_cancel(t);
-    sandbox_set_interrupt_target(NULL);
+    if (!sched_task_done(t)) sched_cancel(L, t);
+    sandbox_set_interrupt_target(L, NULL);
     interrupted |= got_sigint;
     got_sigint = 0;
     if (interrupted) {
@@ -611,12 +611,12 @@ static void leave(lua_State *L)
     push_repl_fn(L, "run_defers");
     task *t = sched_spawn(L, 0);
     sched_observe(t);
-    if (sched_run(t, clock_mono() + EXIT_GRACE) != SCHED_DONE) {
+    if (sched_run(L, t, clock_mono() + EXIT_GRACE) != SCHED_DONE) {
         say("cleanup of the session's defers did not finish within %g s", EXIT_GRACE);
-        if (!sched_task_done(t)) sched_cancel(t);
+        if (!sched_task_done(t)) sched_cancel(L, t);
     }
     lua_pop(L, 1);
-    int stopped = sched_cancel_all();
+    int stopped = sched_cancel_all(L);
     if (stopped) say("stopped %d background task%s", stopped, stopped == 1 ? "" : "s");
     sched_clear_interrupt();
     sandbox_rearm(L, 0, NULL, (size_t)16 << 20);
@@ -716,18 +716,18 @@ int repl_run(const repl_opts *o)
     while (!R.quit && !got_sigterm) {
         if (R.have_line) {
             handle_line();
-            if (sched_unobserved_failures(background_failure, NULL)) {}
+            if (sched_unobserved_failures(L, background_failure, NULL)) {}
             if (!R.quit && !got_sigterm) ask_for_line();
             continue;
         }
         if (got_sigint) {
             got_sigint = 0;
-            sandbox_set_interrupt_target(NULL);
+            sandbox_set_interrupt_target(L, NULL);
             discard_input();
             continue;
         }
-        if (sched_step(-1) < 0) break; /* cannot happen: stdin is watched */
-        sched_unobserved_failures(background_failure, NULL);
+        if (sched_step(L, -1) < 0) break; /* cannot happen: stdin is watched */
+        sched_unobserved_failures(L, background_failure, NULL);
     }
     leave(L);
     free(R.line);
