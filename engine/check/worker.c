@@ -400,9 +400,9 @@ static int script_main(lua_State *L)
         internal_push(L);
         task *t = sched_spawn(L, 1);
         sched_observe(t);
-        if (sched_run(t, deadline) == SCHED_DONE && sched_task_ok(t)) status = "PASS";
+        if (sched_run(L, t, deadline) == SCHED_DONE && sched_task_ok(t)) status = "PASS";
         else emit_log("error", sched_error_text(t) ? sched_error_text(t) : "the script did not finish");
-        sched_cancel_all();
+        sched_cancel_all(L);
     }
     const char *f[] = {status, ""};
     emit("done", 2, f);
@@ -483,7 +483,7 @@ static sched_result run_task(lua_State *L, double deadline, task **out, int *ref
     *ref = luaL_ref(L, LUA_REGISTRYINDEX);
     sched_observe(t);
     *out = t;
-    return sched_run(t, deadline);
+    return sched_run(L, t, deadline);
 }
 
 static void report_cleanup(const char *message, const char *detail, void *ud)
@@ -635,18 +635,18 @@ cleanup:
     if (ref != LUA_NOREF) {
         /* the run itself, stopped by a timeout, is not a leftover */
         lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-        sched_cancel((task *)lua_touserdata(L, -1));
+        sched_cancel(L, (task *)lua_touserdata(L, -1));
         lua_pop(L, 1);
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
     }
     {
-        int leftover = sched_cancel_all();
+        int leftover = sched_cancel_all(L);
         if (leftover > 0) {
             char *msg = xasprintf("cancelled %d task(s) still running when the check ended", leftover);
             emit_log("info", msg);
             free(msg);
         }
-        sched_unobserved_failures(report_unobserved, &oc);
+        sched_unobserved_failures(L, report_unobserved, &oc);
     }
     /* Cleanup runs after an interrupt too, and a further signal does not
      * stop it (the runner's second Ctrl-C kills the worker instead). */

@@ -31,9 +31,9 @@ int cleanup_run(lua_State *L, int list, double grace, double hard_end, cleanup_r
         char reason[64];
         snprintf(reason, sizeof reason, "cleanup exceeded its %g s grace", grace);
         sandbox_set_deadline(L, deadline, reason);
-        sched_result r = sched_run(t, deadline);
+        sched_result r = sched_run(L, t, deadline);
         if (r == SCHED_INTERRUPTED) {
-            sched_cancel_all();
+            sched_cancel_all(L);
             char *msg = xasprintf("%swas interrupted; %lld later cleanup item(s) not run", label, (long long)(n - i));
             report(msg, msg, ud);
             free(msg);
@@ -42,7 +42,7 @@ int cleanup_run(lua_State *L, int list, double grace, double hard_end, cleanup_r
             return failed + (int)(n - i) + 1;
         }
         if (r != SCHED_DONE) {
-            sched_cancel_all();
+            sched_cancel_all(L);
             char *msg = r == SCHED_DEADLINE
                             ? xasprintf("%sdid not finish within the %g s cleanup grace", label, grace)
                             : xasprintf("%sdeadlocked", label);
@@ -64,7 +64,7 @@ int cleanup_run(lua_State *L, int list, double grace, double hard_end, cleanup_r
             free(msg);
             failed++;
         }
-        sched_cancel_all(); /* an item's own background tasks end with it */
+        sched_cancel_all(L); /* an item's own background tasks end with it */
         free(label);
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
     }

@@ -4,22 +4,11 @@
  * modules by short name and Lua sources from the lib directories. */
 #ifndef HALO_SANDBOX_H
 #define HALO_SANDBOX_H
+#include "core/require.h"
 #include <lua.h>
 #include <stddef.h>
 
 #define SANDBOX_DEFAULT_MEM ((size_t)256 << 20)
-
-/* One requirable host module. The table of them lives a layer up
- * (mod/modules.c, in the style of Lua's linit.c); the sandbox only
- * knows how to open an entry. */
-typedef struct {
-    const char *name;
-    lua_CFunction open;      /* a C module inside halo, or NULL: */
-    int plugin;              /* halo_<name>.so, loaded on first require, or */
-    const char *source;      /* embedded Lua ("mod/docker"), called with
-                                (name, the internal table) */
-    const char *summary;     /* one line, for help, completion and docs */
-} halo_module;
 
 typedef struct {
     size_t mem_limit;           /* bytes; 0 = SANDBOX_DEFAULT_MEM */
@@ -29,8 +18,8 @@ typedef struct {
     size_t nlib_dirs;
 } sandbox_opts;
 
-/* A fresh sandboxed state with the scheduler bound to it. NULL only when
- * the process is out of memory. */
+/* A fresh sandboxed state with a scheduler of its own (core/sched.h).
+ * NULL only when the process is out of memory. */
 lua_State *sandbox_new(const sandbox_opts *opts);
 void sandbox_close(lua_State *L);
 
@@ -45,14 +34,15 @@ const char *sandbox_kill_reason(lua_State *L);
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);
 size_t sandbox_mem_used(lua_State *L);
 
-/* Ctrl-C for one task (the REPL's current line): once requested, Lua code
- * running in that task (or in coroutines it resumes) raises "interrupted"
- * at every instruction, which a pcall cannot swallow; other tasks run on.
- * Setting a target (NULL: none) clears a pending request. */
+/* Ctrl-C for one task of L (the REPL's current line): once requested, Lua
+ * code running in that task (or in coroutines it resumes) raises
+ * "interrupted" at every instruction, which a pcall cannot swallow; other
+ * tasks run on. The target is L's own; the request is process-wide, as a
+ * signal handler makes it and cannot know a state. Setting a target (NULL:
+ * none) clears a pending request. */
 struct task;
-void sandbox_set_interrupt_target(struct task *t);
+void sandbox_set_interrupt_target(lua_State *L, struct task *t);
 void sandbox_interrupt_target(void);   /* async-signal-safe */
-int sandbox_target_interrupted(void);
 /* The monotonic deadline code in L runs under (0: none), so waiting
  * primitives can cap their own timeouts with it. */
 double sandbox_deadline(lua_State *L);
@@ -61,22 +51,7 @@ size_t sandbox_mem_limit(lua_State *L);
  * memory limit refused the request: a new string. */
 char *sandbox_explain_memory_error(lua_State *L, const char *message);
 
-/* [-0, +1, -] Load a Lua source file (never bytecode) as a function, or
- * push an error message "file:line: ..." and return non-zero. */
-int sandbox_loadfile(lua_State *L, const char *path);
-/* How messages name a file: relative to the working directory when
- * under it, else shortened to its directory and name. */
-const char *sandbox_display_path(const char *path, char *buf, size_t size);
-
-/* [-0, +1, -] Load one of the Lua sources embedded in the binary. */
-int sandbox_load_embedded(lua_State *L, const char *name);
-
-/* [-0, +1, e] require(name) from C. */
-void sandbox_require(lua_State *L, const char *name);
-
-/* Make every host module a global, required on first use: probes are short,
- * and `http.get(...)` reads better than a require line in a one-liner. */
-void sandbox_module_globals(lua_State *L);
-
+/* Loading and require (sandbox_loadfile, sandbox_require, ...) are
+ * core/require.h, included above. */
 
 #endif

@@ -3,7 +3,6 @@
  * tests/engine/test_modules.py holds this table, the docs and the files
  * to each other. */
 #include "mod/modules.h"
-#include "core/sched.h"
 
 const halo_module halo_modules[] = {
     {"time", luaopen_time, 0, NULL, "sleep, the wall clock and the monotonic clock"},

@@ -10,6 +10,7 @@
 extern const halo_module halo_modules[];
 
 int luaopen_time(lua_State *L);
+int luaopen_task(lua_State *L);
 int luaopen_json(lua_State *L);
 int luaopen_zlib(lua_State *L);
 int luaopen_proc(lua_State *L);

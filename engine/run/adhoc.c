@@ -182,7 +182,7 @@ static int adhoc_body(lua_State *L)
     task *t = sched_spawn(L, nargs);
     int handle = lua_gettop(L);
     sched_observe(t);
-    sched_result r = sched_run(t, deadline);
+    sched_result r = sched_run(L, t, deadline);
     const char *kill = sandbox_kill_reason(L);
     if (r != SCHED_DONE || kill) {
         const char *why = kill ? kill
@@ -207,7 +207,7 @@ static int adhoc_body(lua_State *L)
         }
         st->code = 3;
     }
-    if (sched_unobserved_failures(warn_unobserved, NULL) && st->code == 0) st->code = 3;
+    if (sched_unobserved_failures(L, warn_unobserved, NULL) && st->code == 0) st->code = 3;
     return 0;
 }
 
@@ -218,7 +218,7 @@ static int adhoc_finish(lua_State *L)
 {
     adhoc_state *st = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    int leftover = sched_cancel_all();
+    int leftover = sched_cancel_all(L);
     if (leftover && st->o->verbose) halo_warn("cancelled %d task(s) still running at the end", leftover);
     sched_clear_interrupt();
     sandbox_rearm(L, 0, NULL, (size_t)16 << 20);

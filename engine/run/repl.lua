@@ -1,4 +1,4 @@
--- The REPL's Lua half (engine/run/repl.c is the terminal and the loop): what a
+-- The REPL's Lua half (engine/run/repl.c the loop, run/repl/ the terminal and `host`): what a
 -- line means — an expression, a statement, an unfinished chunk, a command —
 -- how its values print, tab completion, and the session kept for .save.
 -- feed(line) returns "more", "exit", or a function the host runs as a task.

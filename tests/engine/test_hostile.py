@@ -88,7 +88,7 @@ FOUND_DEFECTS = {
     "mem-background-task": "the memory limit stops only the thread that hit it: the run (asleep) wakes and "
                            "runs on to its end",
     "host-close-after-end": "errors of __close handlers run by the host's cancel of leftover tasks are "
-                            "dropped (sched.c cancel_on ignores lua_resetthread's status)",
+                            "dropped (sched.c sched_cancel ignores lua_resetthread's status)",
     "host-close-raises-at-cancel": "the same: a __close error during the host's cancel is dropped, the check PASSes",
     "host-close-loops-at-cancel": "the same path: the deadline stops the spin, but the outcome was decided before "
                                   "the cancel and the kill reason set during it is never read (run_cleanup's "
@@ -101,7 +101,7 @@ FOUND_DEFECTS = {
     "generated-file-past-cap": "the same bare 'not enough memory', for a check file, without the file's name",
     "type-fake-name-sql": "luaL_checkudata's message takes __name from the forged metatable: "
                           "'halo.sql.conn expected, got halo.sql.conn'",
-    "escape-require-nul": "sandbox.c valid_module_name checks the name only up to its first NUL: "
+    "escape-require-nul": "require.c valid_module_name checks the name only up to its first NUL: "
                           "require('json\\0/../../x') returns json",
     "err-expect-message-tostring-raises": "context.lua message() calls tostring(fmt) unprotected when there are "
                                           "no format arguments: the failure becomes an ERROR from inside t:expect",

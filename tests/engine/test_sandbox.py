@@ -266,7 +266,7 @@ assert(took >= 0.95, "time.sleep(1) returned after " .. took .. " s")
 
     def test_refused_join_does_not_wake_a_later_sleep(self):
         # Regression test for an engine bug these tests found (fixed since):
-        # sched.c task_join adds the caller to the target's
+        # task_join (now mod/task.c) adds the caller to the target's
         # joiners before sched_wait refuses to yield (here inside a
         # table.sort comparator); when the target ends it wakes the caller
         # in whatever it waits for next. Repro: this script; time.sleep(1)
@@ -306,7 +306,7 @@ print("joined: " .. tostring(err))
 
     def test_close_handler_that_cancels_its_own_task_does_not_crash(self):
         # Regression test for an engine bug these tests found (fixed since):
-        # cancel_on() (sched.c) runs the task's to-be-closed
+        # cancel_on() (sched.c, now sched_cancel) runs the task's to-be-closed
         # variables (lua_resetthread) before marking it done; a __close that
         # cancels the same task re-enters cancel_on(), finishes the task and
         # sets t->co = NULL, and the outer call then resets/uses a dead
