@@ -9,8 +9,9 @@ local format, tostring, type, select, error, pcall = string.format, tostring, ty
 local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
 -- string functions as locals, never methods: the string metatable is the
 -- check's to change, and a changed one must not change how it is reported
-local match, gsub, find, floor = string.match, string.gsub, string.find, math.floor
+local match, gsub, find, sub, floor, tonumber = string.match, string.gsub, string.find, string.sub, math.floor, tonumber
 local setmetatable, pairs, ipairs, math_type, rawequal = setmetatable, pairs, ipairs, math.type, rawequal
+local rawget = rawget
 
 -- Raised by t:assert and t:skip to end the run; recognised by identity, so
 -- a check cannot fake them.
@@ -92,6 +93,101 @@ function M.validate(spec, file)
   }
 end
 
+-- Chart evidence (docs/writing-checks.md, "Charts"; drawn by
+-- engine/report/html_chart.lua): a value with chart = "events" is checked
+-- here, so that a chart the HTML report could not draw is the check's
+-- error at once, not a chart missing later; and it is encoded with its
+-- keys in a fixed order, so that the text and md reports, which show it as
+-- JSON, read from what it is down to its events.
+local CHART_KEYS = { "chart", "title", "clock", "repeats", "repeats_in", "lanes", "events" }
+local EVENT_KEYS = { "at", "lane", "kind", "label" }
+local CHART_CHOICES = { clock = { utc = true, elapsed = true }, repeats_in = { chart = true, lane = true } }
+
+-- Seconds since 1970 a chart may hold (years 1 to 9999), and seconds
+-- since the check started.
+local UTC_MIN, UTC_MAX, ELAPSED_MAX = -62135596800, 253402300799, 1e9
+
+-- An ISO-8601 time as html_chart.lua reads it: "2026-12-01T19:01:04Z",
+-- with fractions of a second, "Z", an offset ("+01:00") or no zone (UTC).
+local function is_time(s)
+  local mo, d, h, mi, sec, zone = match(s, "^%d%d%d%d%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
+  if not mo or not (zone == "" or zone == "Z" or zone == "z" or match(zone, "^[+-]%d%d:?%d%d$")) then return false end
+  mo, d, h, mi, sec = tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  return mo >= 1 and mo <= 12 and d >= 1 and d <= 31 and h <= 23 and mi <= 59 and sec <= 60
+end
+
+local function is_name(v) return type(v) == "string" or type(v) == "number" end
+
+local function chart_problem(v)
+  local known = {}
+  for _, k in ipairs(CHART_KEYS) do known[k] = true end
+  for k in pairs(v) do
+    if not known[k] then
+      return format("unknown key '%s' in a chart (known: %s)", tostring(k), concat(CHART_KEYS, ", "))
+    end
+  end
+  for _, k in ipairs({ "title", "repeats" }) do
+    if v[k] ~= nil and type(v[k]) ~= "string" then return k .. " must be a string" end
+  end
+  for k, choices in pairs(CHART_CHOICES) do
+    if v[k] ~= nil and not choices[v[k]] then
+      return format("%s must be %s", k, k == "clock" and '"utc" or "elapsed"' or '"chart" or "lane"')
+    end
+  end
+  if v.lanes ~= nil then
+    if type(v.lanes) ~= "table" then return "lanes must be a list of names" end
+    for i, name in pairs(v.lanes) do
+      if math_type(i) ~= "integer" or not is_name(name) then return "lanes must be a list of names" end
+    end
+  end
+  if type(v.events) ~= "table" then return "events must be a list of events" end
+  local n = #v.events
+  for i in pairs(v.events) do
+    if math_type(i) ~= "integer" or i < 1 or i > n then return "events must be a list of events" end
+  end
+  local elapsed = v.clock == "elapsed"
+  for i, e in ipairs(v.events) do
+    if type(e) ~= "table" then return format("events[%d] must be a table { at = …, lane = … }", i) end
+    for k, x in pairs(e) do
+      if k ~= "at" and k ~= "lane" and k ~= "kind" and k ~= "label" then
+        return format("unknown key '%s' in events[%d] (known: %s)", tostring(k), i, concat(EVENT_KEYS, ", "))
+      end
+      if k ~= "at" and not is_name(x) then return format("events[%d].%s must be a string or a number", i, k) end
+    end
+    local at = e.at
+    local lo, hi = elapsed and -ELAPSED_MAX or UTC_MIN, elapsed and ELAPSED_MAX or UTC_MAX
+    if not ((type(at) == "number" and at >= lo and at <= hi) or
+            (not elapsed and type(at) == "string" and is_time(at))) then
+      return format("events[%d].at must be %s", i, elapsed and "seconds since the check started (a number)"
+                    or "an ISO-8601 time (\"2026-12-01T19:01:04Z\") or seconds since 1970")
+    end
+  end
+  return nil
+end
+
+-- The chart as JSON, its keys in CHART_KEYS' order and each event's in
+-- EVENT_KEYS'; `whole` is encode(v), whose length it keeps.
+local function chart_json(v, whole)
+  if sub(whole, 1, 1) ~= "{" then return whole end -- cut to text: too big to keep
+  local parts = {}
+  for _, k in ipairs(CHART_KEYS) do
+    if k == "events" then
+      local events = {}
+      for i, e in ipairs(v.events) do
+        local fields = {}
+        for _, ek in ipairs(EVENT_KEYS) do
+          if e[ek] ~= nil then fields[#fields + 1] = encode(ek) .. ":" .. encode(e[ek]) end
+        end
+        events[i] = "{" .. concat(fields, ",") .. "}"
+      end
+      parts[#parts + 1] = '"events":[' .. concat(events, ",") .. "]"
+    elseif v[k] ~= nil then
+      parts[#parts + 1] = encode(k) .. ":" .. (k == "lanes" and #v.lanes == 0 and "[]" or encode(v[k]))
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
 -- A new context for one run of a check. Returns t and the host's view of it.
 function M.new(info)
   local t = { id = info.id, title = info.title, timeout = info.timeout }
@@ -154,6 +250,12 @@ function M.new(info)
   -- t:evidence(key, value): lands in the report's detail for this check.
   function t:evidence(key, value)
     if type(key) ~= "string" then error("bad argument #1 to 'evidence' (string expected)", 2) end
+    if type(value) == "table" and rawget(value, "chart") == "events" then
+      local problem = chart_problem(value)
+      if problem then error("bad argument #2 to 'evidence' (" .. problem .. ")", 2) end
+      emit("evidence", key, chart_json(value, encode(value)))
+      return value
+    end
     emit("evidence", key, encode(value))
     return value
   end

@@ -65,6 +65,16 @@ return {
     for _, e in ipairs(executions) do table_rows[#table_rows + 1] = e.fireTime .. " " .. tostring(e.replica) end
     table.sort(table_rows)
     t:evidence("executions (API)", table_rows)
+    -- the same executions as a chart (docs/writing-checks.md, "Charts"),
+    -- which the HTML report draws: a row per replica, a band at a fire
+    -- time recorded more than once
+    local fires = {}
+    for _, e in ipairs(executions) do fires[#fires + 1] = { at = e.fireTime, lane = tostring(e.replica) } end
+    local lanes = {}
+    for name in pairs(stack.replicas or {}) do lanes[#lanes + 1] = name end
+    table.sort(lanes)
+    t:evidence("fire times", { chart = "events", title = "Fire times per replica", lanes = lanes, events = fires,
+                               repeats = "double fire" })
     for _, ft in ipairs(times) do
       table.sort(by[ft])
       t:expect(count[ft] == 1, "fire time %s fired %d times (by %s): the replicas do not share the claim on a tick",

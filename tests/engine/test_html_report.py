@@ -1,19 +1,27 @@
 """The HTML report (--format html, --report html:FILE) of real runs on the
 reference stack (tests/stack/), read as XML and opened in a real browser.
 
-- A healthy run of checks 1, 2 and 4, and check 4 with FAULT_LB_NO_FAILOVER=1
-  (requests through the LB fail with 502 while a replica is down), each
-  with an HTML report and a markdown entry that links it.
+- A healthy run of checks 1, 2 and 4, check 4 with FAULT_LB_NO_FAILOVER=1
+  (requests through the LB fail with 502 while a replica is down) and
+  check 2 with FAULT_SCHEDULE_EVERY_REPLICA=1 (both replicas fire every
+  tick), each with an HTML report and a markdown entry that links it.
 - Each page is well-formed XML (xml.etree, once the doctype is stripped) and
   self-contained: no script, no stylesheet link, nothing fetched from a URL.
 - Check 4 has its timeline, with an action marker per kill, start and
   healthy; the longest failure window is shaded in the faulty run and not
-  in the healthy one; check 2 has its schedule chart, with no double fire.
+  in the healthy one; check 2 has its chart of fire times per replica
+  (chart evidence, docs/writing-checks.md "Charts"), with no double fire
+  when healthy and a band marked ×2 under the fault.
 - Debian's chromium (headless) opens every page with no console error; its
   screenshot shows the failure window's colour in the faulty run only.
 - Without the stack: a check of 50 000 requests against
   tests/servers/edge_server.py draws buckets and stays under a few MB; a
-  double fire is marked ×2; text that looks like markup stays text.
+  double fire is marked ×2; text that looks like markup stays text; the
+  charts of tests/fixtures/html-chart (a time repeated across lanes, and
+  within a lane) are drawn from the chart evidence alone: rewording the
+  check's other evidence changes nothing in them, and text evidence alone
+  draws none; a malformed chart makes the check ERROR saying what is wrong;
+  the text and md reports show a chart as one line of JSON, kind first.
 
 Sizes and times are printed ([test_html_report] lines), not asserted beyond
 the size limit. With HALO_HTML_SCREENSHOT=PATH the faulty run's check 4 is
@@ -37,7 +45,7 @@ import unittest
 import xml.etree.ElementTree as ET
 import zlib
 
-from halotest import HALO, SOURCE, halo_env
+from halotest import FIXTURES, HALO, SOURCE, halo_env
 from httptest import EdgeServer
 from refstack import STACK, UP, RefStack, RefStackTestCase
 
@@ -45,7 +53,7 @@ PROJECT = "halotest-html"
 S = RefStack(PROJECT)
 CHECKS = os.path.join(SOURCE, "scripts", "checks")
 XHTML, SVG = "{http://www.w3.org/1999/xhtml}", "{http://www.w3.org/2000/svg}"
-SHADE = (0xFA, 0xDB, 0xC8)  # the failure window's fill (engine/report/html.lua)
+SHADE = (0xFA, 0xDB, 0xC8)  # the failure window's fill (engine/report/html_timeline.lua)
 OK_GREEN = (0x00, 0x9E, 0x73)
 CHROMIUM = "/usr/bin/chromium"
 MARKS_MAX = 3000            # past this many requests a timeline draws buckets
@@ -86,6 +94,21 @@ def check_section(root, check_id):
 def marks(el, outcome):
     """The request marks (or buckets) of one outcome in el, not the legend's."""
     return [m for m in el.iter() if outcome in classes(m) and ({"req", "bucket"} & set(classes(m)))]
+
+
+def event_charts(el):
+    """The charts of chart evidence in el (engine/report/html_chart.lua)."""
+    return [svg for svg in el.iter(SVG + "svg") if "events-chart" in classes(svg)]
+
+
+def chart_titled(sec, title):
+    """The chart whose heading (an <h3> right before it) is `title`."""
+    children = list(sec)
+    found = [children[i + 1] for i, el in enumerate(children[:-1])
+             if el.tag == XHTML + "h3" and text_of(el) == title and "events-chart" in classes(children[i + 1])]
+    if len(found) != 1:
+        raise AssertionError(f"{len(found)} charts headed {title!r}")
+    return found[0]
 
 
 def marker_labels(el):
@@ -325,6 +348,9 @@ class StackReports(PageAssertions, RefStackTestCase):
     def faulty(self):
         return self.run_once("faulty", [4], {"FAULT_LB_NO_FAILOVER": "1", "FAILOVER_RATE": "20"})
 
+    def double_fire(self):
+        return self.run_once("double-fire", [2], {"FAULT_SCHEDULE_EVERY_REPLICA": "1"})
+
     def assertStatuses(self, run, expected):
         got = {c["id"]: c["status"] for c in run["report"]["checks"]}
         detail = "\n".join(f"  {c['id']} {c['status']}: {c.get('message')}" for c in run["report"]["checks"])
@@ -348,7 +374,7 @@ class StackReports(PageAssertions, RefStackTestCase):
 
     def test_10_healthy_run(self):
         """1, 2, 4 PASS; check 4's timeline with its markers and no failure
-        window; check 2's schedule chart without a double fire."""
+        window; check 2's chart of fire times without a double fire."""
         run = self.healthy()
         self.assertStatuses(run, {1: "PASS", 2: "PASS", 4: "PASS"})
         self.assertEqual(run["p"].returncode, 0, run["p"].stderr[-2000:])
@@ -359,10 +385,12 @@ class StackReports(PageAssertions, RefStackTestCase):
         self.assertEqual(marks(timeline, "server-error"), [], "no 5xx")
         self.assertEqual(marks(timeline, "conn-error"), [], "no connection error")
         sec2 = check_section(root, 2)
-        charts = [el for el in sec2.iter(SVG + "svg") if "schedule" in classes(el)]
-        self.assertEqual(len(charts), 1, "check 2 has its schedule chart")
-        self.assertGreaterEqual(len(by_class(charts[0], "fire")), 3, "a tick per fire time")
-        self.assertEqual(by_class(charts[0], "double-fire"), [])
+        self.assertEqual(len(event_charts(sec2)), 1, "check 2 has one chart")
+        chart = chart_titled(sec2, "Fire times per replica")
+        self.assertGreaterEqual(len(by_class(chart, "event")), 3, "a mark per fire time")
+        self.assertEqual(by_class(chart, "repeat"), [], "no double fire")
+        self.assertEqual([el.text for el in chart.iter(SVG + "text") if "row-label" in classes(el)], ["api1", "api2"],
+                         "a row per replica of the stack file")
         summary = text_of(root.find(f"{XHTML}body"))
         for want in ("Operator", "halo-tests", "App version", "1.0.0-standin", "PostgreSQL", "Host OS", "Run time"):
             self.assertIn(want, summary)
@@ -390,6 +418,22 @@ class StackReports(PageAssertions, RefStackTestCase):
         message = run["report"]["checks"][0]["message"]
         self.assertIn(message, text_of(check_section(root, 4)), "the failure message, in full")
         self.assertIn("requests through the LB failed while a replica was down", message)
+
+    def test_13_double_fire_run(self):
+        """FAULT_SCHEDULE_EVERY_REPLICA: check 2 FAILs; its chart marks each
+        fire time both replicas recorded with a band ×2."""
+        run = self.double_fire()
+        self.assertStatuses(run, {2: "FAIL"})
+        root = self.assertWellFormedPage(run["text"], "double-fire")
+        self.assertSelfContained(run["text"], root, "double-fire")
+        chart = chart_titled(check_section(root, 2), "Fire times per replica")
+        bands = by_class(chart, "repeat")
+        self.assertGreater(len(bands), 0, "the double fires are marked")
+        for band in bands:
+            self.assertEqual(band.find(SVG + "text").text, "×2")
+            self.assertRegex(band.find(SVG + "title").text, r"^double fire: 2 events at .* UTC \(api1, api2\)$")
+        self.assertGreaterEqual(len(by_class(chart, "event")), 2 * len(bands))
+        self.assertIn("fired 2 times", run["report"]["checks"][0]["message"])
 
     def test_12_md_links_the_html(self):
         for run in (self.healthy(), self.faulty()):
@@ -457,10 +501,11 @@ return {
   title = "Schedule fires exactly once across replicas <&> \\"quoted\\"",
   run = function(t, stack)
     http.get(stack.base .. "/ok")
-    t:evidence("executions (API)", { "2026-12-01T19:01:04.000Z api2", "2026-12-01T19:01:06.000Z api1",
-                                     "2026-12-01T19:01:06.000Z api2", "2026-12-01T19:01:08.000Z api1" })
-    t:evidence("schedule_executions", { "2026-12-01T19:01:04Z  x1  api2", "2026-12-01T19:01:06Z  x2  api1,api2",
-                                        "2026-12-01T19:01:08Z  x1  api1" })
+    t:evidence("fire times", { chart = "events", title = "Fire times per replica <&>", repeats = "double fire",
+                               events = { { at = "2026-12-01T19:01:04.000Z", lane = "api2" },
+                                          { at = "2026-12-01T19:01:06.000Z", lane = "api1" },
+                                          { at = "2026-12-01T19:01:06.000Z", lane = "api2", label = "<i>late</i>" },
+                                          { at = "2026-12-01T19:01:08.000Z", lane = "api1" } } })
     t:evidence("markup", "<b>not bold</b> & </section>")
     t:expect(false, "fire time 2026-12-01T19:01:06.000Z fired 2 times (by api1, api2)\\n<second line> & more")
   end,
@@ -531,21 +576,161 @@ class SyntheticReports(PageAssertions, unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr[-2000:])
         root = self.assertWellFormedPage(text, "schedule")
         sec = check_section(root, 1)
-        charts = [el for el in sec.iter(SVG + "svg") if "schedule" in classes(el)]
-        self.assertEqual(len(charts), 1)
-        doubles = by_class(charts[0], "double-fire")
+        chart = chart_titled(sec, "Fire times per replica <&>")
+        doubles = by_class(chart, "repeat")
         self.assertEqual(len(doubles), 1, "one fire time recorded twice")
         self.assertEqual(doubles[0].find(SVG + "text").text, "×2")
         self.assertIn("19:01:06", doubles[0].find(SVG + "title").text)
-        self.assertEqual(len(by_class(charts[0], "fire")), 4, "a tick per fire time and replica")
+        self.assertEqual(len(by_class(chart, "event")), 4, "a mark per fire time and replica")
+        self.assertIn("<i>late</i>", "".join(text_of(m) for m in by_class(chart, "event")))
         body = text_of(sec)
         self.assertIn('Schedule fires exactly once across replicas <&> "quoted"', body)
         self.assertIn("<b>not bold</b> & </section>", body)
         self.assertIn("fired 2 times (by api1, api2)\n<second line> & more", body)
         self.assertEqual(list(sec.iter(XHTML + "b")), [], "evidence is text, not markup")
+        self.assertEqual([el for el in sec.iter() if el.tag.endswith("}i")], [], "a label is text, not markup")
         self.assertEqual([el for el in sec.iter(SVG + "rect") if "failure-window" in classes(el)], [],
                          "no request failed")
         self.assertBrowserRenders(html, os.path.join(self.dir, "schedule.png"), "schedule")
+
+
+    # ---- chart evidence (tests/fixtures/html-chart) -----------------------------------
+
+    def run_chart_fixture(self, name, reword=None):
+        """The fixture's check, its source passed through `reword`, run with
+        `halo run --checks DIR --format html`; returns the page's root."""
+        with open(os.path.join(FIXTURES, "html-chart", "01-chart-evidence.lua"), encoding="utf-8") as f:
+            source = f.read()
+        checks = os.path.join(self.dir, name)
+        os.makedirs(checks)
+        with open(os.path.join(checks, "01-chart-evidence.lua"), "w", encoding="utf-8") as f:
+            f.write(reword(source) if reword else source)
+        html = os.path.join(self.dir, f"{name}.html")
+        p = subprocess.run([HALO, "run", "--checks", checks, "--format", "html", "--out", html],
+                           capture_output=True, text=True, env=halo_env(), cwd=self.dir, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        with open(html, encoding="utf-8") as f:
+            text = f.read()
+        root = self.assertWellFormedPage(text, name)
+        self.assertSelfContained(text, root, name)
+        return root, html
+
+    def test_chart_evidence(self):
+        """Fire times per replica: a band ×2 across the lanes where two
+        replicas fired at one instant (written as Z, +01:00 and seconds since
+        1970 alike); a row for a listed lane with no event. Kills and starts
+        on the check's clock: a shape per kind, with a legend, and a band
+        ×2 only in the lane where one replica started twice at once."""
+        root, html = self.run_chart_fixture("chart")
+        sec = check_section(root, 1)
+        self.assertEqual(len(event_charts(sec)), 2)
+        fires = chart_titled(sec, "Fire times per replica")
+        self.assertEqual([el.text for el in fires.iter(SVG + "text") if "row-label" in classes(el)],
+                         ["api1", "api2", "api3"], "a row per lane, in the order given")
+        self.assertEqual(len(by_class(fires, "event")), 4)
+        bands = by_class(fires, "repeat")
+        self.assertEqual(len(bands), 1, "one time repeated")
+        self.assertEqual(bands[0].find(SVG + "text").text, "×2")
+        self.assertEqual(bands[0].find(SVG + "title").text,
+                         "double fire: 2 events at 2026-12-01 19:01:06 UTC (api1, api2)")
+        self.assertIn("4 events in 3 lanes; double fire at 1 time", text_of(sec), "the caption")
+
+        actions = chart_titled(sec, "Kills and starts <per replica>")
+        kills = [m for m in by_class(actions, "event") if "k1" in classes(m)]
+        starts = [m for m in by_class(actions, "event") if "k2" in classes(m)]
+        self.assertEqual((len(kills), len(starts)), (2, 3), "a class (shape and colour) per kind")
+        self.assertEqual({m.tag for m in kills} & {m.tag for m in starts}, set(), "kinds differ in shape")
+        legend = " ".join(el.text or "" for el in actions.iter(SVG + "text"))
+        for want in ("kill (2)", "start (3)", "double start (1)", "seconds since the check started"):
+            self.assertIn(want, legend)
+        bands = by_class(actions, "repeat")
+        self.assertEqual(len(bands), 1, "4.25 s is in two lanes, so no repeat within a lane; 9 s twice in api2")
+        self.assertEqual(bands[0].find(SVG + "title").text, "double start: 2 events at 9 s (api2, api2)")
+        self.assertLess(float(bands[0].find(SVG + "rect").get("height")), 40, "the band is the lane's, not the chart's")
+        evidence = [el for el in sec.iter(XHTML + "table") if "evidence" in classes(el)][0]
+        self.assertIn("drawn above: Fire times per replica", text_of(evidence))
+        self.assertBrowserRenders(html, os.path.join(self.dir, "chart.png"), "chart")
+
+    def test_chart_ignores_evidence_wording(self):
+        """The charts come from the chart evidence alone: reworded text
+        evidence leaves them as they were, and text evidence alone (the
+        lines the report used to parse) draws no chart."""
+        def charts(root):
+            return [ET.tostring(c, encoding="unicode") for c in event_charts(check_section(root, 1))]
+
+        before, _ = self.run_chart_fixture("chart-before")
+
+        def reword(source):
+            out = source.replace('"executions (API)"', '"Executions seen through the API"')
+            out = out.replace('"schedule_executions"', '"rows of schedule_executions"')
+            out = re.sub(r"(\d\d:\d\d:\d\d)(?:\.000)?Z  x(\d)  ", r"\1 UTC, \2 times, by ", out)
+            out = re.sub(r'"(2026-12-01T[\d:.]+Z) (api\d)"', r'"\2 ran the tick of \1"', out)
+            self.assertNotEqual(out, source)
+            return out
+        after, _ = self.run_chart_fixture("chart-reworded", reword)
+        self.assertIn("Executions seen through the API", text_of(check_section(after, 1)))
+        self.assertIn("ran the tick of", text_of(check_section(after, 1)))
+        self.assertEqual(charts(after), charts(before), "rewording other evidence changed a chart")
+
+        def text_only(source):
+            return re.sub(r'\n    t:evidence\("(fire times|replica actions)".*?\n    }\)', "", source, flags=re.S)
+        plain, _ = self.run_chart_fixture("chart-text-only", text_only)
+        self.assertIn("schedule_executions", text_of(check_section(plain, 1)))
+        self.assertEqual(charts(plain), [], "no chart without chart evidence")
+
+    def test_chart_in_text_and_md(self):
+        """The text (-v) and md reports show a chart as one line of JSON,
+        what it is first and its events last."""
+        checks = os.path.join(FIXTURES, "html-chart")
+        for args in (["-v"], ["--format", "md"]):
+            p = subprocess.run([HALO, "run", "--checks", checks] + args, capture_output=True, text=True,
+                               env=halo_env(), cwd=self.dir, timeout=120, stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            lines = [l.strip() for l in p.stdout.splitlines() if l.strip().startswith("fire times:")]
+            self.assertEqual(len(lines), 1, p.stdout)
+            self.assertTrue(lines[0].startswith('fire times: {"chart":"events","title":"Fire times per replica",'
+                                                '"repeats":"double fire","lanes":["api1","api2","api3"],'
+                                                '"events":[{"at":"2026-12-01T19:01:04.000Z","lane":"api2"},'),
+                            lines[0])
+
+    def test_malformed_chart_is_an_error(self):
+        """A chart the report could not draw is the check's ERROR, with
+        what is wrong, not a chart silently missing. A `chart` key other
+        than "events" is the check's own data."""
+        for value, why in (('{ chart = "events", events = { { at = "yesterday", lane = "api1" } } }',
+                            "events[1].at must be an ISO-8601 time"),
+                           ('{ chart = "events", ["repeat"] = "double fire", events = {} }',
+                            "unknown key 'repeat' in a chart"),
+                           ('{ chart = "events", events = { { at = "2026-13-01T19:01:04Z", lane = "api1" } } }',
+                            "events[1].at must be an ISO-8601 time"),
+                           ('{ chart = "events", events = { { at = 1e300, lane = "api1" } } }',
+                            "events[1].at must be an ISO-8601 time"),
+                           ('{ chart = "events", events = { { at = 0, lane = {} } } }',
+                            "events[1].lane must be a string or a number"),
+                           ('{ chart = "events", clock = "elapsed", events = { { at = "2026-12-01T19:01:04Z" } } }',
+                            "events[1].at must be seconds since the check started")):
+            with self.subTest(value=value):
+                source = ('return { title = "bad chart", run = function(t)\n'
+                          f'  t:evidence("chart", {value})\nend }}\n')
+                checks = tempfile.mkdtemp(dir=self.dir)
+                with open(os.path.join(checks, "01-bad.lua"), "w") as f:
+                    f.write(source)
+                p = subprocess.run([HALO, "run", "--checks", checks, "--format", "json"], capture_output=True,
+                                   text=True, env=halo_env(), cwd=self.dir, timeout=120, stdin=subprocess.DEVNULL)
+                check = json.loads(p.stdout)["checks"][0]
+                self.assertEqual(check["status"], "ERROR", check)
+                self.assertIn("01-bad.lua:2: bad argument #2 to 'evidence' (" + why, check["message"])
+        checks = tempfile.mkdtemp(dir=self.dir)
+        with open(os.path.join(checks, "01-data.lua"), "w") as f:
+            f.write('return { title = "data", run = function(t) t:evidence("helm", { chart = "pulp-1.2", n = 1 }) end }\n')
+        p = subprocess.run([HALO, "run", "--checks", checks, "--format", "html"], capture_output=True, text=True,
+                           env=halo_env(), cwd=self.dir, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        sec = check_section(parse_page(p.stdout), 1)
+        self.assertEqual(event_charts(sec), [])
+        self.assertIn("pulp-1.2", text_of(sec))
+        self.assertNotIn("not drawn", text_of(sec))
 
 
 if __name__ == "__main__":
