@@ -1,18 +1,24 @@
-/* HTTP response headers: on_header() in engine/mod/http.c, the libcurl header
- * callback that splits each header line into name and value, and what a
- * check then reads of them (res.headers, res:header(), res:header_values(),
- * res.header_list, the replica a history record names). http.c's functions
- * are static, so the file is compiled into this target.
+/* HTTP response headers: http_on_header() in engine/mod/http/transfer.c,
+ * the libcurl header callback that splits each header line into name and
+ * value, and what a check then reads of them (res.headers, res:header(),
+ * res:header_values(), res.header_list, the replica a history record
+ * names). The plugin's sources are compiled into this target, which so
+ * reaches the names its files share (mod/http/http.h).
  *
  * The input is a response's header block; each line (up to and with its
  * '\n') is one callback, in a buffer of exactly its size, as curl calls it
  * (status lines included: "HTTP/..." starts a response over). The stored
  * headers must be what a plain reading of the lines gives, and the Lua
  * views of them must agree with it. */
-#include "../engine/mod/http.c"
-
+#include "mod/http/http.h"
+#include "core/sandbox.h"
 #include "mod/modules.h"
 #include "fuzz_util.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 /* A plain reading: the lines of the last response, split at the first
  * colon, the value without leading blanks and trailing blanks and CR/LF. */
@@ -40,38 +46,6 @@ static size_t reference(const uint8_t *data, size_t size, ref_header *out, size_
         out[n++] = (ref_header){line, line + v, (size_t)(colon - line), e - v};
     }
     return n;
-}
-
-/* A response as push_response makes one, without a curl handle: the same
- * lazy record (header refs, header bytes, URL) behind the same metatable. */
-static void push_fake_response(lua_State *L, const transfer *tr, const char *url)
-{
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, 200);
-    lua_setfield(L, -2, "status");
-    lua_pushliteral(L, "");
-    lua_setfield(L, -2, "body");
-    lua_pushliteral(L, "GET");
-    lua_setfield(L, -2, "method");
-    size_t url_len = strlen(url);
-    lazy_response *lz =
-        lua_newuserdatauv(L, sizeof *lz + tr->nheaders * sizeof(header_ref) + tr->hdr.len + url_len + 1, 0);
-    memset(lz, 0, sizeof *lz);
-    snprintf(lz->ip, sizeof lz->ip, "127.0.0.1");
-    lz->port = 80;
-    lz->version = "1.1";
-    lz->nheaders = (uint32_t)tr->nheaders;
-    lz->hdr_len = tr->hdr.len;
-    if (tr->nheaders) memcpy(lz->refs, tr->headers, tr->nheaders * sizeof(header_ref));
-    char *bytes = (char *)LAZY_BYTES(lz);
-    if (tr->hdr.len) memcpy(bytes, tr->hdr.buf, tr->hdr.len);
-    memcpy(bytes + tr->hdr.len, url, url_len + 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_key);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_rawset(L, -3);
-    lua_pop(L, 2);
-    luaL_setmetatable(L, RESPONSE_MT);
 }
 
 /* checker(res, expected): expected is { {name, value}, ... } as C strings
@@ -131,6 +105,9 @@ static void setup(void)
         lua_pcall(L, 0, 1, 0) != LUA_OK)
         fuzz_fail("headers checker: %s", lua_tostring(L, -1));
     checker = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* the rest of the response the checker reads: a GET answered 200 */
+    tr.status = 200;
+    tr.method = strcpy(tr.method_buf, "GET");
 }
 
 /* The C-string view of n bytes: up to the first NUL. */
@@ -143,22 +120,16 @@ static size_t cstr_len(const uint8_t *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!L) setup();
-    /* As transfer_put leaves a pooled transfer for its next request. */
-    sb_clear(&tr.hdr);
-    tr.nheaders = 0;
-    if (tr.capheaders > 256) {
-        free(tr.headers);
-        tr.headers = NULL;
-        tr.capheaders = 0;
-    }
+    /* As a pooled transfer is left for its next request. */
+    http_transfer_clear_headers(&tr);
     size_t lines = 0;
     for (size_t at = 0; at < size;) {
         const uint8_t *nl = memchr(data + at, '\n', size - at);
         size_t len = nl ? (size_t)(nl - (data + at)) + 1 : size - at;
         char *line = xmalloc(len);
         memcpy(line, data + at, len);
-        size_t took = on_header(line, 1, len, &tr);
-        FUZZ_CHECK(took == len, "on_header took %zu of %zu bytes", took, len);
+        size_t took = http_on_header(line, 1, len, &tr);
+        FUZZ_CHECK(took == len, "http_on_header took %zu of %zu bytes", took, len);
         free(line);
         at += len;
         lines++;
@@ -185,18 +156,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The replica a history record names: the first of replica_headers
      * present, by rank, then by position. */
-    const char *replica = find_replica(&tr), *expected_replica = NULL;
-    for (int k = 0; replica_headers[k] && !expected_replica; k++)
+    const char *replica = http_find_replica(&tr), *expected_replica = NULL;
+    for (int k = 0; http_replica_headers[k] && !expected_replica; k++)
         for (size_t i = 0; i < nwant && !expected_replica; i++) {
             size_t n = cstr_len(want[i].name, want[i].nlen);
-            if (n == strlen(replica_headers[k]) && strncasecmp((const char *)want[i].name, replica_headers[k], n) == 0)
+            if (n == strlen(http_replica_headers[k]) &&
+                strncasecmp((const char *)want[i].name, http_replica_headers[k], n) == 0)
                 expected_replica = HDR_VALUE(&tr, i);
         }
-    FUZZ_CHECK(replica == expected_replica, "find_replica gave %s, expected %s", replica ? replica : "none",
+    FUZZ_CHECK(replica == expected_replica, "http_find_replica gave %s, expected %s", replica ? replica : "none",
                expected_replica ? expected_replica : "none");
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, checker);
-    push_fake_response(L, &tr, "http://fuzz.test/path");
+    /* A response as a finished transfer gives one, without a curl handle. */
+    http_push_response_from(L, &tr, "http://fuzz.test/path", "127.0.0.1", 80, "1.1", NULL);
     lua_createtable(L, (int)nwant, 0);
     for (size_t i = 0; i < nwant; i++) {
         lua_createtable(L, 2, 0);

@@ -692,6 +692,37 @@ class Misuse(HaloTestCase):
         line = PRELUDE.count("\n") + 3
         self.assertIn(".lua:%d: bad argument" % line, run.stderr, "the error points at the caller's line")
 
+    def test_unknown_option_names_the_argument_and_what_is_known(self):
+        """An unknown option is blamed, in Lua's wording (core/options.c), on
+        the function and argument the script wrote, a client's table path
+        included, and the message lists the options there are."""
+        request = ("method, url, headers, query, body, json, form, multipart, timeout, connect_timeout, "
+                   "follow, max_body, verify, ca_file, cert, key, unix_socket, record")
+        client = ("base, headers, timeout, connect_timeout, follow, max_body, verify, ca_file, cert, key, "
+                  "unix_socket, record")
+        cases = [
+            ('http.request{ url = BASE .. "/ok", timout = 1 }',
+             "bad argument #1 to 'request' (unknown option 'timout'; known: %s)" % request),
+            ('http.get(BASE .. "/ok", { timout = 1 })',
+             "bad argument #2 to 'get' (unknown option 'timout'; known: %s)" % request),
+            ('http.client{ base = BASE }:request{ url = "/ok", timout = 1 }',
+             "bad argument #1 to 'request' (unknown option 'timout'; known: %s)" % request),
+            ('http.client{ base = BASE }:get("/ok", { timout = 1 })',
+             "bad argument #2 to 'get' (unknown option 'timout'; known: %s)" % request),
+            # defaults that fail their checks: the client merges tables per request
+            ('http.client{ base = BASE, timeout = -1 }:get("/ok", { timout = 1 })',
+             "bad argument #2 to 'get' (unknown option 'timout'; known: %s)" % request),
+            ('http.client{ base = BASE, timeout = -1 }:request{ url = "/ok", timout = 1 }',
+             "bad argument #1 to 'request' (unknown option 'timout'; known: %s)" % request),
+            ('http.client{ base = BASE, timout = 1 }',
+             "bad argument #1 to 'client' (unknown option 'timout'; known: %s)" % client),
+            ('http.post(BASE .. "/echo", { multipart = { { name = "a", data = "x", size = 1 } } })',
+             "bad argument #2 to 'post' (unknown option 'size'; known: name, data, filename, content_type)"),
+        ]
+        for call, message in cases:
+            with self.subTest(call=call):
+                self.assertRaisesBadArgument('local r, e = %s\nemit{ "went on", r ~= nil, e ~= nil }' % call, message)
+
 
 class Concurrency(HaloTestCase):
     def test_hundred_tasks_in_flight_together(self):
