@@ -7,6 +7,7 @@
 #include "report/report.h"
 #include "core/sandbox.h"
 #include "core/util.h"
+#include "mod/modules.h"
 
 #include <lauxlib.h>
 #include <limits.h>
@@ -15,6 +16,13 @@
 
 /* a history of 500 000 requests is a few hundred MiB as Lua tables */
 #define HTML_MEMORY ((size_t)2 << 30)
+
+/* html.lua requires json and nothing else: the renderer gets no network,
+ * no processes, no docker. */
+static const halo_module html_modules[] = {
+    {"json", luaopen_json, 0, NULL, "decode and encode JSON; json.null"},
+    {NULL, NULL, 0, NULL, NULL},
+};
 
 /* The Lua global html.lua reads each check's evidence keys from, in the
  * order the check recorded them: decoding the JSON report loses the order
@@ -52,7 +60,7 @@ int report_html(const run_report *r, FILE *out)
     }
     report_json_full(r, mem);
     fclose(mem);
-    sandbox_opts so = {.mem_limit = HTML_MEMORY};
+    sandbox_opts so = {.mem_limit = HTML_MEMORY, .modules = html_modules};
     lua_State *L = sandbox_new(&so);
     if (!L) {
         free(json);
