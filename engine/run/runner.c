@@ -95,7 +95,7 @@ static int running_exclusive(void)
 static void start_next(void)
 {
     run_report *rep = RUN.report;
-    if (!rep) return; /* still discovering */
+    if (!rep) return; /* no run yet: halo list */
     while (!R.interrupted && next_pending < rep->nchecks) {
         check_result *c = rep->checks[next_pending];
         if (c->status != ST_PENDING) {
@@ -191,7 +191,6 @@ static void runner_init(const runner_opts *o)
 {
     R.o = o;
     RUN.grace = o->grace;
-    children_after_reap(start_next);
     loop_init();
 }
 
@@ -253,6 +252,11 @@ int runner_run(const runner_opts *o)
         gather_facts(placeholder);
         check_result_free(placeholder);
     }
+    /* Only now does a child's end start the next check: were the facts'
+     * script to do it, the checks would start inside gather_facts and be
+     * walked again from the first below (ERRORs and deferrals shown twice,
+     * a check started twice if an interrupt came meanwhile). */
+    children_after_reap(start_next);
     next_pending = 0;
     start_next();
     if (progress_is_tty()) loop_timer(0.2, tick, NULL);
