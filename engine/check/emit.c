@@ -33,7 +33,8 @@ static char *field_text(lua_State *L, int idx)
 /* emit.NAME(field, ...); the event's kind is the upvalue */
 static int emit_event(lua_State *L)
 {
-    const event_spec *spec = events_spec((event_kind)lua_tointeger(L, lua_upvalueindex(1)));
+    event_kind kind = (event_kind)lua_tointeger(L, lua_upvalueindex(1));
+    const event_spec *spec = events_spec(kind);
     int n = lua_gettop(L);
     if (n != spec->nfields)
         return luaL_error(L, "emit: event %s takes %d field(s) (%s), not %d", spec->kind, spec->nfields,
@@ -44,7 +45,7 @@ static int emit_event(lua_State *L)
     const char *fields[FIELDS_MAX] = {0};
     char *owned[FIELDS_MAX] = {0};
     for (int i = 0; i < n; i++) fields[i] = owned[i] = field_text(L, n + 1 + i);
-    events_send((event_kind)lua_tointeger(L, lua_upvalueindex(1)), n, fields);
+    events_send(kind, n, fields);
     for (int i = 0; i < n; i++) free(owned[i]);
     lua_settop(L, 0);
     return 0;
