@@ -16,7 +16,8 @@
  * The input is text, one directive per line (see fuzz/README.md):
  *   check ID | title S | status PASS|FAIL|ERROR|N/A|DEFERRED|PENDING |
  *   message S | file S | step_now S | duration N | started N | tag S |
- *   failure S | evidence KEY=JSON | step STATUS N NAME | log LEVEL N TEXT |
+ *   failure S | evidence KEY=JSON | evidence_text KEY=S | step STATUS N NAME |
+ *   log LEVEL N TEXT |
  *   request JSON | action JSON | fact KEY=VALUE | run.checks_dir S |
  *   run.stack S | run.operator S | run.host_os S | run.started N |
  *   run.duration N | run.interrupted
@@ -77,16 +78,15 @@ static double number(const char *s, double lo, double hi)
 #define MS_HI (1e11)          /* 3 years */
 #define EPOCH_HI 4102444800.0 /* 2100-01-01 */
 
+/* A status by the name it starts with (core/status.h's table), else one
+ * picked by the first byte. */
 static check_status parse_status(const char *s)
 {
-    static const struct {
-        const char *name;
-        check_status st;
-    } names[] = {{"PASS", ST_PASS}, {"FAIL", ST_FAIL}, {"ERROR", ST_ERROR}, {"N/A", ST_NA},
-                 {"DEFERRED", ST_DEFERRED}, {"PENDING", ST_PENDING}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(s, names[i].name, strlen(names[i].name)) == 0) return names[i].st;
-    return (check_status)((unsigned char)s[0] % 6);
+    for (int st = 0; st < ST_COUNT; st++) {
+        const char *name = status_name((check_status)st);
+        if (strncmp(s, name, strlen(name)) == 0) return (check_status)st;
+    }
+    return (check_status)((unsigned char)s[0] % ST_COUNT);
 }
 
 static void replace(char **field, char *value)
@@ -183,10 +183,11 @@ static run_report *build(const uint8_t *data, size_t size)
             } else if (strcmp(directive, "failure") == 0 && c->nfailures < MAX_ITEMS) {
                 char *f = unescape(arg, alen);
                 VEC_PUSH(c->failures, c->nfailures, c->capfailures, f);
-            } else if (strcmp(directive, "evidence") == 0 && c->nevidence < MAX_ITEMS) {
+            } else if ((strcmp(directive, "evidence") == 0 || strcmp(directive, "evidence_text") == 0) &&
+                       c->nevidence < MAX_ITEMS) {
                 char *k, *v;
                 split_pair(arg, alen, &k, &v);
-                check_set_evidence(c, k, v);
+                check_set_evidence(c, k, strcmp(directive, "evidence_text") == 0 ? EVIDENCE_TEXT : EVIDENCE_JSON, v);
                 free(k);
                 free(v);
             } else if (strcmp(directive, "step") == 0 && c->nsteps < MAX_ITEMS) {
@@ -625,7 +626,11 @@ static const char JSON_CHECKER[] =
     "  for _, ev in ipairs(c.evidence) do local k = repair(ev[1]) keys[k] = (keys[k] or 0) + 1 end\n"
     "  for _, ev in ipairs(c.evidence) do\n"
     "    local k = repair(ev[1])\n"
-    "    if keys[k] == 1 then e = check_value(got.evidence[k], ev[2], fmt('%s.evidence[%q]', w, short(k))) if e then return e end end\n"
+    "    local what = fmt('%s.evidence[%q]', w, short(k))\n"
+    "    if keys[k] == 1 then\n"
+    "      if ev[3] then e = check_str(got.evidence[k], ev[2], what) else e = check_value(got.evidence[k], ev[2], what) end\n"
+    "      if e then return e end\n"
+    "    end\n"
     "  end\n"
     "  if type(got.actions) ~= 'table' or #got.actions ~= #c.actions then return w .. '.actions: not the same list' end\n"
     "  for j, a in ipairs(c.actions) do e = check_value(got.actions[j], a, w .. '.actions[' .. j .. ']') if e then return e end end\n"
@@ -774,11 +779,13 @@ static void push_expected(lua_State *S, const run_report *r)
         lua_setfield(S, -2, "actions");
         lua_createtable(S, (int)c->nevidence, 0);
         for (size_t k = 0; k < c->nevidence; k++) {
-            lua_createtable(S, 2, 0);
+            lua_createtable(S, 3, 0);
             lua_pushstring(S, c->evidence[k].key);
             lua_rawseti(S, -2, 1);
-            lua_pushstring(S, c->evidence[k].json);
+            lua_pushstring(S, c->evidence[k].value);
             lua_rawseti(S, -2, 2);
+            lua_pushboolean(S, c->evidence[k].form == EVIDENCE_TEXT);
+            lua_rawseti(S, -2, 3);
             lua_rawseti(S, -2, (lua_Integer)k + 1);
         }
         lua_setfield(S, -2, "evidence");

@@ -3,7 +3,10 @@
 -- sandbox, before any check code runs, so the locals below are the real
 -- library functions whatever a check later does to the globals.
 local host = ...
-local emit, where, elapsed_ms, encode = host.emit, host.where, host.elapsed_ms, host.encode
+-- emit.NAME(...) sends one of the events core/events.def lists, with
+-- exactly its fields; status.NAME is a status of core/status.h. Both raise
+-- on a name their table lacks.
+local emit, status, where, elapsed_ms, encode = host.emit, host.status, host.where, host.elapsed_ms, host.encode
 
 local format, tostring, type, select, error, pcall = string.format, tostring, type, select, error, pcall
 local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
@@ -200,7 +203,7 @@ function M.new(info)
     failures = failures + 1
     local text = where(level) .. message(default, fmt, ...)
     first_failure = first_failure or text
-    emit("fail", text)
+    emit.fail(text)
     return text
   end
 
@@ -231,32 +234,35 @@ function M.new(info)
     local started = elapsed_ms()
     local before = failures
     insert(step_stack, name)
-    emit("step+", name, started)
+    emit.step_begin(name, started)
     local r = pack(pcall(fn, ...))
     step_stack[#step_stack] = nil
-    local status
-    if r[1] then status = failures > before and "FAIL" or "PASS"
-    elseif rawequal(r[2], ENDED) then status = "FAIL"
-    elseif rawequal(r[2], SKIPPED) then status = "N/A"
+    local outcome
+    if r[1] then outcome = failures > before and status.FAIL or status.PASS
+    elseif rawequal(r[2], ENDED) then outcome = status.FAIL
+    elseif rawequal(r[2], SKIPPED) then outcome = status.NA
     else
-      status = "ERROR"
+      outcome = status.ERROR
       error_step = error_step or name
     end
-    emit("step-", name, status, elapsed_ms() - started)
+    emit.step_end(name, outcome, elapsed_ms() - started)
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
   end
 
-  -- t:evidence(key, value): lands in the report's detail for this check.
+  -- t:evidence(key, value): lands in the report's detail for this check,
+  -- in the order recorded. A string is shown as it is; anything else
+  -- travels as JSON.
   function t:evidence(key, value)
     if type(key) ~= "string" then error("bad argument #1 to 'evidence' (string expected)", 2) end
     if type(value) == "table" and rawget(value, "chart") == "events" then
       local problem = chart_problem(value)
       if problem then error("bad argument #2 to 'evidence' (" .. problem .. ")", 2) end
-      emit("evidence", key, chart_json(value, encode(value)))
+      emit.evidence_json(key, chart_json(value, encode(value)))
       return value
     end
-    emit("evidence", key, encode(value))
+    if type(value) == "string" then emit.evidence_text(key, value)
+    else emit.evidence_json(key, encode(value)) end
     return value
   end
 
@@ -269,7 +275,7 @@ function M.new(info)
   -- t:skip(reason): the check does not apply here (N/A).
   function t:skip(reason)
     skipped = reason and tostring(reason) or "skipped"
-    emit("skip", skipped)
+    emit.skip(skipped)
     error(SKIPPED, 0)
   end
 
@@ -280,12 +286,12 @@ function M.new(info)
     local n = select("#", ...)
     local first = ...
     if n > 1 and type(first) == "string" and find(first, "%", 1, true) then
-      emit("log", "info", elapsed_ms(), message("", ...))
+      emit.log("info", elapsed_ms(), message("", ...))
       return
     end
     local parts = {}
     for i = 1, n do parts[i] = tostring((select(i, ...))) end
-    emit("log", "info", elapsed_ms(), concat(parts, " "))
+    emit.log("info", elapsed_ms(), concat(parts, " "))
   end
 
   -- t:elapsed(): seconds since the check started.

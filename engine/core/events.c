@@ -3,12 +3,31 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+static const event_spec events[EV_COUNT] = {
+#define EVENT(name, kind, nfields, fields, meaning) [EV_##name] = {#name, kind, nfields, fields, meaning},
+#include "core/events.def"
+#undef EVENT
+};
 
 static struct {
     int fd;
     double t0;
 } sink = {-1, 0};
+
+const event_spec *events_spec(event_kind kind)
+{
+    return (unsigned)kind < EV_COUNT ? &events[kind] : NULL;
+}
+
+int events_kind_of(const char *kind)
+{
+    for (int k = 0; k < EV_COUNT; k++)
+        if (kind && strcmp(events[k].kind, kind) == 0) return k;
+    return -1;
+}
 
 void events_attach(int fd)
 {
@@ -16,29 +35,61 @@ void events_attach(int fd)
     sink.t0 = clock_mono();
 }
 
-void events_emit(const char *kind, int nfields, const char *const *fields)
+static void write_all(const char *buf, size_t len)
 {
-    if (sink.fd < 0) return;
-    strbuf sb;
-    sb_init(&sb);
-    sb_adds(&sb, kind);
-    for (int i = 0; i < nfields; i++) {
-        sb_addc(&sb, '\t');
-        char *clean = redact(fields[i]);
-        sb_field(&sb, clean);
-        free(clean);
-    }
-    sb_addc(&sb, '\n');
     size_t off = 0;
-    while (off < sb.len) {
-        ssize_t n = write(sink.fd, sb.buf + off, sb.len - off);
+    while (off < len) {
+        ssize_t n = write(sink.fd, buf + off, len - off);
         if (n < 0 && errno == EINTR) continue;
         /* The runner is gone. Keep going without an audience: the check's
          * cleanup must still run. */
         if (n <= 0) break;
         off += (size_t)n;
     }
+}
+
+int events_send(event_kind kind, int nfields, const char *const *fields)
+{
+    const event_spec *spec = events_spec(kind);
+    /* Refused even with no runner attached, so that eval and the REPL
+     * show the mistake as loudly as a run would. */
+    if (!spec || nfields != spec->nfields) {
+        halo_warn("internal: event %s with %d field(s) refused (core/events.def: %s)", spec ? spec->kind : "?",
+                  nfields, spec ? spec->fields : "no such event");
+        return -1;
+    }
+    if (sink.fd < 0) return 0;
+    strbuf sb;
+    sb_init(&sb);
+    sb_adds(&sb, spec->kind);
+    for (int i = 0; i < nfields; i++) {
+        sb_addc(&sb, '\t');
+        char *clean = redact(fields[i] ? fields[i] : "");
+        sb_field(&sb, clean);
+        free(clean);
+    }
+    sb_addc(&sb, '\n');
+    write_all(sb.buf, sb.len);
     sb_free(&sb);
+    return 0;
+}
+
+int events_emit(const char *kind, int nfields, const char *const *fields)
+{
+    int k = events_kind_of(kind);
+    if (k < 0) {
+        halo_warn("internal: unknown event kind '%s' refused (core/events.def lists them)", kind ? kind : "(null)");
+        return -1;
+    }
+    return events_send((event_kind)k, nfields, fields);
+}
+
+void events_log(const char *level, const char *text)
+{
+    char at[32];
+    snprintf(at, sizeof at, "%.1f", events_elapsed_ms());
+    const char *fields[] = {level, at, text};
+    events_send(EV_LOG, 3, fields);
 }
 
 int events_streaming(void) { return sink.fd >= 0; }

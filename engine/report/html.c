@@ -2,19 +2,21 @@
  * the summary, each check's steps, evidence and failure, and the failover
  * itself drawn as inline SVG from the request history and the actions.
  * Drawn by engine/report/html.lua from the JSON report with every
- * request record; this file hands it over and writes what comes back.
+ * request record and each check's evidence keys in order; this file hands
+ * them over and writes what comes back.
  *
  * The renderer is several embedded files (report/html.lua the page,
  * html_util, html_timeline, html_chart): in its sandbox, require "NAME"
  * loads the embedded report/NAME once; the one host module it gets is
- * json. */
+ * json: no network, no processes, no docker. */
 #include "report/report.h"
-#include "mod/modules.h"
 #include "core/embedded.h"
 #include "core/sandbox.h"
 #include "core/util.h"
+#include "mod/modules.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,30 @@ static int html_require(lua_State *L)
     return 1;
 }
 
+/* The Lua global html.lua reads each check's evidence keys from, in the
+ * order the check recorded them: decoding the JSON report loses the order
+ * of an object's keys, so it comes as data of its own. */
+#define EVIDENCE_KEYS_GLOBAL "evidence_keys"
+
+/* evidence_keys = { {key, ...} per check, in report order }; run under
+ * lua_pcall, as building it can run out of the sandbox's memory */
+static int set_evidence_keys(lua_State *L)
+{
+    const run_report *r = lua_touserdata(L, 1);
+    lua_createtable(L, r->nchecks < INT_MAX ? (int)r->nchecks : 0, 0);
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const check_result *c = r->checks[i];
+        lua_createtable(L, c->nevidence < INT_MAX ? (int)c->nevidence : 0, 0);
+        for (size_t k = 0; k < c->nevidence; k++) {
+            lua_pushstring(L, c->evidence[k].key);
+            lua_rawseti(L, -2, (lua_Integer)k + 1);
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setglobal(L, EVIDENCE_KEYS_GLOBAL);
+    return 0;
+}
+
 int report_html(const run_report *r, FILE *out)
 {
     int rc = -1;
@@ -82,7 +108,11 @@ int report_html(const run_report *r, FILE *out)
     lua_newtable(L);
     lua_pushcclosure(L, html_require, 2);
     lua_setglobal(L, "require");
-    if (sandbox_load_embedded(L, "report/html") != LUA_OK) {
+    lua_pushcfunction(L, set_evidence_keys);
+    lua_pushlightuserdata(L, (void *)r);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        halo_warn("html report: %s", lua_tostring(L, -1));
+    } else if (sandbox_load_embedded(L, "report/html") != LUA_OK) {
         halo_warn("html report: %s", lua_tostring(L, -1));
     } else {
         lua_pushlstring(L, json, len);

@@ -140,15 +140,15 @@ function M.ordered_keys(t, order)
   return keys
 end
 
--- Each check's evidence keys, in order, by check index. A check's
--- "evidence" is the first `"evidence":{` after the previous one's end: the
--- text cannot occur inside a JSON string (its quotes would be escaped).
-function M.evidence_orders(text, nchecks)
-  local orders, pos = {}, 1
+-- Each check's evidence keys, in the order the check recorded them, by
+-- check index: engine/report/html.c hands them over as the global
+-- evidence_keys, built from the result model, so nothing is read back
+-- from the JSON text.
+function M.evidence_orders(_, nchecks)
+  local orders = {}
   for i = 1, nchecks do
-    local at = text:find('"evidence":{', pos, true)
-    if not at then break end
-    orders[i], pos = object_keys(text, at + #'"evidence":')
+    local keys = type(evidence_keys) == "table" and evidence_keys[i]
+    orders[i] = type(keys) == "table" and keys or nil
   end
   return orders
 end

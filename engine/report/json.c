@@ -61,7 +61,7 @@ static void add_string_array(strbuf *sb, char **items, size_t n)
     sb_addc(sb, ']');
 }
 
-/* Evidence arrives as JSON text from the worker and is spliced in, so it is
+/* JSON evidence arrives as text from the worker and is spliced in, so it is
  * copied through a small recursive-descent parser first: one malformed value
  * (a "nan" from a lenient encoder, raw bytes that are not UTF-8) must not make
  * the whole document unreadable. Strings are decoded and re-encoded, which
@@ -185,7 +185,8 @@ static void add_evidence(strbuf *sb, const check_result *c)
     for (size_t i = 0; i < c->nevidence; i++) {
         if (i) sb_addc(sb, ',');
         add_key(sb, c->evidence[i].key);
-        add_json_value(sb, c->evidence[i].json);
+        if (c->evidence[i].form == EVIDENCE_TEXT) sb_json_string(sb, c->evidence[i].value);
+        else add_json_value(sb, c->evidence[i].value);
     }
     sb_addc(sb, '}');
 }

@@ -83,7 +83,7 @@ static void add_system_out(strbuf *sb, const check_result *c)
     strbuf text;
     sb_init(&text);
     for (size_t i = 0; i < c->nevidence; i++) {
-        char *plain = evidence_plain(c->evidence[i].json);
+        char *plain = evidence_text(&c->evidence[i]);
         sb_printf(&text, "%s: %s\n", c->evidence[i].key, plain);
         free(plain);
     }

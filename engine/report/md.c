@@ -102,7 +102,7 @@ static void add_detail(strbuf *sb, const check_result *c)
         add_lines(sb, c->failures[i], "      ");
     }
     for (size_t i = 0; i < c->nevidence; i++) {
-        char *plain = evidence_plain(c->evidence[i].json);
+        char *plain = evidence_text(&c->evidence[i]);
         sb_printf(sb, "    %s: ", c->evidence[i].key);
         add_lines(sb, plain, "      ");
         free(plain);

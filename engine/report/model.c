@@ -9,20 +9,6 @@
 
 #include "core/util.h"
 
-const char *status_name(check_status st)
-{
-    switch (st) {
-    case ST_PASS: return "PASS";
-    case ST_FAIL: return "FAIL";
-    case ST_ERROR: return "ERROR";
-    case ST_NA: return "N/A";
-    case ST_DEFERRED: return "DEFERRED";
-    case ST_PENDING: break;
-    }
-    /* Only an interrupted run reports a check that never finished. */
-    return "PENDING";
-}
-
 report_counts report_count(const run_report *r)
 {
     report_counts n = {0, 0, 0, 0, 0};
@@ -117,7 +103,7 @@ void check_result_free(check_result *c)
     free(c->steps);
     for (size_t i = 0; i < c->nevidence; i++) {
         free(c->evidence[i].key);
-        free(c->evidence[i].json);
+        free(c->evidence[i].value);
     }
     free(c->evidence);
     for (size_t i = 0; i < c->nlogs; i++) {
@@ -130,19 +116,35 @@ void check_result_free(check_result *c)
     free(c);
 }
 
-void check_set_evidence(check_result *c, const char *key, const char *json)
+void check_set_message(check_result *c, char *message)
 {
+    free(c->message);
+    c->message = message;
+}
+
+void check_set_evidence(check_result *c, const char *key, evidence_form form, const char *value)
+{
+    if (!value) {
+        form = EVIDENCE_JSON;
+        value = "null";
+    }
     /* A script that records the same key twice means "the latest value";
      * it keeps its first position so reports read in recording order. */
     for (size_t i = 0; i < c->nevidence; i++) {
         if (strcmp(c->evidence[i].key, key) == 0) {
-            free(c->evidence[i].json);
-            c->evidence[i].json = xstrdup(json ? json : "null");
+            free(c->evidence[i].value);
+            c->evidence[i].form = form;
+            c->evidence[i].value = xstrdup(value);
             return;
         }
     }
-    evidence_record e = {xstrdup(key), xstrdup(json ? json : "null")};
+    evidence_record e = {xstrdup(key), form, xstrdup(value)};
     VEC_PUSH(c->evidence, c->nevidence, c->capevidence, e);
+}
+
+char *evidence_text(const evidence_record *e)
+{
+    return e->form == EVIDENCE_TEXT ? xstrdup(e->value) : evidence_plain(e->value);
 }
 
 static int hex_digit(char ch)

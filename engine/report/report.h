@@ -6,16 +6,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum {
-    ST_PASS,
-    ST_FAIL,     /* an expectation did not hold */
-    ST_ERROR,    /* script error, resource limit, timeout, bad file */
-    ST_NA,       /* t:skip() or requires said no */
-    ST_DEFERRED, /* --defer */
-    ST_PENDING   /* not finished (only seen while running) */
-} check_status;
+#include "core/status.h"
 
-const char *status_name(check_status st); /* "PASS", "FAIL", "ERROR", "N/A", "DEFERRED" */
+/* check_status, ST_PASS ... ST_PENDING and status_name(): the one list of
+ * statuses is core/status.h, which the worker shares. */
 
 typedef struct {
     char *name;
@@ -24,9 +18,14 @@ typedef struct {
     check_status status; /* ST_PASS, ST_FAIL (an expectation failed in it) or ST_ERROR (it raised) */
 } step_record;
 
+/* What t:evidence recorded: a string stays text; anything else (a number,
+ * a table) arrives as the JSON the worker encoded it to. */
+typedef enum { EVIDENCE_TEXT, EVIDENCE_JSON } evidence_form;
+
 typedef struct {
     char *key;
-    char *json; /* the value, JSON-encoded by the worker */
+    evidence_form form;
+    char *value;
 } evidence_record;
 
 typedef struct {
@@ -55,7 +54,7 @@ typedef struct {
     size_t nfailures, capfailures;
     step_record *steps;
     size_t nsteps, capsteps;
-    evidence_record *evidence;
+    evidence_record *evidence; /* in the order the check recorded it */
     size_t nevidence, capevidence;
     log_record *logs;
     size_t nlogs, caplogs;
@@ -114,7 +113,13 @@ void report_json_full(const run_report *r, FILE *out);
 /* Helpers the renderers share. */
 check_result *check_result_new(const char *file);
 void check_result_free(check_result *c);
-void check_set_evidence(check_result *c, const char *key, const char *json);
+/* Replaces the message with `message`, which it takes over (may be NULL). */
+void check_set_message(check_result *c, char *message);
+/* A key recorded again takes the new value and keeps its place. */
+void check_set_evidence(check_result *c, const char *key, evidence_form form, const char *value);
+/* An evidence value as a person reads it: text as it is, JSON through
+ * evidence_plain. Caller frees. */
+char *evidence_text(const evidence_record *e);
 /* Plain text of a JSON value: a string without quotes and escapes,
  * anything else as compact JSON. Caller frees. */
 char *evidence_plain(const char *json);

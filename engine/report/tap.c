@@ -1,9 +1,12 @@
 /* The run as TAP version 13, for prove and other TAP harnesses: one test
- * point per check, a YAML diagnostic block under every FAIL and ERROR, and
+ * point per check, a YAML diagnostic block (message, failures, evidence)
+ * under every FAIL and ERROR, and
  * N/A and deferred checks as SKIP directives. */
 #include "report/report.h"
 
 #include "core/util.h"
+
+#include <stdlib.h>
 
 /* A description or directive reason must stay on one line, and an
  * unescaped '#' would start a directive early. */
@@ -37,6 +40,20 @@ static void add_diagnostics(strbuf *sb, const check_result *c)
             sb_adds(sb, "    - ");
             sb_json_string(sb, c->failures[i]);
             sb_addc(sb, '\n');
+        }
+    }
+    if (c->nevidence) {
+        /* in the order the check recorded it; keys are quoted too, since
+         * a check may name one anything */
+        sb_adds(sb, "  evidence:\n");
+        for (size_t i = 0; i < c->nevidence; i++) {
+            char *text = evidence_text(&c->evidence[i]);
+            sb_adds(sb, "    ");
+            sb_json_string(sb, c->evidence[i].key);
+            sb_adds(sb, ": ");
+            sb_json_string(sb, text);
+            sb_addc(sb, '\n');
+            free(text);
         }
     }
     if (c->file && *c->file) add_yaml_field(sb, "file", c->file);

@@ -142,7 +142,7 @@ static void write_details(const check_result *c, int verbose, FILE *out)
     if (c->nevidence) {
         fprintf(out, "    evidence:\n");
         for (size_t i = 0; i < c->nevidence; i++) {
-            char *plain = evidence_plain(c->evidence[i].json);
+            char *plain = evidence_text(&c->evidence[i]);
             char *line = xasprintf("%s: %s", c->evidence[i].key, plain);
             write_lines(out, "      ", "        ", line);
             free(line);

@@ -1,34 +1,12 @@
 /* The runner: discovers check files, orders and filters them, runs each in
  * a forked worker under a hard deadline, collects their events and writes
- * the report. */
+ * the report. Its parts: run/children (forking, reaping), run/events_in
+ * (a child's event lines, dispatched by kind), run/exits (a child's end,
+ * the undo replay), run/discover (check files, selection), run/output
+ * (the reports and the history file). */
 #ifndef HALO_RUNNER_H
 #define HALO_RUNNER_H
-#include <stddef.h>
-
-typedef struct {
-    const char *checks_dir;
-    const char *stack_file;
-    const char *const *lib_dirs;
-    size_t nlib_dirs;
-    const char *const *only_ids; /* positional IDs; none = all */
-    size_t nonly;
-    const char *const *tags;     /* --tag: keep checks with any of them */
-    size_t ntags;
-    const char *const *defer_ids;
-    size_t ndefer;
-    const char *format;          /* text, json, junit, tap, md */
-    const char *out;             /* NULL: stdout */
-    const char *const *reports;  /* --report FORMAT:FILE, each written as well */
-    size_t nreports;
-    const char *history;         /* --history FILE: requests as JSON lines */
-    double timeout;              /* > 0 overrides every check's timeout */
-    double grace;                /* cleanup and hard-deadline grace */
-    size_t mem_limit;
-    int parallel;
-    int verbose;
-    int up, down;                /* run the stack file's harness.up before, .down after */
-    const char *operator_name;
-} runner_opts;
+#include "run/runner_opts.h"
 
 int runner_run(const runner_opts *o);  /* returns the exit code */
 int runner_list(const runner_opts *o); /* returns the exit code */

@@ -276,6 +276,19 @@ class StackFileTest(HaloTestCase):
         c = self.assertCheck(rep, 2, "PASS")
         self.assertEqual(c["evidence"]["stack url"], "http://127.0.0.1:8")
 
+    # Regression test (fixed engine bug): with a stack file, the end of the
+    # facts script started the checks inside gather_facts, and the run then
+    # walked them again from the first: every deferred check (and every
+    # ERROR before the run) was reported twice.
+    def test_with_a_stack_each_check_is_reported_once(self):
+        path = self.stack("return { url = 'http://127.0.0.1:8' }\n")
+        res = run(["run", "--checks", BASIC, "--stack", path, "--defer", "1"])
+        self.assertEqual(res.rc, 0, res)
+        self.assertEqual(len(re.findall(r"(?m)^- DEFERRED +\[1\]", res.err)), 1, res.err)
+        for check_id in ("2", "3"):
+            self.assertEqual(len(re.findall(rf"(?m)^\[{check_id}\] start:", res.err)), 1, res.err)
+            self.assertEqual(len(re.findall(rf"(?m)^. PASS +\[{check_id}\]", res.err)), 1, res.err)
+
 
 class SelectionAndOutputTest(HaloTestCase):
     def test_out_file(self):

@@ -52,7 +52,10 @@ def check_json(out_dir):
     check(first["evidence"]["note"] == 'he said "hi"\nthen \u00e9 \U0001F600', "decoded evidence")
     check(first["evidence"]["bytes"] == 535381, "numeric evidence stays a number")
     check(first["evidence"]["replicas"] == ["api1", "api2"], "array evidence")
-    check(list(first["evidence"]) == ["bytes", "note", "replicas", "ratio"], "evidence order")
+    check(list(first["evidence"]) == ["bytes", "note", "replicas", "ratio", "url"], "evidence order")
+    check(first["evidence"]["url"] == 'http://lb:8080/ "as is"', "text evidence stays text")
+    check(list(checks[1]["evidence"].items()) == [("seen by", 'api1 #1, api2: "both"'), ("executions", 2)],
+          "evidence of the failed check, in order")
     check(checks[1]["message"] == 'expected <200> & "ok"\tgot 500', "message escaping")
     check(len(checks[1]["failures"]) == 2, "both failure lines")
     check(checks[-1]["id"] == "failover", "named id is a string")
@@ -118,6 +121,9 @@ def check_yaml_blocks(lines):
     statuses = [yaml.safe_load(block)["status"] for block in blocks]
     check(statuses == ["FAIL", "ERROR"], f"YAML statuses {statuses}")
     check(yaml.safe_load(blocks[0])["message"] == 'expected <200> & "ok"\tgot 500', "YAML message")
+    evidence = yaml.safe_load(blocks[0])["evidence"]
+    check(list(evidence.items()) == [("seen by", 'api1 #1, api2: "both"'), ("executions", "2")],
+          f"YAML evidence in order: {evidence}")
 
 
 CHECKS = {"json": check_json, "junit": check_junit, "tap": check_tap}

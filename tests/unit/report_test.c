@@ -93,11 +93,12 @@ static run_report *sample_report(void)
     check_result *c = add_check(r, "1", UTF8_TITLE, ST_PASS, NULL, 1234);
     char *tag = xstrdup("storage");
     VEC_PUSH(c->tags, c->ntags, c->captags, tag);
-    check_set_evidence(c, "bytes", "1");
-    check_set_evidence(c, "note", "\"he said \\\"hi\\\"\\nthen \\u00e9 \\ud83d\\ude00\"");
-    check_set_evidence(c, "replicas", " [ \"api1\" , \"api2\" ] ");
-    check_set_evidence(c, "bytes", "535381"); /* replaces, keeps its place */
-    check_set_evidence(c, "ratio", "nan");    /* not JSON: must not break JSON */
+    check_set_evidence(c, "bytes", EVIDENCE_JSON, "1");
+    check_set_evidence(c, "note", EVIDENCE_JSON, "\"he said \\\"hi\\\"\\nthen \\u00e9 \\ud83d\\ude00\"");
+    check_set_evidence(c, "replicas", EVIDENCE_JSON, " [ \"api1\" , \"api2\" ] ");
+    check_set_evidence(c, "bytes", EVIDENCE_JSON, "535381"); /* replaces, keeps its place */
+    check_set_evidence(c, "ratio", EVIDENCE_JSON, "nan");    /* not JSON: must not break JSON */
+    check_set_evidence(c, "url", EVIDENCE_TEXT, "http://lb:8080/ \"as is\""); /* text: never parsed */
     add_step(c, "upload", 800, ST_PASS);
     add_step(c, "fetch", 400, ST_PASS);
     add_log(c, 12, "info", "uploaded via LB");
@@ -108,6 +109,8 @@ static run_report *sample_report(void)
     VEC_PUSH(c->failures, c->nfailures, c->capfailures, f1);
     VEC_PUSH(c->failures, c->nfailures, c->capfailures, f2);
     add_step(c, "tick", 400, ST_FAIL);
+    check_set_evidence(c, "seen by", EVIDENCE_TEXT, "api1 #1, api2: \"both\"");
+    check_set_evidence(c, "executions", EVIDENCE_JSON, "2");
 
     c = add_check(r, "3", "Editor token minted on api1 verifies on api2", ST_ERROR,
                   "checks/3.lua:12: attempt to index a nil value (local 'resp')", 50);
@@ -170,16 +173,23 @@ static void test_model(void)
     EXPECT(strcmp(status_name(ST_PASS), "PASS") == 0);
     EXPECT(strcmp(status_name(ST_NA), "N/A") == 0);
     EXPECT(strcmp(status_name(ST_DEFERRED), "DEFERRED") == 0);
+    for (int st = 0; st < ST_COUNT; st++) EXPECT(status_from_name(status_name((check_status)st)) == st);
+    EXPECT(status_from_name("NA") == -1 && status_from_name("pass") == -1 && status_from_name(NULL) == -1);
+    EXPECT(strcmp(status_key(ST_NA), "NA") == 0);
     EXPECT(report_format_known("junit") && report_format_known("md"));
     EXPECT(!report_format_known("xml") && !report_format_known(NULL));
 
     check_result *c = check_result_new("a.lua");
     EXPECT(c->status == ST_PENDING && c->order >= 1e18 && c->timeout_s == 60);
-    check_set_evidence(c, "k", "1");
-    check_set_evidence(c, "j", "2");
-    check_set_evidence(c, "k", "3");
+    check_set_evidence(c, "k", EVIDENCE_JSON, "1");
+    check_set_evidence(c, "j", EVIDENCE_JSON, "2");
+    check_set_evidence(c, "k", EVIDENCE_TEXT, "3");
     EXPECT(c->nevidence == 2 && strcmp(c->evidence[0].key, "k") == 0);
-    EXPECT(strcmp(c->evidence[0].json, "3") == 0 && strcmp(c->evidence[1].json, "2") == 0);
+    EXPECT(strcmp(c->evidence[0].value, "3") == 0 && strcmp(c->evidence[1].value, "2") == 0);
+    EXPECT(c->evidence[0].form == EVIDENCE_TEXT && c->evidence[1].form == EVIDENCE_JSON);
+    EXPECT_STR(evidence_text(&c->evidence[0]), "3");
+    check_set_evidence(c, "quoted", EVIDENCE_TEXT, "\"q\"");
+    EXPECT_STR(evidence_text(&c->evidence[2]), "\"q\""); /* text is never decoded */
     check_result_free(c);
     check_result_free(NULL);
 
@@ -246,6 +256,9 @@ static void test_text(const run_report *r)
     EXPECT_HAS(text, "      note: he said \"hi\"\n        then");
     EXPECT_HAS(text, "then \xC3\xA9 \xF0\x9F\x98\x80");
     EXPECT_HAS(text, "uploaded via LB");
+    EXPECT_HAS(text, "      url: http://lb:8080/ \"as is\"\n");
+    /* in the order recorded; "bytes" recorded again keeps its place */
+    EXPECT(strstr(text, "bytes: ") < strstr(text, "note: ") && strstr(text, "ratio: ") < strstr(text, "url: "));
     free(text);
 }
 
@@ -259,7 +272,8 @@ static void test_json(const run_report *r)
     EXPECT_HAS(text, "\"message\":\"expected <200> & \\\"ok\\\"\\tgot 500\"");
     EXPECT_HAS(text, "\"bytes\":535381,");
     EXPECT_HAS(text, "\"replicas\":[\"api1\",\"api2\"]");
-    EXPECT_HAS(text, "\"ratio\":\"nan\"");
+    EXPECT_HAS(text, "\"ratio\":\"nan\",\"url\":\"http://lb:8080/ \\\"as is\\\"\"}");
+    EXPECT_HAS(text, "\"evidence\":{\"seen by\":\"api1 #1, api2: \\\"both\\\"\",\"executions\":2}");
     EXPECT_HAS(text, "\"summary\":{\"pass\":2,\"fail\":1,\"error\":1,\"na\":1,\"deferred\":1");
     EXPECT_HAS(text, "\"started_at\":\"2026-04-21T10:00:00.250Z\"");
     EXPECT_HAS(text, "\"status\":\"N/A\"");
@@ -297,6 +311,7 @@ static void test_tap(const run_report *r)
     EXPECT_HAS(text, "\nok 4 - 4. Tenant archive propagation within TENANT_STATUS_CACHE_TTL_MS # SKIP single-tenant stack\n");
     EXPECT_HAS(text, "\nok 5 - 5. API key rotation with *_PREVIOUS, zero 401s \\#6 # SKIP deferred\n");
     EXPECT_HAS(text, "\nok 6 - failover. Graceful degradation");
+    EXPECT_HAS(text, "  evidence:\n    \"seen by\": \"api1 #1, api2: \\\"both\\\"\"\n    \"executions\": \"2\"\n");
     EXPECT(count(text, "\nnot ok ") == 2 && count(text, "  ...\n") == 2);
     free(text);
 }

@@ -1,0 +1,214 @@
+#include "check/context.h"
+#include "check/emit.h"
+#include "core/events.h"
+#include "core/sandbox.h"
+#include "core/util.h"
+#include "mod/modules.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- host functions for the context ------------------------------------ */
+
+/* where(level) -> "file:line: " of the function `level` calls up */
+static int host_where(lua_State *L)
+{
+    luaL_where(L, (int)luaL_optinteger(L, 1, 1));
+    return 1;
+}
+
+static int host_elapsed_ms(lua_State *L)
+{
+    lua_pushnumber(L, events_elapsed_ms());
+    return 1;
+}
+
+/* [-0, +1] a copy of the value at idx that json can encode: secrets
+ * redacted in every string (before JSON escaping could disguise them),
+ * functions and other host values as their names, cycles cut. */
+static void push_encodable(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        char *clean = redact_n(s, len);
+        lua_pushstring(L, clean);
+        free(clean);
+        return;
+    }
+    case LUA_TNUMBER: {
+        lua_Number v = lua_tonumber(L, idx);
+        if (isnan(v) || isinf(v)) lua_pushstring(L, lua_tostring(L, idx));
+        else lua_pushvalue(L, idx);
+        return;
+    }
+    case LUA_TBOOLEAN:
+    case LUA_TNIL:
+        lua_pushvalue(L, idx);
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { /* json.null */
+            lua_pushvalue(L, idx);
+            return;
+        }
+        break;
+    case LUA_TTABLE:
+        if (depth >= 16) {
+            lua_pushliteral(L, "<nested too deep>");
+            return;
+        }
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) == LUA_TSTRING || lua_type(L, -2) == LUA_TNUMBER) {
+                push_encodable(L, -2, depth + 1);
+                push_encodable(L, -2, depth + 1);
+                lua_rawset(L, -5);
+            }
+            lua_pop(L, 1);
+        }
+        return;
+    default:
+        break;
+    }
+    luaL_tolstring(L, idx, NULL);
+}
+
+/* encode(value) -> JSON text; never raises */
+static int host_encode(lua_State *L)
+{
+    lua_settop(L, 1);
+    sandbox_require(L, "json");
+    lua_getfield(L, -1, "encode");
+    push_encodable(L, 1, 0);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "encode");
+        luaL_tolstring(L, 1, NULL);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "null");
+    }
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (text && len > EVENT_FIELD_MAX) {
+        /* Cut the JSON text, not the value, and keep it valid JSON: the
+         * evidence becomes a string saying what it was. */
+        lua_getfield(L, -2, "encode");
+        lua_pushfstring(L, "%s… [cut: %I bytes of JSON in all]", lua_pushlstring(L, text, 4096), (lua_Integer)len);
+        lua_remove(L, -2);
+        lua_call(L, 1, 1);
+    }
+    return 1;
+}
+
+/* print() inside a check is a log line. */
+static int host_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    strbuf sb;
+    sb_init(&sb);
+    /* stop joining past what a log line may hold: the joined text lives
+     * outside the sandbox's memory cap */
+    for (int i = 1; i <= n && sb.len <= EVENT_FIELD_MAX; i++) {
+        if (i > 1) sb_addc(&sb, '\t');
+        sb_adds(&sb, luaL_tolstring(L, i, NULL));
+        lua_pop(L, 1);
+    }
+    events_log("info", sb.buf ? sb.buf : "");
+    sb_free(&sb);
+    return 0;
+}
+
+/* ---- the sandbox and the context ---------------------------------------- */
+
+lua_State *context_sandbox(const worker_opts *o)
+{
+    sandbox_opts so = {.mem_limit = o->mem_limit, .modules = halo_modules,
+                       .lib_dirs = o->lib_dirs, .nlib_dirs = o->nlib_dirs};
+    lua_State *L = sandbox_new(&so);
+    if (!L) return NULL;
+    lua_pushcfunction(L, host_print);
+    lua_setglobal(L, "print");
+    return L;
+}
+
+int context_load(lua_State *L, char **err)
+{
+    if (sandbox_load_embedded(L, "check/context") != LUA_OK) goto fail;
+    lua_createtable(L, 0, 5);
+    static const luaL_Reg host[] = {
+        {"where", host_where},
+        {"elapsed_ms", host_elapsed_ms},
+        {"encode", host_encode},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, host, 0);
+    emit_push_table(L);
+    lua_setfield(L, -2, "emit");
+    emit_push_statuses(L);
+    lua_setfield(L, -2, "status");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) goto fail;
+    return 0;
+fail:
+    *err = xasprintf("internal: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+}
+
+int context_load_spec(lua_State *L, int ctxmod, const char *file, char **err)
+{
+    char shown[128];
+    sandbox_display_path(file, shown, sizeof shown);
+    if (sandbox_loadfile(L, file) != LUA_OK) {
+        /* a file too big for the memory limit: say which, and that it is the limit */
+        const char *msg = lua_tostring(L, -1);
+        char *explained = sandbox_explain_memory_error(L, msg);
+        *err = msg && strncmp(msg, shown, strlen(shown)) != 0 && strstr(msg, "not enough memory")
+                   ? xasprintf("%s: %s", shown, explained)
+                   : xstrdup(explained);
+        free(explained);
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        /* runtime errors carry "file:line:" already */
+        if (msg && strncmp(msg, shown, strlen(shown)) == 0) *err = xstrdup(msg);
+        else *err = xasprintf("%s: %s", shown, msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_getfield(L, ctxmod, "validate");
+    lua_insert(L, -2);
+    lua_pushstring(L, file);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        *err = xasprintf("%s: %s", shown, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+int context_run_protected(lua_State *L, lua_CFunction fn, const worker_opts *o)
+{
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, (void *)o);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) return 0;
+    const char *msg = lua_tostring(L, -1);
+    char *text = xasprintf("internal: %s", msg ? msg : "error");
+    events_log("error", text);
+    free(text);
+    return -1;
+}
+
+void context_ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}

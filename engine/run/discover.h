@@ -1,0 +1,19 @@
+/* The checks of a run: every *.lua file of the checks directory, probed in
+ * forked children for what it declares (check/probe.h), ordered by id, and
+ * kept or deferred as the command line selects. */
+#ifndef HALO_DISCOVER_H
+#define HALO_DISCOVER_H
+#include "check/worker.h"
+#include "report/report.h"
+#include "run/runner_opts.h"
+
+/* The options every child of the run starts from. */
+worker_opts base_worker_opts(const runner_opts *o);
+/* Every check file of o->checks_dir into rep->checks, probed and sorted by
+ * id; duplicate ids are ERRORs. Returns -1 (after saying why) when the
+ * directory cannot be read. */
+int discover(const runner_opts *o, run_report *rep);
+/* Keep what the command line selected. Returns -1 for an unknown id. */
+int select_checks(const runner_opts *o, run_report *rep);
+
+#endif
