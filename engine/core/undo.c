@@ -20,37 +20,6 @@
 
 #define UNDO_KEY "halo.undo"
 
-/* undo(description, fn) -> id: run fn at the end of the check (after the
- * check's own defers) unless cancel_undo(id) says the script undid it */
-static int undo_add(lua_State *L)
-{
-    const char *what = luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
-    lua_Integer id = (lua_Integer)lua_rawlen(L, -1) + 1;
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, 2);
-    lua_setfield(L, -2, "fn");
-    lua_pushfstring(L, "automatic undo (%s): ", what);
-    lua_setfield(L, -2, "label");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "active");
-    lua_rawseti(L, -2, id);
-    lua_pushinteger(L, id);
-    return 1;
-}
-
-static int undo_cancel(lua_State *L)
-{
-    lua_Integer id = luaL_checkinteger(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
-    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "active");
-    }
-    return 0;
-}
-
 /* ---- the fault journal ------------------------------------------------------
  * What this process changed in the target and has not undone yet, kept in
  * <state>/runs/<pid>.json so that `halo cleanup` can restore it should the
@@ -122,22 +91,90 @@ static void journal_write(lua_State *L)
     free(path);
 }
 
-/* journal(key, entry_json | nil): set or clear one entry, and write the file */
-static int undo_journal(lua_State *L)
+/* Set (value: a JSON string) or clear (nil) the entry at `key` (stack
+ * indices), and write the file. */
+static void journal_set(lua_State *L, int key, int value)
 {
-    luaL_checkstring(L, 1);
-    if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
-    lua_settop(L, 2);
+    key = lua_absindex(L, key);
+    value = lua_absindex(L, value);
     if (lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
     }
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
+    lua_pushvalue(L, key);
+    lua_pushvalue(L, value);
     lua_rawset(L, -3);
+    lua_pop(L, 1);
     journal_write(L);
+}
+
+/* journal(key, entry_json | nil): set or clear one entry, and write the file */
+static int undo_journal(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    journal_set(L, 1, 2);
+    return 0;
+}
+
+/* ---- the automatic undo ----------------------------------------------------
+ * Registering an undo and journalling it, and cancelling it and forgetting
+ * its entry, are one call each: a check interrupted between two Lua
+ * instructions (the instruction hook raises "interrupted" anywhere) can
+ * leave neither an undo that is not journalled nor an entry nothing will
+ * undo. */
+
+/* undo(description, fn [, key, entry_json]) -> id: run fn at the end of
+ * the check (after the check's own defers) unless cancel_undo(id) says the
+ * script undid it; with key, journal entry_json under it meanwhile (fn
+ * forgets it once it has undone the change: journal(key, nil)) */
+static int undo_add(lua_State *L)
+{
+    const char *what = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int journalled = !lua_isnoneornil(L, 3);
+    if (journalled) {
+        luaL_checkstring(L, 3);
+        luaL_checkstring(L, 4);
+    }
+    lua_settop(L, 4);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    lua_Integer id = (lua_Integer)lua_rawlen(L, -1) + 1;
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "fn");
+    lua_pushfstring(L, "automatic undo (%s): ", what);
+    lua_setfield(L, -2, "label");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "active");
+    if (journalled) {
+        lua_pushvalue(L, 3);
+        lua_setfield(L, -2, "journal");
+        journal_set(L, 3, 4); /* on disk before the change it undoes is made */
+    }
+    lua_rawseti(L, -2, id);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* cancel_undo(id): the script undid the change itself; its journal entry
+ * (if it has one) goes with it */
+static int undo_cancel(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
+    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "active");
+        if (lua_getfield(L, -1, "journal") == LUA_TSTRING) {
+            lua_pushnil(L);
+            journal_set(L, -2, -1);
+        }
+    }
     return 0;
 }
 

@@ -127,6 +127,8 @@ local function restore(record)
     end
   end
   local finder = type(record.find) == "table" and record.find or nil
+  local settle = tonumber(record.settle) or 0
+  if settle > 60 then settle = 60 end
   if finder and not origin_of(finder.url) then return nil, "find.url is not an http URL" end
   if record.auth ~= nil then
     local auth = record.auth
@@ -150,34 +152,46 @@ local function restore(record)
   local expect = {}
   for _, s in ipairs(type(record.expect) == "table" and record.expect or DEFAULT_EXPECT) do expect[s] = true end
 
+  local started = time.mono()
   local targets = { record.url }
   if finder then
     local field = type(finder.field) == "string" and finder.field or "id"
-    local res, why = ask("GET", finder.url, headers)
-    if not res then return nil, why end
-    if res.status ~= 200 then return nil, format("GET %s: HTTP %d %s", finder.url, res.status, snippet(res.body)) end
-    local list = res:json()
-    if type(list) ~= "table" then return nil, format("GET %s: not a JSON list", finder.url) end
-    targets = {}
     local placeholder = "{" .. field .. "}"
-    for _, item in ipairs(list) do
-      local match = type(item) == "table" and (type(item[field]) == "string" or type(item[field]) == "number")
-      for k, v in pairs(type(finder.where) == "table" and finder.where or {}) do
-        if not match then break end
-        match = item[k] == v
+    local at = find(record.url, placeholder, 1, true)
+    if not at then return nil, "url has no " .. placeholder end
+    while true do
+      local res, why = ask("GET", finder.url, headers)
+      if not res then return nil, why end
+      if res.status ~= 200 then return nil, format("GET %s: HTTP %d %s", finder.url, res.status, snippet(res.body)) end
+      local list = res:json()
+      if type(list) ~= "table" then return nil, format("GET %s: not a JSON list", finder.url) end
+      targets = {}
+      for _, item in ipairs(list) do
+        local match = type(item) == "table" and (type(item[field]) == "string" or type(item[field]) == "number")
+        for k, v in pairs(type(finder.where) == "table" and finder.where or {}) do
+          if not match then break end
+          match = item[k] == v
+        end
+        if match then
+          targets[#targets + 1] = sub(record.url, 1, at - 1) .. percent(tostring(item[field])) ..
+                                  sub(record.url, at + #placeholder)
+        end
       end
-      if match then
-        local at = find(record.url, placeholder, 1, true)
-        if not at then return nil, "url has no " .. placeholder end
-        targets[#targets + 1] = sub(record.url, 1, at - 1) .. percent(tostring(item[field])) ..
-                                sub(record.url, at + #placeholder)
-      end
+      -- none yet: its creation may still be under way (settle, below)
+      if #targets > 0 or time.mono() - started >= settle then break end
+      time.sleep(0.2)
     end
     if #targets == 0 then return true, "none found: nothing to remove" end
   end
   local said = {}
   for _, url in ipairs(targets) do
     local res, why = ask(record.method, url, headers)
+    -- not there (yet)? Its creation may still be under way on the server
+    -- (a request the check stopped waiting for is finished all the same)
+    while res and res.status == 404 and time.mono() - started < settle do
+      time.sleep(0.2)
+      res, why = ask(record.method, url, headers)
+    end
     if not res then return nil, why end
     if not expect[res.status] then
       return nil, format("%s %s: HTTP %d %s", record.method, url, res.status, snippet(res.body))
@@ -290,7 +304,8 @@ local seq = 0
 
 local function bad(fmt, ...) error("bad argument #1 to 'http' (" .. format(fmt, ...) .. ")", 3) end
 
-local KNOWN = { method = true, url = true, auth = true, headers = true, expect = true, what = true, find = true }
+local KNOWN = { method = true, url = true, auth = true, headers = true, expect = true, what = true, find = true,
+                settle = true }
 
 local function checked_url(url, what)
   if not origin_of(url) then bad("%s must be an http or https URL", what) end
@@ -376,24 +391,27 @@ function M.http(spec)
   local what = spec.what or (method .. " " .. url)
   if type(what) ~= "string" then bad("what must be a string") end
   if holds_secret(what) then bad("what holds a secret") end
+  local settle = spec.settle
+  if settle ~= nil and (type(settle) ~= "number" or settle < 0 or settle > 60) then
+    bad("settle must be seconds (0 to 60)")
+  end
 
   seq = seq + 1
   local record = { undo = "http", seq = seq, what = what, method = method, url = url,
                    headers = next(headers) and headers or nil, auth = auth, expect = expect, find = finder,
-                   stack = internal.stack_file() }
+                   settle = settle and settle > 0 and settle or nil, stack = internal.stack_file() }
   local key = "http " .. seq
-  local h = setmetatable({ what = what, method = method, url = url }, Handle)
-  -- on disk before the check goes on: a kill -9 from here on leaves it to `halo cleanup`
-  internal.journal(key, json.encode(record))
-  pending[h] = true
+  local h = setmetatable({ what = what, method = method, url = url, key = key, record = record }, Handle)
+  -- registered and on disk in one call, before the check goes on: from
+  -- here on the end of the check removes it, or `halo cleanup` does
   h.id = internal.undo(method .. " " .. what, function()
     pending[h] = nil
     local ok, why = restore(record)
     -- a removal that failed stays journalled: `halo cleanup` tries again
     if not ok then error(why .. " (journalled: `halo cleanup` tries again)", 0) end
     internal.journal(key, nil)
-  end)
-  h.key = key
+  end, key, json.encode(record))
+  pending[h] = true
   return h
 end
 
@@ -401,9 +419,17 @@ end
 -- or never came to be; nothing to do at the end. True if it was pending.
 function Handle:cancel()
   if not pending[self] then return false end
+  internal.cancel_undo(self.id) -- and its journal entry, in the same call
   pending[self] = nil
-  internal.cancel_undo(self.id)
-  internal.journal(self.key, nil)
+  return true
+end
+
+-- h:created(): the request that creates the fixture was answered: a 404
+-- from now on means it is gone, no need to wait for it (settle).
+function Handle:created()
+  if not pending[self] or not self.record.settle then return false end
+  self.record.settle = nil
+  internal.journal(self.key, json.encode(self.record))
   return true
 end
 

@@ -189,10 +189,16 @@ local function credential(self)
   return nil
 end
 
--- register(self, what, path, tenant [, find]) -> the undo handle, or nil
--- when the stack file has no key to remove it with. The removal goes
--- through the LB, which survives a replica being down, where there is one.
-local function register(self, what, path, tenant, find)
+-- register(self, what, path, tenant [, find [, settle]]) -> the undo
+-- handle, or nil when the stack file has no key to remove it with. The
+-- removal goes through the LB, which survives a replica being down, where
+-- there is one. Registered before the creation is sent, the fixture may
+-- not exist yet when its removal runs — or come to exist a moment later: a
+-- server finishes a request its client stopped waiting for (Ctrl-C). So a
+-- 404 is asked again for SETTLE seconds, until the creation is answered
+-- (conclude).
+local SETTLE = 3
+local function register(self, what, path, tenant, find, settle)
   local secret = credential(self)
   if not secret then return nil end
   local base = type(self.stack.lb) == "string" and self.stack.lb or self.url
@@ -202,16 +208,20 @@ local function register(self, what, path, tenant, find)
     method = "DELETE", url = base .. path, what = what .. (other and (" of tenant " .. tenant) or ""),
     auth = { secret = secret, header = "x-api-key" },
     headers = other and { ["x-tenant-id"] = tenant } or nil,
-    expect = { 200, 204, 404 }, find = find,
+    expect = { 200, 204, 404 }, find = find, settle = settle,
   }
 end
 
 -- The removal of what a call was about to create, once it has answered:
--- kept if it created it (or may have: no answer), cancelled if the call
--- was refused or found it there already (not the check's to remove).
-local function settle(handle, id, created, err)
+-- kept if it created it (no more waiting on a 404), or may have (no
+-- answer, a 5xx); cancelled if the call was refused or found it there
+-- already (not the check's to remove).
+local function conclude(handle, id, created, err)
   if not handle then return end
-  if created or (err and err.kind ~= "status") or (err and err.status and err.status >= 500) then
+  if created then
+    removals[id] = handle
+    handle:created()
+  elseif (err and err.kind ~= "status") or (err and err.status and err.status >= 500) then
     removals[id] = handle
   else
     handle:cancel()
@@ -232,19 +242,19 @@ local asset_names = {} -- asset id -> "asset <tenant>/<filename>" (an asset may 
 function Endpoint:upload_asset(filename, bytes, content_type)
   local tenant = tenant_of(self)
   local id = tenant and ("asset " .. tenant .. "/" .. filename)
-  local h = id and not removals[id] and register(self, "asset " .. filename, "/assets/" .. filename, tenant)
+  local h = id and not removals[id] and register(self, "asset " .. filename, "/assets/" .. filename, tenant, nil, SETTLE)
   local doc, res = self:ask_json("POST", "/assets", {
     multipart = { { name = "file", filename = filename, content_type = content_type or "application/octet-stream",
                     data = bytes } },
     timeout = 60,
   }, CREATED)
-  settle(h, id, doc ~= nil, not doc and res)
+  conclude(h, id, doc ~= nil, not doc and res)
   if doc and type(doc.filename) == "string" then
     local t = type(doc.tenantId) == "string" and doc.tenantId or tenant or "default"
     local stored = "asset " .. t .. "/" .. doc.filename
     if stored ~= id and not removals[stored] then        -- stored under another name or tenant than foreseen
-      forget(id)
       removals[stored] = register(self, "asset " .. doc.filename, "/assets/" .. doc.filename, t)
+      forget(id)
     end
     if doc.id ~= nil then asset_names[tostring(doc.id)] = stored end
   end
@@ -275,9 +285,9 @@ end
 function Endpoint:put_template(key, definition)
   local tenant = tenant_of(self)
   local id = tenant and ("template " .. tenant .. "/" .. key)
-  local h = id and not removals[id] and register(self, "template " .. key, "/templates/" .. key, tenant)
+  local h = id and not removals[id] and register(self, "template " .. key, "/templates/" .. key, tenant, nil, SETTLE)
   local doc, res = self:ask_json("PUT", "/templates/" .. key, { json = definition }, CREATED)
-  settle(h, id, doc ~= nil and res.status == 201, not doc and res)
+  conclude(h, id, doc ~= nil and res.status == 201, not doc and res)
   if not tenant and doc and res.status == 201 then
     -- a token minted elsewhere: its tenant is in the answer
     local t = type(doc.tenantId) == "string" and doc.tenantId or "default"
@@ -347,17 +357,18 @@ function Endpoint:create_schedule(req)
   body.name = body.name or M.unique("halo-schedule")
   local tenant = tenant_of(self)
   local h = register(self, "schedule " .. tostring(body.name), "/schedules/{id}", tenant,
-                     { url = "/schedules", where = { name = body.name, template = body.template } })
+                     { url = "/schedules", where = { name = body.name, template = body.template } }, SETTLE)
   local doc, res = self:ask_json("POST", "/schedules", { json = body }, CREATED)
   if h then
     if doc and doc.id ~= nil then
-      -- now that it has an id: remove that one, and only that one
-      h:cancel()
+      -- now that it has an id: remove that one, and only that one (the
+      -- new removal first: there is no moment with neither)
       local t = type(doc.tenantId) == "string" and doc.tenantId or tenant
       removals["schedule " .. tostring(doc.id)] =
         register(self, "schedule " .. tostring(body.name), "/schedules/" .. tostring(doc.id), t)
+      h:cancel()
     else
-      settle(h, "schedule named " .. tostring(body.name), false, not doc and res)
+      conclude(h, "schedule named " .. tostring(body.name), false, not doc and res)
     end
   end
   if not doc then return nil, res end
@@ -381,9 +392,9 @@ end
 -- it; one that exists already (409) is not the check's to remove.
 function Endpoint:create_tenant(id)
   local key = "tenant " .. id
-  local h = not removals[key] and register(self, "tenant " .. id, "/tenants/" .. id, nil)
+  local h = not removals[key] and register(self, "tenant " .. id, "/tenants/" .. id, nil, nil, SETTLE)
   local doc, res = self:ask_json("POST", "/tenants", { json = { id = id } }, CREATED)
-  settle(h, key, doc ~= nil, not doc and res)
+  conclude(h, key, doc ~= nil, not doc and res)
   return doc, res
 end
 
