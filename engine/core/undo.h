@@ -9,7 +9,9 @@
 
 /* [-0, +0] Put undo, cancel_undo, journal, process_alive and
  * journal_forget into the table at `table` (the internal table), and make
- * the registry's undo list. */
+ * the registry's undo list. undo(description, fn [, key, entry_json])
+ * registers and journals in one call; cancel_undo(id) cancels and forgets
+ * the entry in one call (see undo.c). */
 void undo_open(lua_State *L, int table);
 
 /* [-0, +1] The pending automatic undos, newest first, as {fn, label}

@@ -20,10 +20,17 @@ token), an asset and a schedule, and then
 Every time the tables hold what they held before (rows), the replicas run
 with their keys (keys), the containers run healthy (containers), and no
 secret of the stack file is in the journal or any output. Each test has its
-own XDG_STATE_HOME (the journal directory). HALO_TEST_SEED fixes the random
+own XDG_STATE_HOME (the journal directory).
+
+UndoModuleTest holds the undo module to its word without Docker, against
+small recording HTTP servers on 127.0.0.1: what it refuses to register (a
+secret's value anywhere in the record, a key for an origin the stack file
+does not name), cancel, settle, find, and `halo cleanup` refusing to send a
+key where a tampered journal points. HALO_TEST_SEED fixes the random
 moments, HALO_TEST_ROUNDS says how many (8).
 """
 import glob
+import http.server
 import json
 import os
 import random
@@ -32,6 +39,7 @@ import signal
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -367,6 +375,181 @@ class FixturesTest(HaloTestCase):
                     self.assertEqual(p.stdout, "nothing left behind by a killed run\n", "Ctrl-C left a journal")
                 self.assertLeftAsFound(f"round {i} ({how} after {delay:.3f} s, HALO_TEST_SEED={seed})")
         self.assertNoSecrets()
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 that records every request (method, path,
+    headers) and answers from `replies` (path -> statuses, one per request,
+    the last repeated; default 204), or `lists` (path -> JSON for a GET)."""
+
+    def __init__(self):
+        self.requests, self.replies, self.lists = [], {}, {}
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_one(self):
+                recorder.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if self.command == "GET" and self.path in recorder.lists:
+                    body, status = json.dumps(recorder.lists[self.path]).encode(), 200
+                else:
+                    statuses = recorder.replies.get(self.path, [204])
+                    status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+                    body = b"" if status == 204 else b'{"error":"x"}'
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_DELETE = do_PUT = do_POST = handle_one
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def deletes(self):
+        return [(path, headers.get("x-api-key")) for method, path, headers in self.requests if method == "DELETE"]
+
+
+FX_KEY = "fx-admin-key-value-31337"
+
+
+class UndoModuleTest(HaloTestCase):
+    def setUp(self):
+        self.state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, self.state, True)
+        self.target, self.foreign = Recorder(), Recorder()
+        self.addCleanup(self.target.stop)
+        self.addCleanup(self.foreign.stop)
+        self.stack = self.tmp_path("stack.lua")
+        with open(self.stack, "w") as f:
+            f.write(f'return {{ lb = "{self.target.url}", keys = {{ admin = secret("FX_ADMIN", "{FX_KEY}") }} }}\n')
+        self.outputs = []
+
+    def env(self):
+        return {"XDG_STATE_HOME": self.state}
+
+    def journals(self):
+        return sorted(glob.glob(os.path.join(self.state, "halo", "runs", "*.json")))
+
+    def halo(self, *args, timeout=60):
+        p = subprocess.run([HALO] + list(args), capture_output=True, text=True, env=halo_env(self.env()),
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+        self.outputs += [p.stdout, p.stderr]
+        return p
+
+    def tearDown(self):
+        for text in self.outputs:
+            self.assertNotIn(FX_KEY, text, "the key is in an output")
+
+    def test_refusals(self):
+        cases = {
+            'auth = { value = stack.keys.admin }': r"unknown option 'auth.value' \(auth names a secret of the stack file",
+            'auth = { secret = "keys.nope" }': r"the stack file has no keys.nope",
+            'headers = { ["x-api-key"] = stack.keys.admin }': r"header x-api-key holds a secret: name it in auth",
+            'url = stack.lb .. "/x?key=" .. stack.keys.admin': r"url holds a secret",
+            'url = FOREIGN .. "/x", auth = { secret = "keys.admin" }': r"the stack file names no URL at http://127.0.0.1:\d+",
+            'url = "file:///etc/passwd"': r"url must be an http or https URL",
+            'find = { url = stack.lb .. "/x" , where = { name = "n" } }': r"url must hold \{id\}",
+            'expect = { 999 }': r"expect\[1\] is not an HTTP status",
+        }
+        for spec, pattern in cases.items():
+            with self.subTest(spec=spec):
+                code = (f'local FOREIGN = "{self.foreign.url}"\n'
+                        f'undo.http{{ url = stack.lb .. "/thing", {spec} }}')
+                p = self.halo("eval", "--stack", self.stack, code)
+                self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+                self.assertRegex(p.stderr, r"bad argument #1 to 'http' \(.*" + pattern)
+        self.assertEqual(self.target.requests + self.foreign.requests, [])
+        self.assertEqual(self.journals(), [])
+
+    def test_end_of_run_cancel_settle_find(self):
+        self.target.replies["/late"] = [404, 404, 204]          # a creation the server finishes late
+        self.target.lists["/things"] = [{"id": "a1", "name": "mine"}, {"id": "b2", "name": "theirs"}]
+        code = """
+          local a = undo.http{ url = stack.lb .. "/kept", auth = { secret = "keys.admin" }, what = "kept" }
+          local b = undo.http{ url = stack.lb .. "/cancelled", auth = { secret = "keys.admin" } }
+          local c = undo.http{ url = stack.lb .. "/late", auth = { secret = "keys.admin" }, settle = 3 }
+          local d = undo.http{ url = stack.lb .. "/things/{id}", auth = { secret = "keys.admin", header = "authorization",
+                                                                          prefix = "Key " },
+                               find = { url = stack.lb .. "/things", where = { name = "mine" } } }
+          local e = undo.http{ url = stack.lb .. "/already-gone", settle = 2 }
+          assert(b:cancel() and not b:cancel())
+          assert(e:created())
+          return #undo.pending()
+        """
+        self.target.replies["/already-gone"] = [404]
+        p = self.halo("eval", "--stack", self.stack, code)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "4"), p.stderr)
+        deletes = self.target.deletes()
+        # newest first; each once; /late asked until it was there; the key sent by value, never journalled
+        self.assertEqual([d[0] for d in deletes], ["/already-gone", "/things/a1", "/late", "/late", "/late", "/kept"])
+        self.assertEqual(deletes[-1][1], FX_KEY)
+        auth = [h.get("authorization") for m, path, h in self.target.requests if path == "/things/a1"]
+        self.assertEqual(auth, ["Key " + FX_KEY])
+        self.assertEqual(self.journals(), [])
+
+    def test_journal_while_running_and_cleanup_after_kill_9(self):
+        script = self.tmp_path("make.lua")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                local time = require "time"
+                undo.http{{ url = stack.lb .. "/a", auth = {{ secret = "keys.admin" }}, what = "fixture a",
+                            headers = {{ ["x-tenant-id"] = "t1" }} }}
+                undo.http{{ url = stack.lb .. "/b", auth = {{ secret = "keys.admin" }} }}:cancel()
+                undo.http{{ url = stack.lb .. "/c", auth = {{ secret = "keys.admin" }}, what = "fixture c" }}
+                print("registered")
+                time.sleep(60)
+            """))
+        h = Running(["exec", "--stack", self.stack, script], env=self.env())
+        self.addCleanup(h.kill)
+        deadline = time.monotonic() + 15
+        while "registered" not in h.stdout and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [path] = self.journals()
+        with open(path) as f:
+            text = f.read()
+        self.outputs.append(text)
+        entries = json.loads(text)["entries"]
+        self.assertEqual(sorted(e["what"] for e in entries), ["fixture a", "fixture c"])
+        for e in entries:
+            self.assertEqual((e["undo"], e["method"], e["auth"], e["stack"]),
+                             ("http", "DELETE", {"secret": "keys.admin", "header": "x-api-key"},
+                              os.path.realpath(self.stack)))
+        os.kill(h.pid, signal.SIGKILL)
+        h.proc.wait(10)
+        self.assertEqual(self.target.requests, [])
+
+        # a tampered entry: its URL moved to another origin
+        tampered = json.loads(text)
+        for e in tampered["entries"]:
+            if e["what"] == "fixture c":
+                e["url"] = self.foreign.url + "/c"
+        with open(path, "w") as f:
+            json.dump(tampered, f)
+        p = self.halo("cleanup")
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"could not DELETE fixture c .*refusing to send keys.admin to http://127.0.0.1:\d+: "
+                                   r"the stack file names no URL there")
+        self.assertRegex(p.stdout, r"DELETE fixture a: HTTP 204")
+        self.assertEqual(self.foreign.requests, [], "the key went where the stack file does not point")
+        self.assertEqual(self.target.deletes(), [("/a", FX_KEY)])
+        self.assertEqual([h.get("x-tenant-id") for m, path, h in self.target.requests], ["t1"])
+        self.assertEqual(len(self.journals()), 1, "the journal is kept while something is not restored")
+
+        # put right: the next cleanup finishes it and forgets the journal
+        with open(path, "w") as f:
+            f.write(text)
+        p = self.halo("cleanup")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([d[0] for d in self.target.deletes()], ["/a", "/c", "/a"])
+        self.assertEqual(self.journals(), [])
 
 
 if __name__ == "__main__":
