@@ -388,7 +388,7 @@ function M.http(spec)
     end
     auth = { secret = a.secret, header = a.header or "x-api-key", prefix = a.prefix }
   end
-  local what = spec.what or (method .. " " .. url)
+  local what = spec.what or url
   if type(what) ~= "string" then bad("what must be a string") end
   if holds_secret(what) then bad("what holds a secret") end
   local settle = spec.settle
