@@ -200,6 +200,34 @@ static char *error_text(lua_State *L, const char *path)
     return clean;
 }
 
+/* internal.load_stack(path) -> the table another stack file returns, its
+ * secrets registered for redaction | nil, err. For `halo cleanup`, which
+ * resolves the credentials a journal names from the stack file of the run
+ * that wrote it. The stack the process runs on stays what it is. */
+static int internal_load_stack(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    if (run_stack_file(L, path, 0) != LUA_OK) {
+        char *err = error_text(L, path);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        free(err);
+        return 2;
+    }
+    scan_for_passwords(L, -1, 0);
+    return 1;
+}
+
+/* internal.load_stack, for the host's own scripts */
+static void offer_loader(lua_State *L)
+{
+    internal_push(L);
+    lua_pushcfunction(L, internal_load_stack);
+    lua_setfield(L, -2, "load_stack");
+    lua_pop(L, 1);
+}
+
 typedef struct {
     const char *path;
     int rc;
@@ -211,12 +239,17 @@ static int load_protected(lua_State *L)
 {
     stack_loading *ctx = lua_touserdata(L, 1);
     lua_settop(L, 0);
+    offer_loader(L);
     ctx->rc = run_stack_file(L, ctx->path, 0);
     if (ctx->rc == LUA_OK) {
         scan_for_passwords(L, -1, 0);
         /* Host modules read it too (proc's allow_exec, docker's project). */
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);
+        /* and where it is: the journal names it (core/undo.c) */
+        char abs[PATH_MAX];
+        lua_pushstring(L, realpath(ctx->path, abs) ? abs : ctx->path);
+        lua_setfield(L, LUA_REGISTRYINDEX, STACK_FILE_REGISTRY_KEY);
     }
     return 1;
 }
@@ -225,6 +258,7 @@ int stack_load(lua_State *L, const char *path, char **err)
 {
     *err = NULL;
     if (!path) {
+        offer_loader(L);
         lua_newtable(L);
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, STACK_REGISTRY_KEY);

@@ -1,24 +1,24 @@
-/* What the host's own Lua modules (docker, compose) need and checks must
- * not have: a few environment variables, temporary files of their own, the
- * stack table, and the automatic-undo list. Embedded modules receive this
- * table as their second chunk argument; `require` never returns it. */
+/* What the host's own Lua modules (docker, compose, undo) need and checks
+ * must not have: a few environment variables, temporary files of their own,
+ * the stack table, and the automatic undo with its journal (core/undo.c).
+ * Embedded modules receive this table as their second chunk argument;
+ * `require` never returns it. */
 #include "core/internal.h"
 #include "core/options.h"
 #include "core/errors.h"
 #include "core/util.h"
 #include "core/events.h"
+#include "core/undo.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define UNDO_KEY "halo.undo"
 #define TEMPS_KEY "halo.tempfiles"
 
 /* getenv(name): only the variables that say where the Docker daemon is */
@@ -43,35 +43,11 @@ static int internal_stack(lua_State *L)
     return 1;
 }
 
-/* undo(description, fn) -> id: run fn at the end of the check (after the
- * check's own defers) unless cancel_undo(id) says the script undid it */
-static int internal_undo(lua_State *L)
+/* stack_file() -> the absolute path of the stack file loaded, or nil */
+static int internal_stack_file(lua_State *L)
 {
-    const char *what = luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
-    lua_Integer id = (lua_Integer)lua_rawlen(L, -1) + 1;
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, 2);
-    lua_setfield(L, -2, "fn");
-    lua_pushfstring(L, "automatic undo (%s): ", what);
-    lua_setfield(L, -2, "label");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "active");
-    lua_rawseti(L, -2, id);
-    lua_pushinteger(L, id);
+    lua_getfield(L, LUA_REGISTRYINDEX, STACK_FILE_REGISTRY_KEY);
     return 1;
-}
-
-static int internal_cancel_undo(lua_State *L)
-{
-    lua_Integer id = luaL_checkinteger(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
-    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "active");
-    }
-    return 0;
 }
 
 /* event(kind, json): an event for the runner (actions, faults) */
@@ -254,128 +230,6 @@ static int internal_members(lua_State *L)
     return 1;
 }
 
-/* ---- the fault journal ------------------------------------------------------
- * What this process changed in the target and has not undone yet, kept in
- * <state>/runs/<pid>.json so that `halo cleanup` can restore it should the
- * process be killed (kill -9) before its own cleanup ran. The modules keep
- * it current: an entry when they inject a fault, none once it is undone. */
-#define JOURNAL_KEY "halo.journal"
-
-/* Process start time in clock ticks since boot (Linux), so a later pid
- * reuse is not taken for the same process; 0 where /proc has no answer,
- * and for a zombie: it is gone, whoever reaps it. */
-unsigned long long journal_start_time(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return 0;
-    /* after ") " come fields 3..; starttime is field 22 */
-    int field = 2;
-    for (p++; *p && field < 22; p++)
-        if (*p == ' ') field++;
-    return strtoull(p, NULL, 10);
-}
-
-char *journal_path(long pid)
-{
-    char *dir = state_dir("runs");
-    if (!dir) return NULL;
-    char *path = xasprintf("%s/%ld.json", dir, pid);
-    free(dir);
-    return path;
-}
-
-static void journal_write(lua_State *L)
-{
-    char *path = journal_path((long)getpid());
-    if (!path) return;
-    strbuf sb;
-    sb_init(&sb);
-    int n = 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        sb_adds(&sb, n++ ? ",\n  " : "");
-        sb_adds(&sb, lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    if (n == 0) {
-        unlink(path);
-    } else {
-        char *tmp = xasprintf("%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        if (f) {
-            fprintf(f, "{\"pid\": %ld, \"start\": %llu, \"in_worker\": %s,\n \"entries\": [\n  %s\n]}\n",
-                    (long)getpid(), journal_start_time((long)getpid()), events_streaming() ? "true" : "false",
-                    sb.buf);
-            if (fclose(f) == 0) rename(tmp, path);
-            else unlink(tmp);
-        }
-        free(tmp);
-    }
-    sb_free(&sb);
-    free(path);
-}
-
-/* journal(key, entry_json | nil): set or clear one entry, and write the file */
-static int internal_journal(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
-    lua_settop(L, 2);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, JOURNAL_KEY);
-    }
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawset(L, -3);
-    journal_write(L);
-    return 0;
-}
-
-/* process_alive(pid, start) -> whether process pid is the one that wrote a
- * journal (same start time where the system tells it) */
-static int internal_process_alive(lua_State *L)
-{
-    lua_Integer pid = luaL_checkinteger(L, 1);
-    unsigned long long start = (unsigned long long)luaL_optinteger(L, 2, 0);
-    int alive = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-    /* where /proc tells it: the same process (not a reused pid), not a zombie */
-    unsigned long long now = alive ? journal_start_time((long)pid) : 0;
-    if (alive && (start || now)) alive = now == start;
-    lua_pushboolean(L, alive);
-    return 1;
-}
-
-/* journal_forget(path): remove a dead run's journal once it is restored;
- * nothing but a .json file of the journal directory */
-static int internal_journal_forget(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    char *dir = state_dir("runs");
-    size_t n = dir ? strlen(dir) : 0;
-    size_t len = strlen(path);
-    if (!dir || strncmp(path, dir, n) != 0 || path[n] != '/' || strchr(path + n + 1, '/') || len < 5 ||
-        strcmp(path + len - 5, ".json") != 0) {
-        free(dir);
-        return luaL_argerror(L, 1, "not a journal file");
-    }
-    free(dir);
-    unlink(path);
-    return 0;
-}
-
 /* run_id() -> the pid of the run (the runner, for a worker) that changes
  * the target: what a container it recreated is labelled with */
 static int internal_run_id(lua_State *L)
@@ -389,51 +243,26 @@ void internal_push(lua_State *L)
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
     lua_pop(L, 1);
     lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, UNDO_KEY);
-    lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, TEMPS_KEY);
     static const luaL_Reg funcs[] = {
         {"getenv", internal_getenv},       {"stack", internal_stack},
-        {"undo", internal_undo},           {"cancel_undo", internal_cancel_undo},
+        {"stack_file", internal_stack_file},
         {"event", internal_event},         {"origin", internal_origin},
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
         {"redact", internal_redact},       {"kind", internal_kind},
         {"error", internal_error},
         {"check_options", halo_check_options_lua},
-        {"members", internal_members},     {"journal", internal_journal},
-        {"run_id", internal_run_id},       {"process_alive", internal_process_alive},
-        {"journal_forget", internal_journal_forget}, {NULL, NULL},
+        {"members", internal_members},     {"run_id", internal_run_id},
+        {NULL, NULL},
     };
     luaL_newlib(L, funcs);
+    undo_open(L, -1); /* undo, cancel_undo, journal, process_alive, journal_forget */
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "halo.internal");
 }
 
-void internal_push_undos(lua_State *L)
-{
-    lua_newtable(L);
-    int out = lua_gettop(L);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, UNDO_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return;
-    }
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), k = 0;
-    for (lua_Integer i = n; i >= 1; i--) { /* newest first */
-        lua_rawgeti(L, -1, i);
-        lua_getfield(L, -1, "active");
-        int active = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        if (active) {
-            lua_pushboolean(L, 0);
-            lua_setfield(L, -2, "active");
-            lua_rawseti(L, out, ++k);
-        } else {
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-}
+void internal_push_undos(lua_State *L) { undo_push_pending(L); }
 
 void internal_remove_temps(lua_State *L)
 {

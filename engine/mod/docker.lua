@@ -254,33 +254,50 @@ end
 -- The undo registered for this container's current fault, if any.
 local pending_undo = {}
 
-local function register_fault(c, fault, undo_action, opts)
-  -- `undo` tells the runner what to replay should this worker die before
-  -- its own cleanup could run
-  record(fault, c, { undo = not (opts and opts.undo == false) and undo_action or nil, full_id = c.id })
-  if opts and opts.undo == false then return end
-  if pending_undo[c.id] then return end
-  -- on disk too, for `halo cleanup` should this process be killed outright
-  internal.journal("container " .. c.id, json.encode({ undo = undo_action, id = c.id, container = c.name,
-                                                       project = c.project, service = c.service }))
-  pending_undo[c.id] = internal.undo(undo_action .. " " .. c.name, function()
-    pending_undo[c.id] = nil
-    internal.journal("container " .. c.id, nil)
+-- Before the fault is injected: its undo, registered and journalled (for
+-- `halo cleanup` should this process be killed outright) in one call, so
+-- that no moment — an interrupt lands between any two instructions — has
+-- the fault without its undo. The undo looks before it acts: a fault that
+-- never happened is nothing to undo. Returns what `unregister` takes.
+local function register_fault(c, undo_action, opts)
+  if opts and opts.undo == false then return nil end
+  if pending_undo[c.id] then return nil end
+  local key = "container " .. c.id
+  local id
+  id = internal.undo(undo_action .. " " .. c.name, function()
+    if pending_undo[c.id] == id then pending_undo[c.id] = nil end
     local state = c:inspect()
     if undo_action == "unpause" then
       if state and state.State and state.State.Paused then assert(c:unpause()) end
     elseif state and state.State and not state.State.Running then
       assert(c:start())
     end
-  end)
+    internal.journal(key, nil) -- undone: nothing left for `halo cleanup`
+  end, key, json.encode({ undo = undo_action, id = c.id, container = c.name, project = c.project,
+                          service = c.service }))
+  pending_undo[c.id] = id
+  return id
+end
+
+-- The fault was not injected after all: the daemon said no.
+local function unregister(c, id, err)
+  if id and err and err.kind == "docker" then
+    internal.cancel_undo(id)
+    if pending_undo[c.id] == id then pending_undo[c.id] = nil end
+  end
+end
+
+local function injected(c, fault, undo_action, opts)
+  -- `undo` tells the runner what to replay should this worker die before
+  -- its own cleanup could run
+  record(fault, c, { undo = not (opts and opts.undo == false) and undo_action or nil, full_id = c.id })
 end
 
 local function settle(c, undone_by)
   local id = pending_undo[c.id]
   if id and undone_by then
-    internal.cancel_undo(id)
+    internal.cancel_undo(id) -- and its journal entry
     pending_undo[c.id] = nil
-    internal.journal("container " .. c.id, nil)
   end
 end
 
@@ -301,9 +318,10 @@ function Container:kill(arg)
   local opts = action_opts(arg, { "signal", "undo" }, "kill")
   local signal = opts.signal
   in_scope(self, "kill")
+  local undo = register_fault(self, "start", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
-  if not res then return nil, err end
-  register_fault(self, "kill " .. (signal or "SIGKILL"), "start", opts)
+  if not res then unregister(self, undo, err) return nil, err end
+  injected(self, "kill " .. (signal or "SIGKILL"), "start", opts)
   return true
 end
 
@@ -312,10 +330,11 @@ function Container:stop(arg)
   local opts = action_opts(arg, { "timeout", "undo" }, "stop")
   local t = opts.timeout
   in_scope(self, "stop")
+  local undo = register_fault(self, "start", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil },
                                                                          timeout = (t or 10) + 30 })
-  if not res then return nil, err end
-  register_fault(self, "stop", "start", opts)
+  if not res then unregister(self, undo, err) return nil, err end
+  injected(self, "stop", "start", opts)
   return true
 end
 
@@ -344,9 +363,10 @@ end
 function Container:pause(arg)
   local opts = action_opts(arg, { "undo" }, "pause")
   in_scope(self, "pause")
+  local undo = register_fault(self, "unpause", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/pause")
-  if not res then return nil, err end
-  register_fault(self, "pause", "unpause", opts)
+  if not res then unregister(self, undo, err) return nil, err end
+  injected(self, "pause", "unpause", opts)
   return true
 end
 
@@ -530,19 +550,26 @@ function Compose:up(opts)
     extra[1] = internal.temp_file(concat(lines, "\n") .. "\n", ".override.yml")
   end
   for _, s in ipairs(opts.services or {}) do args[#args + 1] = s end
+  -- A service recreated with other environment stays changed until a plain
+  -- `up` of it: journalled for `halo cleanup`, as container faults are —
+  -- before compose runs, so a recreate cut short is restored too (a plain
+  -- `up` of a service that was not changed changes nothing).
+  journalled[self.project] = journalled[self.project] or {}
+  for _, svc in ipairs(opts.services or {}) do
+    local key = "compose " .. self.project .. " " .. svc
+    if opts.env and opts.env[svc] then
+      journalled[self.project][key] = true
+      internal.journal(key, json.encode({ undo = "compose up", project = self.project, files = self.files,
+                                          service = svc, cwd = self.cwd, env_file = self.env_file }))
+    end
+  end
   local r, err = self:run(args, extra, opts.timeout)
   for _, f in ipairs(extra) do internal.remove_temp(f) end
   if not r then return nil, err end
-  -- A service recreated with other environment stays changed until a plain
-  -- `up` of it: journalled for `halo cleanup`, as container faults are.
   for _, svc in ipairs(opts.services or {}) do
     local key = "compose " .. self.project .. " " .. svc
-    journalled[self.project] = journalled[self.project] or {}
-    journalled[self.project][key] = true
-    if opts.env and opts.env[svc] then
-      internal.journal(key, json.encode({ undo = "compose up", project = self.project, files = self.files,
-                                          service = svc, cwd = self.cwd, env_file = self.env_file }))
-    else
+    if not (opts.env and opts.env[svc]) then
+      journalled[self.project][key] = nil
       internal.journal(key, nil)
     end
   end

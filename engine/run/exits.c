@@ -1,6 +1,7 @@
 #include "run/exits.h"
 #include "check/script.h"
 #include "core/internal.h"
+#include "core/undo.h"
 #include "core/util.h"
 #include "run/events_in.h"
 #include "run/progress.h"
@@ -71,14 +72,15 @@ static void undo_exit(child *ch, int wstatus)
     progress_finished(ch->check);
 }
 
-/* A worker died with faults it had not undone: replay their undo from a
- * fresh process, so a crash or a hard-deadline kill does not leave a
- * container killed or paused. */
+/* A worker died with faults it had not undone, or with fixtures it had not
+ * removed: replay their undo from a fresh process, so a crash or a
+ * hard-deadline kill does not leave a container killed or paused, or a
+ * fixture behind. */
 static int spawn_undo(child *dead)
 {
     strbuf script;
     sb_init(&script);
-    sb_adds(&script, "local docker = require \"docker\"\nlocal failed = false\n");
+    sb_adds(&script, "local internal = ...\nlocal docker = require \"docker\"\nlocal failed = false\n");
     for (size_t i = 0; i < dead->nfaults; i++) {
         const pending_fault *f = &dead->faults[i];
         /* ids are hex and undo is start/unpause, but quote them properly anyway */
@@ -97,6 +99,20 @@ static int spawn_undo(child *dead)
         sb_free(&id);
         sb_free(&undo);
     }
+    /* and what its journal still holds (mod/undo.lua): fixtures it created,
+     * services it recreated, as `halo cleanup` would restore them */
+    char *journal = journal_path((long)dead->pid);
+    if (journal) {
+        strbuf path;
+        sb_init(&path);
+        sb_json_string(&path, journal);
+        sb_printf(&script,
+                  "if internal.exists(%s) then require \"undo\"\n"
+                  "  if internal.restore_journal(%s, print) > 0 then failed = true end end\n",
+                  path.buf, path.buf);
+        sb_free(&path);
+        free(journal);
+    }
     /* a failure keeps the dead worker's journal, for `halo cleanup` */
     sb_adds(&script, "if failed then error(\"not every fault could be undone\", 0) end\n");
     worker_opts wo = RUN.worker;
@@ -107,6 +123,15 @@ static int spawn_undo(child *dead)
     ch->undoes = dead->pid;
     child_listen(ch, 60);
     return 0;
+}
+
+/* Whether process pid left a journal: what it had not undone. */
+static int journal_left(pid_t pid)
+{
+    char *journal = journal_path((long)pid);
+    int left = journal && access(journal, F_OK) == 0;
+    free(journal);
+    return left;
 }
 
 void worker_exit(child *ch, int wstatus)
@@ -127,7 +152,7 @@ void worker_exit(child *ch, int wstatus)
                                 ch->dropped, LOG_MAX, CHECK_TEXT_BUDGET >> 20));
     if (!ch->got_done || ch->killed_by_deadline) {
         worker_vanished(ch, wstatus);
-        if (ch->nfaults > 0 && spawn_undo(ch) == 0) return; /* reported when the undo ends */
+        if ((ch->nfaults > 0 || journal_left(ch->pid)) && spawn_undo(ch) == 0) return; /* reported when the undo ends */
     }
     progress_finished(c);
 }

@@ -27,7 +27,7 @@ static const char *const USAGE =
     "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
     "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
-    "  cleanup            restore what a killed run left changed (a container killed or paused)\n"
+    "  cleanup            restore what a killed run left changed (a container killed or paused, a fixture)\n"
     "  version            print the version\n"
     "  help [COMMAND]     show help (`halo help modules`: what a check can require)\n"
     "\n"
@@ -56,7 +56,7 @@ static const command_def COMMANDS[] = {
      NULL},
     {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually) and the\n"
+     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, undo) and the\n"
      "stack file as `stack`, and prints the values the chunk returns. An expression\n"
      "needs no `return`. exec passes ARGS as `...` and `arg`.\n",
      NULL},
@@ -74,10 +74,15 @@ static const command_def COMMANDS[] = {
     {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
      "Every run journals the faults it injected and has not undone yet (a container\n"
      "it killed, stopped or paused; a service it recreated with other environment)\n"
+     "and the fixtures it created and has not removed (a template, an asset, a\n"
+     "schedule, a tenant: the request that removes it, its key named, never given)\n"
      "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
      "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
-     "cleanup restores what runs that are gone left behind, says what it did, and\n"
-     "forgets a journal once all of it is restored. Runs still going are left alone.\n",
+     "cleanup restores what runs that are gone left behind — containers first, then\n"
+     "fixtures, newest first, with the keys read from the run's stack file — says\n"
+     "what it did, and forgets a journal once all of it is restored. Runs still\n"
+     "going are left alone. Start it with the environment the run had: the stack\n"
+     "file reads its keys and URLs from it.\n",
      "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
 };
 

@@ -7,7 +7,14 @@
 -- What a verdict may rest on: the routes, credentials and bytes of the
 -- contract. /health, /health/ready and the X-Served-By header only steer
 -- (when to probe next); nothing here turns them into a PASS.
+--
+-- What it creates it cleans up: every template, asset, schedule and tenant
+-- created through here has its removal registered with the undo module
+-- before the request that creates it is sent, so the check's end removes
+-- it, and `halo cleanup` does after a kill -9; deleting it through here
+-- cancels that (see "fixtures" below).
 local http = require "http"
+local undo = require "undo"
 
 local format, type, tostring, pairs, setmetatable, error = string.format, type, tostring, pairs, setmetatable, error
 
@@ -26,10 +33,11 @@ local Endpoint = {}
 Endpoint.__index = Endpoint
 
 -- An endpoint: base URL, name for messages, and credentials (an API key
--- or an editor token) sent with every call.
-local function endpoint(name, url, auth)
+-- or an editor token) sent with every call; and the stack it is part of
+-- (where the removal of a fixture goes, and with which key).
+local function endpoint(name, url, auth, stack)
   if type(url) ~= "string" then error(format("pulp: no URL for %s in the stack file", name), 3) end
-  local self = setmetatable({ name = name, url = url, auth = auth or {} }, Endpoint)
+  local self = setmetatable({ name = name, url = url, auth = auth or {}, stack = stack }, Endpoint)
   self.client = http.client{ base = url, timeout = 15 }
   return self
 end
@@ -38,18 +46,18 @@ end
 -- auth: { key = api_key } or { token = editor_token, bearer = bool }; by
 -- default the stack's admin key.
 function M.lb(stack, auth)
-  return endpoint("the LB", stack.lb, auth or { key = stack.keys and stack.keys.admin })
+  return endpoint("the LB", stack.lb, auth or { key = stack.keys and stack.keys.admin }, stack)
 end
 
 function M.replica(stack, name, auth)
   local r = stack.replicas and stack.replicas[name]
   if not r then error(format("pulp: the stack file has no replica '%s'", tostring(name)), 2) end
-  return endpoint(name, r.url, auth or { key = stack.keys and stack.keys.admin })
+  return endpoint(name, r.url, auth or { key = stack.keys and stack.keys.admin }, stack)
 end
 
 -- The same endpoint with other credentials.
 function Endpoint:with(auth)
-  return endpoint(self.name, self.url, auth)
+  return endpoint(self.name, self.url, auth, self.stack)
 end
 
 function Endpoint:headers(extra)
@@ -153,15 +161,104 @@ function Endpoint:ready(timeout)
   return res and res.status == 200, res and res.status or err
 end
 
+---------------------------------------------------------------- fixtures
+
+-- The removal of each fixture created through here, by what it is
+-- ("template default/k", "asset default/f", "schedule <id>", "tenant t"),
+-- until it runs at the end of the check or the check deletes the fixture.
+local removals = {}
+local tokens = {}   -- editor token -> its tenant (mint_editor_token's answer)
+
+-- The tenant a call acts for, when it can be known before the answer.
+local function tenant_of(self)
+  if self.auth.tenant then return self.auth.tenant end
+  if self.auth.token then return tokens[self.auth.token] end
+  return "default"
+end
+
+-- The stack file's name for the key a removal authenticates with, never
+-- the key itself: the admin key (it may remove anything), else the
+-- endpoint's own key where the stack file has it.
+local function credential(self)
+  local keys = type(self.stack) == "table" and self.stack.keys
+  if type(keys) ~= "table" then return nil end
+  if type(keys.admin) == "string" then return "keys.admin" end
+  for name, key in pairs(keys) do
+    if type(name) == "string" and key == self.auth.key then return "keys." .. name end
+  end
+  return nil
+end
+
+-- register(self, what, path, tenant [, find [, settle]]) -> the undo
+-- handle, or nil when the stack file has no key to remove it with. The
+-- removal goes through the LB, which survives a replica being down, where
+-- there is one. Registered before the creation is sent, the fixture may
+-- not exist yet when its removal runs — or come to exist a moment later: a
+-- server finishes a request its client stopped waiting for (Ctrl-C). So a
+-- 404 is asked again for SETTLE seconds, until the creation is answered
+-- (conclude).
+local SETTLE = 3
+local function register(self, what, path, tenant, find, settle)
+  local secret = credential(self)
+  if not secret then return nil end
+  local base = type(self.stack.lb) == "string" and self.stack.lb or self.url
+  local other = tenant and tenant ~= "default"
+  if find then find.url = base .. find.url end
+  return undo.http{
+    method = "DELETE", url = base .. path, what = what .. (other and (" of tenant " .. tenant) or ""),
+    auth = { secret = secret, header = "x-api-key" },
+    headers = other and { ["x-tenant-id"] = tenant } or nil,
+    expect = { 200, 204, 404 }, find = find, settle = settle,
+  }
+end
+
+-- The removal of what a call was about to create, once it has answered:
+-- kept if it created it (no more waiting on a 404), or may have (no
+-- answer, a 5xx); cancelled if the call was refused or found it there
+-- already (not the check's to remove).
+local function conclude(handle, id, created, err)
+  if not handle then return end
+  if created then
+    removals[id] = handle
+    handle:created()
+  elseif (err and err.kind ~= "status") or (err and err.status and err.status >= 500) then
+    removals[id] = handle
+  else
+    handle:cancel()
+  end
+end
+
+-- The fixture is gone (deleted through here, or was never there).
+local function forget(id)
+  local h = removals[id]
+  if h then h:cancel() removals[id] = nil end
+end
+
 ---------------------------------------------------------------- assets
+
+local asset_names = {} -- asset id -> "asset <tenant>/<filename>" (an asset may be named by its id)
 
 -- upload_asset(filename, bytes, content_type) -> { id, filename, size } | nil, err
 function Endpoint:upload_asset(filename, bytes, content_type)
-  return self:ask_json("POST", "/assets", {
+  local tenant = tenant_of(self)
+  local id = tenant and ("asset " .. tenant .. "/" .. filename)
+  local h = id and not removals[id] and register(self, "asset " .. filename, "/assets/" .. filename, tenant, nil, SETTLE)
+  local doc, res = self:ask_json("POST", "/assets", {
     multipart = { { name = "file", filename = filename, content_type = content_type or "application/octet-stream",
                     data = bytes } },
     timeout = 60,
   }, CREATED)
+  conclude(h, id, doc ~= nil, not doc and res)
+  if doc and type(doc.filename) == "string" then
+    local t = type(doc.tenantId) == "string" and doc.tenantId or tenant or "default"
+    local stored = "asset " .. t .. "/" .. doc.filename
+    if stored ~= id and not removals[stored] then        -- stored under another name or tenant than foreseen
+      removals[stored] = register(self, "asset " .. doc.filename, "/assets/" .. doc.filename, t)
+      forget(id)
+    end
+    if doc.id ~= nil then asset_names[tostring(doc.id)] = stored end
+  end
+  return doc, res
 end
 
 -- get_asset(filename) -> bytes, res | nil, err
@@ -172,13 +269,32 @@ function Endpoint:get_asset(filename)
 end
 
 function Endpoint:delete_asset(filename)
-  return self:ask("DELETE", "/assets/" .. filename, nil, GONE)
+  local res, err = self:ask("DELETE", "/assets/" .. filename, nil, GONE)
+  if res then
+    local tenant = tenant_of(self) or "default"
+    forget(asset_names[filename] or ("asset " .. tenant .. "/" .. filename))
+  end
+  return res, err
 end
 
 ---------------------------------------------------------------- templates
 
+-- put_template(key, definition) -> the template | nil, err. A template it
+-- creates (201) is removed at the end; one it replaces (200) was there
+-- before and stays.
 function Endpoint:put_template(key, definition)
-  return self:ask_json("PUT", "/templates/" .. key, { json = definition }, CREATED)
+  local tenant = tenant_of(self)
+  local id = tenant and ("template " .. tenant .. "/" .. key)
+  local h = id and not removals[id] and register(self, "template " .. key, "/templates/" .. key, tenant, nil, SETTLE)
+  local doc, res = self:ask_json("PUT", "/templates/" .. key, { json = definition }, CREATED)
+  conclude(h, id, doc ~= nil and res.status == 201, not doc and res)
+  if not tenant and doc and res.status == 201 then
+    -- a token minted elsewhere: its tenant is in the answer
+    local t = type(doc.tenantId) == "string" and doc.tenantId or "default"
+    id = "template " .. t .. "/" .. key
+    if not removals[id] then removals[id] = register(self, "template " .. key, "/templates/" .. key, t) end
+  end
+  return doc, res
 end
 
 function Endpoint:get_template(key)
@@ -190,7 +306,18 @@ function Endpoint:list_templates()
 end
 
 function Endpoint:delete_template(key)
-  return self:ask("DELETE", "/templates/" .. key, nil, GONE)
+  local res, err = self:ask("DELETE", "/templates/" .. key, nil, GONE)
+  if res then
+    local tenant = tenant_of(self)
+    if tenant then
+      forget("template " .. tenant .. "/" .. key)
+    else -- a token minted elsewhere: the template of that key, whichever tenant
+      for id in pairs(removals) do
+        if id:match("^template [^/]+/(.*)$") == key then forget(id) end
+      end
+    end
+  end
+  return res, err
 end
 
 -- render{ template = key, data = {...} } -> pdf bytes, res | nil, err
@@ -209,6 +336,8 @@ function Endpoint:mint_editor_token(req)
   if type(doc.token) ~= "string" then
     return nil, failure("json", format("POST /auth/editor-token on %s: no token in %s", self.name, res.body))
   end
+  -- what the token creates belongs to its tenant: its removal says so
+  tokens[doc.token] = type(doc.tenantId) == "string" and doc.tenantId or "default"
   return doc.token, doc.tenantId
 end
 
@@ -218,15 +347,38 @@ end
 
 ---------------------------------------------------------------- schedules
 
--- create_schedule{ template =, cron =, name = } -> id | nil, err
+-- create_schedule{ template =, cron =, name = } -> id | nil, err. Its id is
+-- the server's, so until the answer comes its removal finds it by name
+-- and template: give it a name no other schedule has (the default is
+-- pulp.unique's).
 function Endpoint:create_schedule(req)
-  local doc, res = self:ask_json("POST", "/schedules", { json = req }, CREATED)
+  local body = {}
+  for k, v in pairs(req) do body[k] = v end
+  body.name = body.name or M.unique("halo-schedule")
+  local tenant = tenant_of(self)
+  local h = register(self, "schedule " .. tostring(body.name), "/schedules/{id}", tenant,
+                     { url = "/schedules", where = { name = body.name, template = body.template } }, SETTLE)
+  local doc, res = self:ask_json("POST", "/schedules", { json = body }, CREATED)
+  if h then
+    if doc and doc.id ~= nil then
+      -- now that it has an id: remove that one, and only that one (the
+      -- new removal first: there is no moment with neither)
+      local t = type(doc.tenantId) == "string" and doc.tenantId or tenant
+      removals["schedule " .. tostring(doc.id)] =
+        register(self, "schedule " .. tostring(body.name), "/schedules/" .. tostring(doc.id), t)
+      h:cancel()
+    else
+      conclude(h, "schedule named " .. tostring(body.name), false, not doc and res)
+    end
+  end
   if not doc then return nil, res end
   return doc.id
 end
 
 function Endpoint:delete_schedule(id)
-  return self:ask("DELETE", "/schedules/" .. tostring(id), nil, GONE)
+  local res, err = self:ask("DELETE", "/schedules/" .. tostring(id), nil, GONE)
+  if res then forget("schedule " .. tostring(id)) end
+  return res, err
 end
 
 -- executions(id) -> { { fireTime, replica }, ... } | nil, err
@@ -236,16 +388,38 @@ end
 
 ---------------------------------------------------------------- tenants
 
+-- A tenant it creates is removed at the end, and with it everything in
+-- it; one that exists already (409) is not the check's to remove.
 function Endpoint:create_tenant(id)
-  return self:ask_json("POST", "/tenants", { json = { id = id } }, CREATED)
+  local key = "tenant " .. id
+  local h = not removals[key] and register(self, "tenant " .. id, "/tenants/" .. id, nil, nil, SETTLE)
+  local doc, res = self:ask_json("POST", "/tenants", { json = { id = id } }, CREATED)
+  conclude(h, key, doc ~= nil, not doc and res)
+  return doc, res
+end
+
+-- The fixtures in a tenant whose own removal takes them along (an archived
+-- tenant refuses their removal one by one).
+local function forget_contents(tenant)
+  for id in pairs(removals) do
+    local t = id:match("^%a+ ([^/]+)/")
+    if t == tenant then forget(id) end
+  end
 end
 
 function Endpoint:archive_tenant(id)
-  return self:ask("POST", "/tenants/" .. id .. "/archive", nil, { [200] = true, [204] = true })
+  local res, err = self:ask("POST", "/tenants/" .. id .. "/archive", nil, { [200] = true, [204] = true })
+  if res and removals["tenant " .. id] then forget_contents(id) end
+  return res, err
 end
 
 function Endpoint:delete_tenant(id)
-  return self:ask("DELETE", "/tenants/" .. id, nil, GONE)
+  local res, err = self:ask("DELETE", "/tenants/" .. id, nil, GONE)
+  if res then
+    forget("tenant " .. id)
+    forget_contents(id)
+  end
+  return res, err
 end
 
 ---------------------------------------------------------------- readiness
