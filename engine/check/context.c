@@ -108,16 +108,11 @@ static int host_encode(lua_State *L)
 /* print() inside a check is a log line. */
 static int host_print(lua_State *L)
 {
-    int n = lua_gettop(L);
     strbuf sb;
     sb_init(&sb);
     /* stop joining past what a log line may hold: the joined text lives
      * outside the sandbox's memory cap */
-    for (int i = 1; i <= n && sb.len <= EVENT_FIELD_MAX; i++) {
-        if (i > 1) sb_addc(&sb, '\t');
-        sb_adds(&sb, luaL_tolstring(L, i, NULL));
-        lua_pop(L, 1);
-    }
+    sandbox_join_values(L, 1, lua_gettop(L), &sb, EVENT_FIELD_MAX);
     events_log("info", sb.buf ? sb.buf : "");
     sb_free(&sb);
     return 0;

@@ -9,6 +9,9 @@ local host = ...
 local emit, status, where, elapsed_ms, encode = host.emit, host.status, host.where, host.elapsed_ms, host.encode
 
 local format, tostring, type, select, error, pcall = string.format, tostring, type, select, error, pcall
+-- print as the host gave it (a log line in a check), before a check can
+-- replace the global: t:log without a format is this print
+local host_print = print
 local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
 -- string functions as locals, never methods: the string metatable is the
 -- check's to change, and a changed one must not change how it is reported
@@ -281,7 +284,7 @@ function M.new(info)
 
   -- t:log(fmt, ...): a line in the check's log, formatted as t:expect's
   -- message when the first argument is a string with a % and more follow;
-  -- t:log(a, b, ...) otherwise joins its arguments with spaces, as print.
+  -- t:log(a, b, ...) otherwise is print: tab-joined, a NUL shown as \0.
   function t:log(...)
     local n = select("#", ...)
     local first = ...
@@ -289,9 +292,7 @@ function M.new(info)
       emit.log("info", elapsed_ms(), message("", ...))
       return
     end
-    local parts = {}
-    for i = 1, n do parts[i] = tostring((select(i, ...))) end
-    emit.log("info", elapsed_ms(), concat(parts, " "))
+    host_print(...)
   end
 
   -- t:elapsed(): seconds since the check started.

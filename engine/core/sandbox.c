@@ -236,19 +236,26 @@ static int sb_setmetatable(lua_State *L)
 }
 
 /* print: redacted, to stdout. The worker replaces it with t:log. */
-static int sb_print(lua_State *L)
+void sandbox_join_values(lua_State *L, int first, int last, strbuf *sb, size_t max)
 {
-    int n = lua_gettop(L);
-    strbuf sb;
-    sb_init(&sb);
-    for (int i = 1; i <= n; i++) {
+    for (int i = first; i <= last && sb->len <= max; i++) {
         size_t len;
         const char *s = luaL_tolstring(L, i, &len);
-        if (i > 1) sb_addc(&sb, '\t');
-        sb_addn(&sb, s, len);
+        if (i > first) sb_addc(sb, '\t');
+        for (size_t k = 0; k < len; k++) {
+            if (s[k]) sb_addc(sb, s[k]);
+            else sb_adds(sb, "\\0");
+        }
         lua_pop(L, 1);
     }
-    char *clean = redact_n(sb.buf ? sb.buf : "", sb.len);
+}
+
+static int sb_print(lua_State *L)
+{
+    strbuf sb;
+    sb_init(&sb);
+    sandbox_join_values(L, 1, lua_gettop(L), &sb, (size_t)-1);
+    char *clean = redact(sb.buf ? sb.buf : "");
     fputs(clean, stdout);
     fputc('\n', stdout);
     fflush(stdout);

@@ -54,4 +54,11 @@ char *sandbox_explain_memory_error(lua_State *L, const char *message);
 /* Loading and require (sandbox_loadfile, sandbox_require, ...) are
  * core/require.h, included above. */
 
+/* What print shows, the same in a check's log, t:log and eval/exec: the
+ * values first..last as tostring gives them, joined by tabs, a NUL byte
+ * as the two characters \0 (a log line and a terminal are text); stops
+ * adding values once sb is past max bytes. */
+#include "core/util.h"
+void sandbox_join_values(lua_State *L, int first, int last, strbuf *sb, size_t max);
+
 #endif

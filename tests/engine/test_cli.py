@@ -8,7 +8,7 @@ cli-timeout, statuses; stack files and scripts are one-off temp files.
 import re
 import unittest
 
-from halotest import HaloTestCase, fixture, parse_report, run, run_json
+from halotest import HaloTestCase, fixture, logs, parse_report, run, run_json
 
 BASIC = fixture("cli-basic")
 
@@ -236,6 +236,26 @@ class EvalExecTest(HaloTestCase):
                            env={"HALO_TEST_URL": "http://127.0.0.1:9"})
         self.assertEqual(rc, 0, err)
         self.assertEqual(out.splitlines(), ["http://127.0.0.1:9", "2"])
+
+
+class PrintTest(HaloTestCase):
+    """print in a check, t:log without a format, and print in eval show the
+    same text: values tab-joined as tostring gives them, a NUL as \\0."""
+
+    WANT = "a\t1\tnil\tx\\0y"
+
+    def test_print_t_log_and_eval_agree(self):
+        d = self.checks_dir({"01-print.lua": (
+            'return { title = "prints", run = function(t)\n'
+            '  print("a", 1, nil, "x\\0y")\n'
+            '  t:log("a", 1, nil, "x\\0y")\n'
+            '  t:log("formatted %d of %s", 3, "4")\n'
+            'end }\n')})
+        report = run_json(["--checks", d])
+        lines = logs(report["checks"][0])
+        self.assertEqual(lines, [self.WANT, self.WANT, "formatted 3 of 4"])
+        rc, out, err = run(["eval", 'print("a", 1, nil, "x\\0y")'])
+        self.assertEqual((rc, out), (0, self.WANT + "\n"), err)
 
 
 class StackFileTest(HaloTestCase):
