@@ -9,6 +9,7 @@ local time = require "time"
 
 local type, error, pairs, tostring, floor, sort, insert = type, error, pairs, tostring, math.floor, table.sort, table.insert
 local max = math.max
+local match, find = string.match, string.find
 
 local KNOWN = { "request", "rate", "concurrency", "ok", "keep" }
 local FIRST_FAILURES = 10
@@ -24,6 +25,12 @@ local function percentile(sorted, p)
   return sorted[i]
 end
 
+-- Lua's own wording for misuse ("bad argument #1 to 'get' (...)"), which
+-- every halo module uses: such an error is a bug in the check.
+local function misuse(err)
+  return type(err) == "string" and find(err, "bad argument #%d+ to '") ~= nil
+end
+
 local M = {}
 
 function M.start(opts)
@@ -32,6 +39,13 @@ function M.start(opts)
   local request = opts.request
   if type(request) == "table" then
     local spec = request
+    -- A typo in the spec is the check's bug, not an outage: it raises here,
+    -- at the caller's line, before a single request is counted.
+    local valid, why = pcall(http.validate, spec)
+    if not valid then
+      why = match(tostring(why), "^bad argument #%d+ to '[^']*' %((.*)%)$") or tostring(why)
+      error("bad argument #1 to 'start' (request: " .. why .. ")", 2)
+    end
     request = function() return http.request(spec) end
   elseif type(request) ~= "function" then
     error("bad argument #1 to 'start' (request must be a function or an http.request option table)", 2)
@@ -53,13 +67,20 @@ function M.start(opts)
   local stopping = false
   local ended = nil       -- when stop() returned: later stats() describe the same span
   local workers = {}
+  local misused = nil     -- the first misuse a request function raised
 
   local function one_request()
     local started = time.mono() - origin
     local ok_call, res, err = pcall(request)
     local finished = time.mono() - origin
     local rec = { start = started, finish = finished }
-    if not ok_call then
+    if not ok_call and misuse(res) then
+      -- a bad argument inside the request function is the check's bug: the
+      -- traffic stops and stop()/stats() raise it, instead of counting it
+      misused = misused or res
+      stopping = true
+      return
+    elseif not ok_call then
       rec.ok, rec.err = false, "raised: " .. tostring(res)
     elseif not res then
       rec.ok = false
@@ -95,6 +116,7 @@ function M.start(opts)
   -- started at or after `since`, a time.mono() value); stop() ends the
   -- traffic first.
   function handle:stats(opts)
+    if misused then error(misused, 0) end
     local since = nil
     if opts ~= nil then
       if type(opts) ~= "table" then error("bad argument #1 to 'stats' (table expected)", 2) end
@@ -171,6 +193,7 @@ function M.start(opts)
       for _, w in ipairs(workers) do w:join() end
       ended = time.mono()
     end
+    if misused then error(misused, 0) end
     return self:stats()
   end
 

@@ -7,6 +7,9 @@ import socket
 import unittest
 import uuid
 
+import os
+
+from halotest import run_json, write_checks
 from httptest import HaloTestCase
 
 
@@ -137,6 +140,40 @@ class Traffic(HaloTestCase):
         self.assertEqual(r["failures"], r["by_error"]["connect"] + r["by_status"]["503"] + raised)
         self.assertEqual(r["ok"], r["by_status"]["200"])
 
+    def check_dir(self, name, source):
+        directory = os.path.join(self.tmp, name)
+        os.makedirs(directory, exist_ok=True)
+        return write_checks({"01-%s.lua" % name: source % self.edge.url("")}, directory)
+
+    def test_typo_in_a_request_spec_is_an_error_at_the_callers_line(self):
+        """A check with a misspelt request option ERRORs at its own line
+        before any request is sent; it never FAILs as if the stack were down."""
+        d = self.check_dir("typo", (
+            'local traffic, time = require "traffic", require "time"\n'
+            'return { title = "typo", run = function(t)\n'
+            '  local flow = traffic.start{ request = { url = "%s/ok", timout = 1 }, rate = 50 }\n'
+            '  time.sleep(0.2)\n'
+            '  t:expect(flow:stop().failures == 0, "requests failed")\n'
+            'end }\n'))
+        c = run_json(["--checks", d])["checks"][0]
+        self.assertEqual(c["status"], "ERROR", c)
+        self.assertRegex(c["message"], r"01-typo\.lua:3: bad argument #1 to 'start' \(request: unknown option 'timout'")
+
+    def test_misuse_inside_a_request_function_stops_the_traffic_and_raises(self):
+        d = self.check_dir("misuse", (
+            'local traffic, time, http = require "traffic", require "time", require "http"\n'
+            'return { title = "misuse", run = function(t)\n'
+            '  local flow = traffic.start{ rate = 50, request = function()\n'
+            '    return http.get("%s/ok", { timout = 1 })\n'
+            '  end }\n'
+            '  time.sleep(0.2)\n'
+            '  t:expect(flow:stop().failures == 0, "requests failed")\n'
+            'end }\n'))
+        c = run_json(["--checks", d])["checks"][0]
+        self.assertEqual(c["status"], "ERROR", c)
+        self.assertRegex(c["message"], r"01-misuse\.lua:4: bad argument #2 to 'get' \(unknown option 'timout'")
+        self.assertEqual(c["failures"], [], "the misuse was counted as a failed request")
+
     def test_ok_function_decides(self):
         r = self.lua_result(STATS + """
             local flow = traffic.start{ request = { url = BASE .. "/status/404" }, rate = 50,
@@ -210,6 +247,10 @@ class Traffic(HaloTestCase):
             ('traffic.start{ request = { url = BASE }, rate = -1 }', "rate must be"),
             ('traffic.start{ request = { url = BASE }, concurrency = 0 }', "concurrency must be"),
             ('traffic.start("fast")', "table expected"),
+            # a typo in the request spec: caught at start, not counted as an outage
+            ('traffic.start{ request = { url = BASE, timout = 1 } }',
+             "bad argument #1 to 'start' (request: unknown option 'timout'; known: method, url"),
+            ('traffic.start{ request = { method = "GET" } }', "bad argument #1 to 'start' (request: "),
         ]:
             with self.subTest(call=call):
                 self.assertRaisesBadArgument("local h = %s\nemit(true)" % call, fragment)

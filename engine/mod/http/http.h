@@ -127,6 +127,10 @@ void http_configure(lua_State *L, transfer *tr, const optsrc *o, const client_de
  * response or nil, err. */
 int http_request_start(lua_State *L, const optsrc *o, const client_defaults *cd, const char *path, const char *url,
                        const char *method);
+/* The options of http.request{...} checked as a request would check them,
+ * without sending it: misuse raises here, for code that sends later
+ * (traffic). Returns 0. */
+int http_request_check(lua_State *L, const optsrc *o);
 /* The options every request shares, set once on a fresh or reset handle. */
 void http_transfer_prepare(transfer *tr);
 /* The header state as a pooled transfer leaves it for its next request. */

@@ -24,6 +24,18 @@ static int http_request(lua_State *L)
     return http_request_start(L, &o, NULL, NULL, NULL, NULL);
 }
 
+/* http.validate{...} -> true: the options of http.request{...}, checked
+ * without sending anything */
+static int http_validate(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    optsrc o = {L, 1, 0, "validate"};
+    http_request_check(L, &o);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* http.get(url [, opts]) and friends: request with method and url set */
 static int shorthand(lua_State *L, const char *method)
 {
@@ -64,6 +76,7 @@ int luaopen_http(lua_State *L)
         {"request", http_request}, {"get", http_get},         {"post", http_post},
         {"put", http_put},         {"patch", http_patch},     {"delete", http_delete},
         {"head", http_head},       {"client", http_client},   {"history", http_history},
+        {"validate", http_validate},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

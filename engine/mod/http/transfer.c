@@ -357,6 +357,21 @@ int http_request_start(lua_State *L, const optsrc *o, const client_defaults *cd,
     return sched_wait(L, request_cancel, w, request_done, (lua_KContext)w);
 }
 
+int http_request_check(lua_State *L, const optsrc *o)
+{
+    multi_init();
+    request_wait *w = (request_wait *)lua_newuserdatauv(L, sizeof *w, 0);
+    w->tr = NULL;
+    w->in_multi = 0;
+    luaL_setmetatable(L, WAIT_MT); /* a raised option error hands it back through __gc */
+    transfer *tr = transfer_get();
+    if (!tr) return luaL_error(L, "http: curl could not create a handle");
+    w->tr = tr;
+    http_configure(L, tr, o, NULL, NULL, NULL);
+    request_abandon(w); /* never sent: back to the pool at once */
+    return 0;
+}
+
 void http_transfer_open(lua_State *L)
 {
     luaL_newmetatable(L, WAIT_MT);
