@@ -317,6 +317,22 @@ function M.new(info)
     if rawequal(err, SKIPPED) then return "skip" end
     return nil
   end
+
+  -- A method called with a dot, t.expect(1 == 2, "..."), takes the
+  -- condition for self and the message for the condition: it would pass,
+  -- silently. Every method refuses a first argument that is not t, as an
+  -- error at the caller's line. The call to the method is a tail call, so
+  -- the levels the methods count from (where, error(..., 2)) stay the same.
+  for name, method in pairs(t) do
+    if type(method) == "function" then
+      t[name] = function(self, ...)
+        if not rawequal(self, t) then
+          error(format("t.%s(...) called with a dot: call it as t:%s(...)", name, name), 2)
+        end
+        return method(self, ...)
+      end
+    end
+  end
   return t, control
 end
 
