@@ -84,7 +84,7 @@ long="test_checks|test_stack|test_repl"
 #   test_hostile  has 4 s hard deadlines that a 20 MB error message under
 #                 ASan nearly fills (3.3 s) when nothing else runs.
 #   test_html_report  without StackReports (the reference stack, see above).
-apart="engine.test_limits|engine.test_faults|engine.test_hostile|engine.test_html_report"
+apart="e2e.test_limits|e2e.test_faults|e2e.test_hostile|e2e.test_html_report"
 
 # 1. Everything else, in parallel.
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -E "$long|(${apart})\$" "$@" || status=$?
@@ -108,10 +108,10 @@ print(" ".join(sys.argv[1] + "." + n for n, o in vars(m).items()
 # 2. The tests run apart (not when ctest arguments chose the tests).
 if [ $# -eq 0 ]; then
   ASAN_OPTIONS="$asan_options:handle_segv=0" \
-    ctest --test-dir "$build" --output-on-failure -R "engine.test_limits\$" || status=$?
+    ctest --test-dir "$build" --output-on-failure -R "e2e.test_limits\$" || status=$?
   ASAN_OPTIONS="${asan_options/quarantine_size_mb=64/quarantine_size_mb=4}" \
-    ctest --test-dir "$build" --output-on-failure -R "engine.test_faults\$" || status=$?
-  ctest --test-dir "$build" --output-on-failure -R "engine.test_hostile\$" || status=$?
+    ctest --test-dir "$build" --output-on-failure -R "e2e.test_faults\$" || status=$?
+  ctest --test-dir "$build" --output-on-failure -R "e2e.test_hostile\$" || status=$?
   unittest_without test_html_report StackReports || status=$?
 fi
 
