@@ -113,8 +113,11 @@ static int host_print(lua_State *L)
     /* stop joining past what a log line may hold: the joined text lives
      * outside the sandbox's memory cap */
     sandbox_join_values(L, 1, lua_gettop(L), &sb, EVENT_FIELD_MAX);
-    events_log("info", sb.buf ? sb.buf : "");
+    lua_pushlstring(L, sb.buf ? sb.buf : "", sb.len);
     sb_free(&sb);
+    char *text = emit_field_text(L, -1);
+    events_log("info", text);
+    free(text);
     return 0;
 }
 

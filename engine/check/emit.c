@@ -10,7 +10,7 @@
 
 /* The string at idx as a field: redacted first, so that cutting cannot
  * leave half a secret, then cut at EVENT_FIELD_MAX on a character boundary. */
-static char *field_text(lua_State *L, int idx)
+char *emit_field_text(lua_State *L, int idx)
 {
     size_t len;
     const char *text = lua_tolstring(L, idx, &len);
@@ -44,7 +44,7 @@ static int emit_event(lua_State *L)
     for (int i = 1; i <= n; i++) luaL_tolstring(L, i, NULL);
     const char *fields[FIELDS_MAX] = {0};
     char *owned[FIELDS_MAX] = {0};
-    for (int i = 0; i < n; i++) fields[i] = owned[i] = field_text(L, n + 1 + i);
+    for (int i = 0; i < n; i++) fields[i] = owned[i] = emit_field_text(L, n + 1 + i);
     events_send(kind, n, fields);
     for (int i = 0; i < n; i++) free(owned[i]);
     lua_settop(L, 0);

@@ -17,4 +17,9 @@ void emit_push_table(lua_State *L);
  * a status core/status.h does not list raises. */
 void emit_push_statuses(lua_State *L);
 
+/* The string at idx as an event field, as emit sends it: redacted first,
+ * so that cutting cannot leave half a secret, then cut at EVENT_FIELD_MAX
+ * with a note. Caller frees. */
+char *emit_field_text(lua_State *L, int idx);
+
 #endif

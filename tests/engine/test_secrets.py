@@ -133,8 +133,9 @@ class ReportsInEveryFormat(SecretTestCase):
         self.assertEqual(msg[12], "needs a stack other than ***")
         self.assertRegex(msg[13], r"replica postgres://u:\*\*\*@host\.invalid:5432/db is down")
         logs = [entry["text"] for entry in checks[1]["logs"]]
-        self.assertEqual(logs, ["token ***", "connecting to postgres://app:***@127.0.0.1:5432/db now",
-                                "replica postgres://u:***@host.invalid:5432/db"])
+        # t:log with several arguments is print: tab-joined
+        self.assertEqual(logs, ["token\t***", "connecting to postgres://app:***@127.0.0.1:5432/db now",
+                                "replica\tpostgres://u:***@host.invalid:5432/db"])
         ev = checks[5]["evidence"]
         self.assertEqual(ev["token"], "***")
         self.assertEqual(ev["nested"], {"conn": {"url": "postgres://app:***@127.0.0.1:5432/db",

@@ -35,7 +35,7 @@ class StatusesTest(HaloTestCase):
         self.assertEqual(c["evidence"], {"sum": 2})
         self.assertIn("checked the sum", logs(c))
         self.assertIn("sum 2 of 1 + 1", logs(c), "t:log formats when its first argument has a %")
-        self.assertIn("joined 1 true nil", logs(c), "t:log joins its arguments otherwise")
+        self.assertIn("joined\t1\ttrue\tnil", logs(c), "t:log without a format is print: tab-joined")
         self.assertEqual(c["title"], "Everything holds")
         self.assertGreaterEqual(c["duration_ms"], 0)
 
