@@ -40,7 +40,7 @@ end
 local M = {}
 
 local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, requires = true, run = true,
-                    description = true, exclusive = true }
+                    description = true, exclusive = true, faults = true }
 
 -- Checks a check file's returned table; returns a normalised copy or raises
 -- a message saying what is wrong.
@@ -50,8 +50,8 @@ function M.validate(spec, file)
   end
   for k in pairs(spec) do
     if not SPEC_KEYS[k] then
-      error(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, requires, run, " ..
-                   "description)",
+      error(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, faults, " ..
+                   "requires, run, description)",
                    tostring(k)), 0)
     end
   end
@@ -86,6 +86,15 @@ function M.validate(spec, file)
   local tagged = false
   for _, tag in ipairs(tags) do tagged = tagged or tag == "exclusive" end
   if spec.exclusive and not tagged then tags[#tags + 1] = "exclusive" end
+  -- faults = true: the check kills, stops, pauses or recreates part of the
+  -- stack; it runs only where the stack file (allow_faults = true) or the
+  -- operator (--allow-faults) allows that, and carries the tag "faults".
+  if spec.faults ~= nil and type(spec.faults) ~= "boolean" then error("faults must be true or false", 0) end
+  if spec.faults then
+    local has = false
+    for _, tag in ipairs(tags) do has = has or tag == "faults" end
+    if not has then tags[#tags + 1] = "faults" end
+  end
   local timeout = spec.timeout or 60
   if type(timeout) ~= "number" or timeout <= 0 then error("timeout must be a positive number of seconds", 0) end
   if spec.title ~= nil and type(spec.title) ~= "string" then error("title must be a string", 0) end
@@ -95,6 +104,7 @@ function M.validate(spec, file)
     tags = tags,
     timeout = timeout,
     requires = spec.requires,
+    faults = spec.faults or false,
     run = spec.run,
   }
 end

@@ -205,6 +205,22 @@ static int run_main(lua_State *L)
 
     task *t;
     int ref = LUA_NOREF;
+    /* Faults (kills, stops, recreates) only where the stack file allows them
+     * or the operator said so: a check that declares it injects them is
+     * N/A elsewhere, and docker refuses an undeclared one (mod/docker.lua). */
+    lua_getfield(L, stack, "allow_faults");
+    int faults_allowed = o->allow_faults || (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    lua_pushboolean(L, faults_allowed);
+    lua_setfield(L, LUA_REGISTRYINDEX, FAULTS_ALLOWED_KEY);
+    lua_getfield(L, spec, "faults");
+    int injects = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (injects && !faults_allowed) {
+        set_outcome(&oc, ST_NA, "this check injects faults (faults = true), and the stack does not allow them: "
+                                "set allow_faults = true in the stack file, or run with --allow-faults");
+        goto cleanup;
+    }
     lua_getfield(L, spec, "requires");
     if (!lua_isnil(L, -1)) {
         lua_pushvalue(L, stack);

@@ -14,6 +14,7 @@ typedef struct {
     size_t mem_limit;               /* 0: default */
     double timeout_override;        /* > 0: replaces the check's timeout */
     double grace;                   /* seconds for defers after the run */
+    int allow_faults;               /* --allow-faults: as if the stack file allowed them */
     int event_fd;
     const char *script;             /* worker_script: Lua text to run, or */
     const char *script_name;        /* an embedded source (e.g. "check/facts") */

@@ -238,6 +238,14 @@ static int internal_run_id(lua_State *L)
     return 1;
 }
 
+/* faults_allowed() -> whether docker may kill, stop, pause or recreate */
+static int internal_faults_allowed(lua_State *L)
+{
+    int t = lua_getfield(L, LUA_REGISTRYINDEX, FAULTS_ALLOWED_KEY);
+    lua_pushboolean(L, t == LUA_TNIL || lua_toboolean(L, -1));
+    return 1;
+}
+
 void internal_push(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
@@ -254,6 +262,7 @@ void internal_push(lua_State *L)
         {"error", internal_error},
         {"check_options", halo_check_options_lua},
         {"members", internal_members},     {"run_id", internal_run_id},
+        {"faults_allowed", internal_faults_allowed},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

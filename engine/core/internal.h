@@ -11,6 +11,11 @@
  * journal names so `halo cleanup` can resolve the secrets it refers to. */
 #define STACK_FILE_REGISTRY_KEY "halo.stack_file"
 
+/* Whether the check may inject faults (kill, stop, pause, recreate): set
+ * by the worker from the stack file's allow_faults and --allow-faults;
+ * unset (eval, exec, the REPL: the operator's own hand) means allowed. */
+#define FAULTS_ALLOWED_KEY "halo.faults_allowed"
+
 /* [-0, +1] the internal table (created on first use) */
 void internal_push(lua_State *L);
 /* [-0, +1] the pending automatic undos (undo_push_pending, core/undo.h) */

@@ -182,6 +182,17 @@ local function record(action, c, extra)
   internal.event("action", json.encode(entry))
 end
 
+-- A check may take the stack down (kill, stop, pause, restart, recreate)
+-- only where the stack file says so (allow_faults = true) or the operator
+-- ran with --allow-faults: pointed at a live stack by mistake, a check that
+-- kills replicas must not. eval, exec and the REPL act for the operator
+-- and are always allowed.
+local function may_inject(action, target)
+  if internal.faults_allowed() then return end
+  error(format("docker: refusing to %s %s: this stack does not allow faults (set allow_faults = true in " ..
+               "the stack file, or run with --allow-faults)", action, target), 3)
+end
+
 local function in_scope(c, action)
   local project = stack_project()
   if not project then
@@ -318,6 +329,7 @@ function Container:kill(arg)
   local opts = action_opts(arg, { "signal", "undo" }, "kill")
   local signal = opts.signal
   in_scope(self, "kill")
+  may_inject("kill", self.name)
   local undo = register_fault(self, "start", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
   if not res then unregister(self, undo, err) return nil, err end
@@ -330,6 +342,7 @@ function Container:stop(arg)
   local opts = action_opts(arg, { "timeout", "undo" }, "stop")
   local t = opts.timeout
   in_scope(self, "stop")
+  may_inject("stop", self.name)
   local undo = register_fault(self, "start", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil },
                                                                          timeout = (t or 10) + 30 })
@@ -351,6 +364,7 @@ end
 function Container:restart(arg)
   local t = action_opts(arg, { "timeout" }, "restart").timeout
   in_scope(self, "restart")
+  may_inject("restart", self.name)
   local res, err = call("POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
                                                                             timeout = (t or 10) + 30 })
   if not res then return nil, err end
@@ -363,6 +377,7 @@ end
 function Container:pause(arg)
   local opts = action_opts(arg, { "undo" }, "pause")
   in_scope(self, "pause")
+  may_inject("pause", self.name)
   local undo = register_fault(self, "unpause", opts)
   local res, err = call("POST", "/containers/" .. self.id .. "/pause")
   if not res then unregister(self, undo, err) return nil, err end
@@ -525,6 +540,7 @@ local journalled = {}
 function Compose:up(opts)
   opts = opts or {}
   check_options("up", 1, opts, { "services", "no_deps", "env", "timeout" })
+  if opts.env and next(opts.env) then may_inject("recreate services of", "project " .. self.project) end
   local args = { "up", "-d" }
   if opts.no_deps then args[#args + 1] = "--no-deps" end
   local extra = {}
@@ -581,6 +597,7 @@ end
 -- :down{ volumes = bool }
 function Compose:down(opts)
   opts = opts or {}
+  may_inject("take down", "project " .. self.project)
   local args = { "down" }
   if opts.volumes then args[#args + 1] = "-v" end
   local r, err = self:run(args, nil, opts.timeout)

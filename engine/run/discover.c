@@ -72,6 +72,7 @@ worker_opts base_worker_opts(const runner_opts *o)
     wo.mem_limit = o->mem_limit;
     wo.timeout_override = o->timeout;
     wo.grace = o->grace;
+    wo.allow_faults = o->allow_faults;
     wo.event_fd = -1;
     return wo;
 }

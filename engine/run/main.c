@@ -88,7 +88,7 @@ static const command_def COMMANDS[] = {
 
 enum {
     O_HELP, O_VERBOSE, O_UP, O_DOWN, O_DRY_RUN, O_CHECKS, O_STACK, O_TAG, O_DEFER, O_FORMAT, O_OUT, O_REPORT,
-    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR,
+    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR, O_ALLOW_FAULTS,
 };
 
 /* Every option: its spelling, its value's name (NULL: a flag), the
@@ -126,6 +126,9 @@ static const option_def OPTIONS[] = {
     {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
     {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},
     {O_DOWN, "--down", NULL, NULL, C_RUN, "take it down at the end, whatever happened: harness.down"},
+    {O_ALLOW_FAULTS, "--allow-faults", NULL, NULL, C_RUN,
+     "let checks kill, stop, pause and recreate parts of the stack even though the\n"
+     "stack file does not say allow_faults = true (checks with faults = true are N/A otherwise)"},
     {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
@@ -243,7 +246,7 @@ typedef struct {
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
-    int parallel, verbose, help, up, down, dry_run;
+    int parallel, verbose, help, up, down, dry_run, allow_faults;
 } options;
 
 /* The commands in a mask, for the message when another is given an option. */
@@ -303,6 +306,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             case O_HELP: o->help = 1; break;
             case O_VERBOSE: o->verbose = 1; break;
             case O_UP: o->up = 1; break;
+            case O_ALLOW_FAULTS: o->allow_faults = 1; break;
             case O_DOWN: o->down = 1; break;
             case O_DRY_RUN: o->dry_run = 1; break;
             }
@@ -473,6 +477,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.verbose = o.verbose;
     ro.up = o.up;
     ro.down = o.down;
+    ro.allow_faults = o.allow_faults;
     ro.operator_name = o.operator_name;
     int code = listing ? runner_list(&ro) : runner_run(&ro);
     options_free(&o);

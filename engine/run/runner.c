@@ -1,3 +1,5 @@
+/* realpath() is XSI in glibc's headers */
+#define _XOPEN_SOURCE 700
 /* Discover, order, run, collect. Each check runs in a forked worker in its
  * own process group; the runner reads its events, enforces the hard
  * deadline (timeout + grace) by killing the group, and turns crashes and
@@ -231,6 +233,18 @@ int runner_run(const runner_opts *o)
     }
     progress_init(o->verbose);
     if (rep.nchecks == 0) progress_note("halo: no checks selected");
+    else {
+        /* Which checks run against which stack, said before anything runs:
+         * the checks directory defaults to scripts/checks wherever halo is
+         * started, and the operator must see that before a kill. */
+        char *where = realpath(o->checks_dir, NULL);
+        char *line = xasprintf("halo: %zu check%s from %s%s%s", rep.nchecks, rep.nchecks == 1 ? "" : "s",
+                               where ? where : o->checks_dir, o->stack_file ? " against " : " (no stack file)",
+                               o->stack_file ? o->stack_file : "");
+        progress_note(line);
+        free(line);
+        free(where);
+    }
 
     RUN.report = &rep;
     RUN.worker = base_worker_opts(o);

@@ -27,6 +27,7 @@ typedef struct {
     int parallel;
     int verbose;
     int up, down;                /* run the stack file's harness.up before, .down after */
+    int allow_faults;            /* --allow-faults: as if the stack file allowed them */
     const char *operator_name;
 } runner_opts;
 

@@ -103,6 +103,11 @@ return {
   -- What checks may run (docker compose v2 is `docker compose`).
   allow_exec = { "docker", "docker-compose" },
 
+  -- Checks 4 and 6 kill and recreate replicas (faults = true in them). They
+  -- are N/A until this stack says they may, or the run says --allow-faults:
+  -- point halo at a production stack by mistake and nothing is killed.
+  -- allow_faults = true,
+
   -- Uncomment to let `halo run --up --down` bring the stack up and down
   -- (commands run in this file's directory):
   -- harness = {

@@ -35,6 +35,7 @@ return {
   title = "Graceful degradation when one replica is killed",
   tags = { "failover" },
   exclusive = true,   -- it kills what every other check uses
+  faults = true,      -- so it runs only where the stack file allows faults
   timeout = 240,
   run = function(t, stack)
     local cfg = stack.failover or {}

@@ -28,6 +28,7 @@ return {
   title = "API key rotation with *_PREVIOUS, zero 401s",
   tags = { "auth", "rotation" },
   exclusive = true,   -- it recreates what every other check uses
+  faults = true,      -- so it runs only where the stack file allows faults
   timeout = 300,
   run = function(t, stack)
     local rotation = stack.rotation or {}

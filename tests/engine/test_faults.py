@@ -384,7 +384,7 @@ class FaultCase(HaloTestCase):
         d = self.checks_dir(files)
         stack_path = self.tmp_path("stack.lua")
         with open(stack_path, "w") as f:
-            f.write("return " + lua(stack) + "\n")
+            f.write("return " + lua({"allow_faults": True, **stack}) + "\n")
         h = start(["run", "--checks", d, "--stack", stack_path, "--format", "json", "--grace", str(GRACE),
                    *args], env=env)
         rss = PeakRss(h)

@@ -3,11 +3,16 @@ ERROR naming the check's file and line, never as a PASS (or a FAIL) for
 the wrong reason.
 
 Trap 1: a context method called with a dot, t.expect(1 == 2, "..."), took
-the condition for self and passed."""
+the condition for self and passed.
+Trap 3: `halo run --stack .../stack.lua` from another directory ran the
+built-in checks, which killed and recreated replicas of a live stack with
+no confirmation. Faults now need the stack file's allow_faults = true or
+--allow-faults, and every run says which checks it runs first."""
+import os
 import re
 import unittest
 
-from halotest import HaloTestCase, run_json
+from halotest import SOURCE, HaloTestCase, run, run_json
 
 # every method of t, called with a dot, with arguments that would make a
 # colon call fail, record or raise: none may pass
@@ -60,6 +65,68 @@ class DotInsteadOfColon(HaloTestCase):
             'end }\n')})
         c = run_json(["--checks", d])["checks"][0]
         self.assertEqual(c["status"], "PASS", c)
+
+
+FAULTY = ('return { title = "declares faults", faults = true, run = function(t)\n'
+          '  t:log("ran")\n'
+          'end }\n')
+# takes the project down without declaring it: docker must refuse before
+# compose runs (the compose file does not even exist)
+UNDECLARED = ('local docker = require "docker"\n'
+              'return { title = "undeclared fault", run = function(t, stack)\n'
+              '  local p = docker.compose{ files = { "/nonexistent/compose.yml" }, project = "halotest-nofaults" }\n'
+              '  p:down()\n'
+              'end }\n')
+
+
+class FaultsOnlyWhereAllowed(HaloTestCase):
+    def stack(self, text):
+        path = os.path.join(self.checks_dir({}), "stack.lua")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_a_check_that_declares_faults_is_na_unless_allowed(self):
+        d = self.checks_dir({"01-faulty.lua": FAULTY})
+        plain = self.stack("return { name = \"live\" }\n")
+        c = run_json(["--checks", d, "--stack", plain])["checks"][0]
+        self.assertEqual(c["status"], "N/A", c)
+        self.assertIn("injects faults (faults = true)", c["message"])
+        self.assertIn("allow_faults = true", c["message"])
+        self.assertIn("--allow-faults", c["message"])
+        self.assertEqual(c["logs"], [], "the check ran")
+        c = run_json(["--checks", d, "--stack", plain, "--allow-faults"])["checks"][0]
+        self.assertEqual(c["status"], "PASS", c)
+        allowing = self.stack("return { name = \"test\", allow_faults = true }\n")
+        c = run_json(["--checks", d, "--stack", allowing])["checks"][0]
+        self.assertEqual(c["status"], "PASS", c)
+
+    def test_an_undeclared_fault_is_refused_where_not_allowed(self):
+        d = self.checks_dir({"01-undeclared.lua": UNDECLARED})
+        c = run_json(["--checks", d, "--stack", self.stack("return { }\n")])["checks"][0]
+        self.assertEqual(c["status"], "ERROR", c)
+        self.assertRegex(c["message"], r"01-undeclared\.lua:4: docker: refusing to take down project "
+                                       r"halotest-nofaults: this stack does not allow faults")
+
+    def test_list_marks_checks_that_inject_faults(self):
+        d = self.checks_dir({"01-faulty.lua": FAULTY, "02-plain.lua": 'return { run = function(t) end }\n'})
+        rc, out, err = run(["list", "--checks", d])
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertRegex(next(l for l in lines if "declares faults" in l), r"\bfaults\b")
+        self.assertNotRegex(next(l for l in lines if "02-plain" in l or "plain" in l), r"\bfaults\b")
+
+    def test_the_builtin_checks_that_kill_declare_it(self):
+        rc, out, err = run(["list", "--checks", os.path.join(SOURCE, "scripts", "checks")])
+        self.assertEqual(rc, 0, err)
+        marked = {m.group(1) for m in re.finditer(r"(?m)^\s*(\d+)\s.*\bfaults\b", out)}
+        self.assertEqual(marked, {"4", "6"}, out)
+
+    def test_every_run_says_which_checks_it_runs_first(self):
+        d = self.checks_dir({"01-plain.lua": 'return { run = function(t) end }\n'})
+        rc, out, err = run(["run", "--checks", d])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err.splitlines()[0], "halo: 1 check from %s (no stack file)" % os.path.realpath(d))
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ class DockerSignalsTest(HaloTestCase):
         self.addCleanup(shutil.rmtree, self.state, True)
         self.stack = self.tmp_path("stack.lua")
         with open(self.stack, "w") as f:
-            f.write(f'return {{ compose = {{ project = "{self.project.name}", files = {{ "{dockerenv.COMPOSE_FILE}" }} }} }}\n')
+            f.write(f'return {{ allow_faults = true, compose = {{ project = "{self.project.name}", files = {{ "{dockerenv.COMPOSE_FILE}" }} }} }}\n')
         # whatever a test leaves, the next one finds the container running
         self.addCleanup(self.heal)
 

@@ -105,4 +105,8 @@ return {
   harness = { up = { "./up" }, down = { "./down" } },
 
   allow_exec = { "docker", "docker-compose" },
+
+  -- a stack that exists to be broken: checks 4 and 6 kill and recreate
+  -- replicas (faults = true in them), and may here
+  allow_faults = true,
 }
