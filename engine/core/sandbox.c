@@ -26,6 +26,7 @@ typedef struct {
     double deadline;
     char deadline_reason[160];
     const char *kill_reason;
+    char kill_where[200]; /* file:line the code was at when it was stopped */
     size_t cap_refused; /* the last request the cap refused, in bytes */
     char mem_reason[96];
     task *interrupt_target; /* sandbox_set_interrupt_target */
@@ -120,7 +121,6 @@ static void arm_every_instruction(task *t, void *ud)
 
 static void hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     sandbox *sb = get_sandbox(L);
     if (target_hit(L, sb)) {
         /* as below: every further instruction of the task raises again */
@@ -131,6 +131,10 @@ static void hook(lua_State *L, lua_Debug *ar)
         if (sched_interrupted()) sb->kill_reason = "interrupted";
         else if (sb->mem_exceeded) sb->kill_reason = sb->mem_reason;
         else if (sb->deadline > 0 && clock_mono() >= sb->deadline) sb->kill_reason = sb->deadline_reason;
+        /* where the code was, for "exceeded its 3 s limit at check.lua:12":
+         * the hook runs in the function that was running */
+        if (sb->kill_reason && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+            snprintf(sb->kill_where, sizeof sb->kill_where, "%s:%d", ar->short_src, ar->currentline);
     }
     if (!sb->kill_reason) {
         if (lua_gethookcount(L) != HOOK_COUNT) lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
@@ -159,10 +163,17 @@ const char *sandbox_kill_reason(lua_State *L)
     return sb->kill_reason;
 }
 
+const char *sandbox_kill_where(lua_State *L)
+{
+    sandbox *sb = get_sandbox(L);
+    return sb->kill_reason && sb->kill_where[0] ? sb->kill_where : NULL;
+}
+
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra)
 {
     sandbox *sb = get_sandbox(L);
     sb->kill_reason = NULL;
+    sb->kill_where[0] = '\0';
     sb->mem_exceeded = 0;
     sb->fail_streak = 0;
     sb->extra = extra;

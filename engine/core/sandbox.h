@@ -29,6 +29,8 @@ void sandbox_set_deadline(lua_State *L, double deadline, const char *reason);
 /* Why the sandbox stopped running code (timeout, memory, interrupt), or
  * NULL when it was not stopped. */
 const char *sandbox_kill_reason(lua_State *L);
+/* "file:line" the Lua code was at when the sandbox stopped it, or NULL. */
+const char *sandbox_kill_where(lua_State *L);
 /* Let code run again (for cleanup): clears the kill, sets a new deadline
  * and allows `extra` bytes over the memory cap. */
 void sandbox_rearm(lua_State *L, double deadline, const char *reason, size_t extra);

@@ -60,6 +60,41 @@ static void format_duration(char *buf, size_t size, double ms)
         snprintf(buf, size, "%.3gs", s);
 }
 
+/* Length of a location "path:123" starting at s (no spaces in the path),
+ * or 0. */
+static size_t location_len(const char *s)
+{
+    size_t i = 0;
+    while (s[i] && s[i] != ' ' && s[i] != '\n') i++;
+    size_t end = i;
+    if (end && s[end - 1] == ':') end--; /* "path:12:" */
+    size_t digits = end;
+    while (digits > 0 && s[digits - 1] >= '0' && s[digits - 1] <= '9') digits--;
+    if (digits == end || digits < 2 || s[digits - 1] != ':') return 0;
+    return end;
+}
+
+/* The table's MESSAGE: the reason without the file and line it happened
+ * at, so a cut row still shows why; the location is in the detail block.
+ * "x/01-a.lua:12: expected 3" -> "expected 3"; "... limit at x.lua:4 (in
+ * step 's')" -> "... limit (in step 's')". Caller frees. */
+static char *table_message(const char *message)
+{
+    strbuf sb;
+    sb_init(&sb);
+    const char *p = message;
+    size_t n = location_len(p);
+    if (n && p[n] == ':' && p[n + 1] == ' ') p += n + 2;
+    while (*p) {
+        if (strncmp(p, " at ", 4) == 0 && (n = location_len(p + 4)) > 0) {
+            p += 4 + n;
+            continue;
+        }
+        sb_addc(&sb, *p++);
+    }
+    return sb_take(&sb);
+}
+
 static void write_table(const run_report *r, FILE *out)
 {
     size_t id_w = strlen("ID"), title_w = strlen("TITLE"), time_w = strlen("TIME");
@@ -97,7 +132,9 @@ static void write_table(const run_report *r, FILE *out)
         add_cell(&row, c ? c->title : "TITLE", title_w, 1);
         if (any_message) {
             sb_adds(&row, COLUMN_GAP);
-            add_cell(&row, c ? c->message : "MESSAGE", message_w, 0);
+            char *reason = c && c->message ? table_message(c->message) : NULL;
+            add_cell(&row, c ? reason : "MESSAGE", message_w, 0);
+            free(reason);
         }
         while (row.len && row.buf[row.len - 1] == ' ') row.buf[--row.len] = '\0';
         fprintf(out, "%s\n", row.buf);

@@ -587,7 +587,7 @@ class HttpFaultsTest(FaultCase):
               end)
             end }
         """}, {"base": self.base})
-        c = self.assertCheck(rep, 1, "ERROR", r"^timeout: the check exceeded its 6 s limit \(in step 'drip past the deadline'\)$")
+        c = self.assertCheck(rep, 1, "ERROR", r"^timeout: the check exceeded its 6 s limit at .+:\d+ \(in step 'drip past the deadline'\)$")
         self.assertByDeadline(c, 6)
         self.assertGreaterEqual(c["duration_ms"], 5900)
         for path, r in c["evidence"]["results"].items():
@@ -666,7 +666,7 @@ class HttpFaultsTest(FaultCase):
             end }
         """}, {"url": url})
         c = self.assertCheck(rep, 1, "ERROR",
-                             r"^timeout: the check exceeded its 5 s limit \(in step 'connect past the deadline'\)$")
+                             r"^timeout: the check exceeded its 5 s limit at .+:\d+ \(in step 'connect past the deadline'\)$")
         self.assertByDeadline(c, 5)
         short = c["evidence"]["short"]
         self.assertNamesTarget(short, "timeout", url)
@@ -783,7 +783,7 @@ class SqlFaultsTest(FaultCase):
               t:log("the query returned")
             end }
         """}, {"db": self.url, "query": f"SELECT pg_sleep(3600) /* {marker} */"}, during=during)
-        c = self.assertCheck(rep, 1, "ERROR", r"^timeout: the check exceeded its 3 s limit \(in step 'pg_sleep\(3600\)'\)$")
+        c = self.assertCheck(rep, 1, "ERROR", r"^timeout: the check exceeded its 3 s limit at .+:\d+ \(in step 'pg_sleep\(3600\)'\)$")
         self.assertEqual(logs(c), [])
         self.assertLess(c["duration_ms"], 3000 + 1500, "the check did not end at its deadline (grace is not for it)")
         self.assertEqual(len(seen["active"]), 1, f"the query never ran on the server: {seen}")
@@ -843,7 +843,7 @@ class SqlFaultsTest(FaultCase):
         if c2["status"] == "FAIL":
             self.assertRegex(c2["message"], r"query on .*the result passed")
         else:
-            self.assertCheck(rep, 2, "ERROR", r"^timeout: the check exceeded its 4 s limit \(in step 'query'\)$")
+            self.assertCheck(rep, 2, "ERROR", r"^timeout: the check exceeded its 4 s limit at .+:\d+ \(in step 'query'\)$")
         self.assertEqual(self.wait_backends(0, "state = 'active'"), [], "a query is still running on the server")
         print(f"\n  billion rows: too_large after {r['rows']['took']:.2f} s (max_rows), {r['bytes']['took']:.2f} s "
               f"(max_bytes); SRF in FROM: {c2['status']} {c2['message']}; worker peak RSS "
@@ -1215,7 +1215,7 @@ exec {real_docker} "$@"
         self.assertLess(r["took"], 2 + 2)
 
     def test_hang_past_the_check_deadline(self):
-        c = self.assertCheck(self.rep, 5, "ERROR", r"^timeout: the check exceeded its 3 s limit \(in step 'compose up'\)$")
+        c = self.assertCheck(self.rep, 5, "ERROR", r"^timeout: the check exceeded its 3 s limit at .+:\d+ \(in step 'compose up'\)$")
         self.assertByDeadline(c, 3)
         self.assertGone("hang")
         self.assertEqual(processes_with_args("sleep", self.sleep_arg), [])

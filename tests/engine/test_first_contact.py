@@ -129,5 +129,44 @@ class FaultsOnlyWhereAllowed(HaloTestCase):
         self.assertEqual(err.splitlines()[0], "halo: 1 check from %s (no stack file)" % os.path.realpath(d))
 
 
+class TimeoutsSayWhere(HaloTestCase):
+    """Item 4: a check stopped by its deadline says where it was."""
+
+    def test_busy_and_waiting_checks_name_their_line(self):
+        d = self.checks_dir({
+            "01-spin.lua": ('return { title = "spin", timeout = 1, run = function(t)\n'
+                            '  local x = 0\n'
+                            '  while true do x = x + 1 end\n'
+                            'end }\n'),
+            "02-sleep.lua": ('local time = require "time"\n'
+                             'return { title = "sleep", timeout = 1, run = function(t)\n'
+                             '  t:step("waiting", function()\n'
+                             '    time.sleep(30)\n'
+                             '  end)\n'
+                             'end }\n'),
+        })
+        checks = {c["title"]: c for c in run_json(["--checks", d])["checks"]}
+        self.assertEqual(checks["spin"]["status"], "ERROR")
+        self.assertRegex(checks["spin"]["message"], r"exceeded its 1 s limit at \S*01-spin\.lua:3$")
+        self.assertEqual(checks["sleep"]["status"], "ERROR")
+        self.assertRegex(checks["sleep"]["message"],
+                         r"exceeded its 1 s limit at \S*02-sleep\.lua:4 \(in step 'waiting'\)$")
+
+
+class TheTableShowsTheReason(HaloTestCase):
+    """Item 7: the text table's MESSAGE is the reason, not a cut path; the
+    location stays in the detail block."""
+
+    def test_reason_first_location_in_the_detail(self):
+        d = self.checks_dir({"01-fails.lua": ('return { title = "fails", run = function(t)\n'
+                                              '  t:expect(1 == 2, "expected %d templates, saw %d", 3, 2)\n'
+                                              'end }\n')})
+        rc, out, err = run(["run", "--checks", d])
+        self.assertEqual(rc, 1, err)
+        row = next(l for l in out.splitlines() if l.startswith("1 "))
+        self.assertTrue(row.endswith("fails  expected 3 templates, saw 2"), row)
+        self.assertIn("01-fails.lua:2: expected 3 templates, saw 2", out)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -39,7 +39,7 @@ class TaskChecksTest(HaloTestCase):
         self.assertEqual(logs(c), ["waited past the cancelled sleep"])
 
     def test_timeout_cancels_tasks(self):
-        c = self.assertCheck(self.rep, 4, "ERROR", r"^timeout: the check exceeded its 1 s limit \(in step 'wait'\)$")
+        c = self.assertCheck(self.rep, 4, "ERROR", r"^timeout: the check exceeded its 1 s limit at .+:\d+ \(in step 'wait'\)$")
         # the defer ran until ~1.6 s, past the task's 1.2 s wake-up
         self.assertIn("defer done", logs(c))
         self.assertFalse([l for l in logs(c) if l.startswith("LATE")], logs(c))

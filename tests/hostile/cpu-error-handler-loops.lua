@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+$
 -- log: ^defer ran$
 -- The busy loop moves into an xpcall message handler when the deadline
 -- error arrives: Lua runs the handler while it unwinds that error. The

@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit \(in step 'spin'\)$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+ \(in step 'spin'\)$
 -- log: ^defer ran$
 -- A busy loop three pcalls deep, inside an xpcall whose handler restarts
 -- it, all inside a loop that catches everything: the deadline error

@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+$
 -- log: more log lines, failures or evidence were dropped \(the report keeps 5000 lines
 -- Log lines as fast as the check can make them, until its timeout: the
 -- report keeps the first few thousand and says how many it dropped.

@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+$
 -- log: \[cut: \d+ bytes in all\]
 -- Log lines of a megabyte each, as fast as possible: each line is cut,
 -- and the whole report must stay bounded (the test allows 16 MiB for the

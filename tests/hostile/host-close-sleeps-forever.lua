@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+$
 -- log: ^defer ran$
 -- The run's own to-be-closed value sleeps for a minute in its __close as
 -- the run returns: the wait is the run's, so the timeout ends it; the

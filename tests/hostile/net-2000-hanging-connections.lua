@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 2 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 2 s limit at .+:\d+$
 -- 2000 requests to an endpoint that never answers, each in its own task,
 -- with http's default 30 s timeout: the check's timeout cuts them all
 -- off, the check is ERROR "timeout", and every connection is closed (the

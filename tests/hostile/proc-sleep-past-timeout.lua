@@ -1,4 +1,4 @@
--- expect: ERROR ^timeout: the check exceeded its 1 s limit$
+-- expect: ERROR ^timeout: the check exceeded its 1 s limit at .+:\d+$
 -- A child process that outlives the check: sleep 60 with the check's
 -- timeout at 1 s. The check ends at its timeout; the child's process
 -- group is killed, nothing is left running.
