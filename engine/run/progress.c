@@ -107,6 +107,37 @@ void progress_started(check_result *c)
     }
 }
 
+/* What was already said about a check as it happened (its first failure,
+ * an error's first line): the line that ends the check does not say it
+ * again. */
+typedef struct {
+    const check_result *check;
+    char *text;
+} said_line;
+static said_line *said;
+static size_t nsaid, capsaid;
+
+static void remember(const check_result *c, const char *text, size_t len)
+{
+    for (size_t i = 0; i < nsaid; i++)
+        if (said[i].check == c) return; /* the first one is what the message repeats */
+    said_line s = {c, xstrndup(text, len)};
+    VEC_PUSH(said, nsaid, capsaid, s);
+}
+
+/* Whether message only repeats what was said for c; forgets c either way. */
+static int already_said(const check_result *c, const char *message)
+{
+    for (size_t i = 0; i < nsaid; i++) {
+        if (said[i].check != c) continue;
+        int repeats = message && strncmp(message, said[i].text, strlen(said[i].text)) == 0;
+        free(said[i].text);
+        said[i] = said[--nsaid];
+        return repeats;
+    }
+    return 0;
+}
+
 void progress_step(check_result *c, const char *step)
 {
     if (P.tty) progress_tick();
@@ -119,9 +150,14 @@ void progress_log(check_result *c, const char *level, const char *text)
     const char *nl = strchr(text, '\n');
     if (nl && !P.verbose) say("[%s] %s: %.*s", c->id, level, (int)(nl - text), text);
     else say("[%s] %s: %s", c->id, level, text);
+    if (strcmp(level, "error") == 0) remember(c, text, nl ? (size_t)(nl - text) : strlen(text));
 }
 
-void progress_failure(check_result *c, const char *text) { say("[%s] expectation failed: %s", c->id, text); }
+void progress_failure(check_result *c, const char *text)
+{
+    say("[%s] expectation failed: %s", c->id, text);
+    remember(c, text, strlen(text));
+}
 
 void progress_finished(check_result *c)
 {
@@ -135,9 +171,9 @@ void progress_finished(check_result *c)
     }
     const char *mark = c->status == ST_PASS ? "✓" : c->status == ST_FAIL || c->status == ST_ERROR ? "✗"
                      : c->status == ST_DEFERRED ? "-" : "·";
+    const char *message = already_said(c, c->message) ? NULL : c->message;
     say("%s%s %-8s%s [%s] %s  %.1fs%s%s", status_color(c->status), mark, status_name(c->status), reset(),
-        c->id, c->title ? c->title : "", c->duration_ms / 1000.0, c->message ? " — " : "",
-        c->message ? c->message : "");
+        c->id, c->title ? c->title : "", c->duration_ms / 1000.0, message ? " — " : "", message ? message : "");
 }
 
 void progress_tick(void)

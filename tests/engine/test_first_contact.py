@@ -168,5 +168,24 @@ class TheTableShowsTheReason(HaloTestCase):
         self.assertIn("01-fails.lua:2: expected 3 templates, saw 2", out)
 
 
+class NothingSaidTwice(HaloTestCase):
+    """Item 13: with stderr not a terminal, a failure or an error is said
+    once, as it happens; the line that ends the check does not repeat it."""
+
+    def test_fail_and_error_lines_once(self):
+        d = self.checks_dir({
+            "01-fails.lua": 'return { title = "fails", run = function(t) t:expect(false, "no luck") end }\n',
+            "02-raises.lua": 'return { title = "raises", run = function(t) error("boom") end }\n',
+            "03-na.lua": 'return { title = "na", run = function(t) t:skip("not here") end }\n',
+        })
+        rc, out, err = run(["run", "--checks", d])
+        self.assertEqual(err.count("no luck"), 1, err)
+        self.assertEqual(err.count("boom"), 1, err)
+        self.assertRegex(err, r"(?m)^✗ FAIL\s+\[1\] fails  \d+\.\ds$")
+        self.assertRegex(err, r"(?m)^✗ ERROR\s+\[2\] raises  \d+\.\ds$")
+        # what was not said before is said at the end
+        self.assertRegex(err, r"(?m)^· N/A\s+\[3\] na  \d+\.\ds — not here$")
+
+
 if __name__ == "__main__":
     unittest.main()
