@@ -177,6 +177,13 @@ int context_load_spec(lua_State *L, int ctxmod, const char *file, char **err)
         /* runtime errors carry "file:line:" already */
         if (msg && strncmp(msg, shown, strlen(shown)) == 0) *err = xstrdup(msg);
         else *err = xasprintf("%s: %s", shown, msg ? msg : "(error object is not a string)");
+        /* `local x = require "x"` then a bare `{ ... }`: Lua reads a call of
+         * what require returned, and says only that a table was called */
+        if (msg && strstr(msg, "attempt to call a table value")) {
+            char *hinted = xasprintf("%s (a check file ends with `return { ... }`: is the `return` missing?)", *err);
+            free(*err);
+            *err = hinted;
+        }
         lua_pop(L, 1);
         return -1;
     }

@@ -268,6 +268,11 @@ function M.new(info)
   -- travels as JSON.
   function t:evidence(key, value)
     if type(key) ~= "string" then error("bad argument #1 to 'evidence' (string expected)", 2) end
+    local kind = type(value)
+    if kind ~= "string" and kind ~= "number" and kind ~= "boolean" and kind ~= "table" and kind ~= "nil" then
+      -- a function or a handle would show as an address: nothing a reader can use
+      error(format("bad argument #2 to 'evidence' (a string, number, boolean or table, not a %s)", kind), 2)
+    end
     if type(value) == "table" and rawget(value, "chart") == "events" then
       local problem = chart_problem(value)
       if problem then error("bad argument #2 to 'evidence' (" .. problem .. ")", 2) end

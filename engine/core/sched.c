@@ -170,6 +170,8 @@ static int tostring_protected(lua_State *L)
     return 1;
 }
 
+static char *describe_table(lua_State *L, int idx);
+
 /* Text of an error value. A broken __tostring must not take the host
  * down, so it runs protected. */
 static char *describe_error(lua_State *L, int idx)
@@ -188,7 +190,60 @@ static char *describe_error(lua_State *L, int idx)
         lua_pop(L, 1);
     }
     if (lua_isnil(L, idx)) return xstrdup("(error object is nil)");
+    if (lua_type(L, idx) == LUA_TTABLE) return describe_table(L, idx);
     return xasprintf("(error object is a %s value)", luaL_typename(L, idx));
+}
+
+/* error({code = 42}): what the table holds, one level, capped, so the
+ * report says more than "a table value". Raw reads only: no metamethod of
+ * the script's runs here. */
+#define TABLE_SHOWN 200
+
+static void add_scalar(strbuf *sb, lua_State *L, int idx)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        sb_printf(sb, "\"%.*s%s\"", (int)(len > 60 ? 60 : len), s, len > 60 ? "…" : "");
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) sb_printf(sb, "%lld", (long long)lua_tointeger(L, idx));
+        else sb_printf(sb, "%.14g", lua_tonumber(L, idx));
+        break;
+    case LUA_TBOOLEAN: sb_adds(sb, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TTABLE: sb_adds(sb, "{...}"); break;
+    default: sb_adds(sb, luaL_typename(L, idx));
+    }
+}
+
+static char *describe_table(lua_State *L, int idx)
+{
+    if (!lua_checkstack(L, 4)) return xstrdup("(error object is a table value)");
+    strbuf sb;
+    sb_init(&sb);
+    sb_adds(&sb, "error object: {");
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (sb.len > TABLE_SHOWN) {
+            sb_adds(&sb, ", ...");
+            lua_pop(L, 2);
+            break;
+        }
+        if (n++) sb_adds(&sb, ", ");
+        if (lua_type(L, -2) == LUA_TSTRING) sb_printf(&sb, "%s = ", lua_tostring(L, -2));
+        else {
+            sb_addc(&sb, '[');
+            add_scalar(&sb, L, -2);
+            sb_adds(&sb, "] = ");
+        }
+        add_scalar(&sb, L, -1);
+        lua_pop(L, 1);
+    }
+    sb_addc(&sb, '}');
+    return sb_take(&sb);
 }
 
 static int traceback_protected(lua_State *L)
@@ -243,6 +298,19 @@ static void finish(lua_State *L, task *t, int ok, int nres)
     } else {
         lua_xmove(t->co, L, 1);
         char *msg = describe_error(L, -1);
+        /* error(table) carries no "file:line:" as error("text") does: say
+         * where the task was when it raised */
+        if (lua_type(L, -1) != LUA_TSTRING && !t->cancelled) {
+            lua_Debug ar;
+            for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
+                if (lua_getinfo(t->co, "Sl", &ar) && ar.currentline > 0) {
+                    char *at = xasprintf("%s:%d: %s", ar.short_src, ar.currentline, msg);
+                    free(msg);
+                    msg = at;
+                    break;
+                }
+            }
+        }
         if (t->cancelled) {
             t->error_text = msg;
         } else {

@@ -187,5 +187,35 @@ class NothingSaidTwice(HaloTestCase):
         self.assertRegex(err, r"(?m)^· N/A\s+\[3\] na  \d+\.\ds — not here$")
 
 
+class BeginnersMistakesSayWhatAndWhere(HaloTestCase):
+    """Items 9 and 10: a forgotten `return`, an error raised with a table, a
+    function put in evidence: each an ERROR that says what and where."""
+
+    def test_missing_return_is_hinted(self):
+        d = self.checks_dir({"01-noreturn.lua": 'local time = require "time"\n'
+                                                '{ title = "x", run = function(t) end }\n'})
+        c = run_json(["--checks", d])["checks"][0]
+        self.assertEqual(c["status"], "ERROR")
+        self.assertRegex(c["message"], r"01-noreturn\.lua:1: attempt to call a table value "
+                                       r"\(a check file ends with `return \{ \.\.\. \}`: is the `return` missing\?\)$")
+
+    def test_an_error_table_is_shown_with_where_it_was_raised(self):
+        d = self.checks_dir({"01-table.lua": 'return { title = "table", run = function(t)\n'
+                                             '  error({ code = 42 })\n'
+                                             'end }\n'})
+        c = run_json(["--checks", d])["checks"][0]
+        self.assertEqual(c["status"], "ERROR")
+        self.assertRegex(c["message"], r"01-table\.lua:2: error object: \{code = 42\}$")
+
+    def test_evidence_refuses_what_it_cannot_show(self):
+        d = self.checks_dir({"01-fn.lua": 'return { title = "fn", run = function(t)\n'
+                                          '  t:evidence("handler", print)\n'
+                                          'end }\n'})
+        c = run_json(["--checks", d])["checks"][0]
+        self.assertEqual(c["status"], "ERROR")
+        self.assertRegex(c["message"], r"01-fn\.lua:2: bad argument #2 to 'evidence' "
+                                       r"\(a string, number, boolean or table, not a function\)$")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -128,7 +128,7 @@ class ReportsInEveryFormat(SecretTestCase):
         self.assertEqual(msg[7], "not applicable to postgres://app:***@127.0.0.1:5432/db / ***")
         self.assertRegex(msg[8], r"cleanup of postgres://u:\*\*\*@host\.invalid:5432/db failed with \*\*\*")
         self.assertRegex(msg[9], r"token \*\*\* rejected")
-        self.assertEqual(msg[10], "object holding ***")
+        self.assertRegex(msg[10], r"10-error-object\.lua:5: object holding \*\*\*$")
         self.assertRegex(msg[11], r"background task \d+ failed: .*background saw postgres://app:\*\*\*@")
         self.assertEqual(msg[12], "needs a stack other than ***")
         self.assertRegex(msg[13], r"replica postgres://u:\*\*\*@host\.invalid:5432/db is down")

@@ -1,4 +1,4 @@
--- expect: ERROR ^background task \d+ failed: \(error object is a table value\)$
+-- expect: ERROR ^background task \d+ failed: \S*err-background-task-object\.lua:10: error object: \{\}$
 -- A background task raises an error object nobody joins, whose
 -- __tostring raises: the check is an ERROR saying a background task
 -- failed, described as well as it can be.

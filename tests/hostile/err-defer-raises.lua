@@ -1,4 +1,4 @@
--- expect: ERROR ^cleanup registered at \S*err-defer-raises\.lua:14: failed: \S*err-defer-raises\.lua:14: defer exploded; cleanup registered at \S*err-defer-raises\.lua:13: failed: \(error object is a table value\)$
+-- expect: ERROR ^cleanup registered at \S*err-defer-raises\.lua:14: failed: \S*err-defer-raises\.lua:14: defer exploded; cleanup registered at \S*err-defer-raises\.lua:13: failed: \S*err-defer-raises\.lua:13: error object: \{\}$
 -- log: ^the first defer ran$
 -- Defers that raise: a string, then an error object whose __tostring
 -- raises too. Each failure is reported with where the defer was

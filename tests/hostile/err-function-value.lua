@@ -1,4 +1,4 @@
--- expect: ERROR ^\(error object is a function value\)$
+-- expect: ERROR ^\S*err-function-value\.lua:8: \(error object is a function value\)$
 -- error(print): an error value that is a function -- a host function at
 -- that -- is described, never called.
 return {

@@ -1,4 +1,4 @@
--- expect: ERROR ^\(error object is a table value\)$
+-- expect: ERROR ^\S*err-table-value\.lua:8: error object: \{code = 42\}$
 -- error() with a table that has no __tostring: an ERROR that says what
 -- was raised.
 return {

@@ -1,4 +1,4 @@
--- expect: ERROR ^\(error object is a table value\)
+-- expect: ERROR ^\S*err-tostring-wrong-type\.lua:9: error object: \{\}
 -- An error object whose __tostring returns a table, then one returning
 -- nothing: Lua refuses those as descriptions; the host copes.
 return {

@@ -1,4 +1,4 @@
--- expect: ERROR ^\(error object is a table value\)
+-- expect: ERROR ^\S*err-tostring-yields\.lua:10: error object: \{\}
 -- An error object whose __tostring waits (time.sleep): the host
 -- describes it outside any task, where nothing can wait; it must not
 -- hang or crash.
