@@ -79,25 +79,113 @@ static void push_encodable(lua_State *L, int idx, int depth)
     luaL_tolstring(L, idx, NULL);
 }
 
-/* encode(value) -> JSON text; never raises */
+/* JSON for evidence, with every object's keys sorted: a table has no key
+ * order, and a report that shuffles them between runs is harder to read
+ * and to compare. The value is push_encodable's copy: strings, numbers,
+ * booleans, json.null and tables of them. */
+static int key_before(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void encode_sorted(lua_State *L, int idx, strbuf *sb)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: sb_json_string(sb, lua_tostring(L, idx)); return;
+    case LUA_TBOOLEAN: sb_adds(sb, lua_toboolean(L, idx) ? "true" : "false"); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) sb_printf(sb, "%lld", (long long)lua_tointeger(L, idx));
+        else sb_printf(sb, "%.14g", lua_tonumber(L, idx));
+        return;
+    case LUA_TTABLE: break;
+    default: sb_adds(sb, "null"); return; /* json.null */
+    }
+    luaL_checkstack(L, 4, "evidence nested too deep");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    if (n > 0 && (size_t)n == count) {
+        sb_addc(sb, '[');
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1) sb_addc(sb, ',');
+            lua_rawgeti(L, idx, i);
+            encode_sorted(L, -1, sb);
+            lua_pop(L, 1);
+        }
+        sb_addc(sb, ']');
+        return;
+    }
+    /* keys as strings, sorted; they stay alive in a table of their own */
+    lua_createtable(L, (int)(count < 1000000 ? count : 0), 0);
+    int keys = lua_gettop(L);
+    /* the state's memory, so an error on the way leaks nothing */
+    const char **names = lua_newuserdatauv(L, (count ? count : 1) * sizeof *names, 0);
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        names[k] = lua_tostring(L, -1); /* a number key becomes its text */
+        lua_rawseti(L, keys, (lua_Integer)++k);
+    }
+    qsort(names, k, sizeof *names, key_before);
+    sb_addc(sb, '{');
+    for (size_t i = 0; i < k; i++) {
+        if (i) sb_addc(sb, ',');
+        sb_json_string(sb, names[i]);
+        sb_addc(sb, ':');
+        lua_getfield(L, idx, names[i]);
+        if (lua_isnil(L, -1)) { /* a number key: its text finds nothing */
+            lua_pop(L, 1);
+            lua_pushstring(L, names[i]);
+            lua_Integer ik;
+            if (sscanf(names[i], "%lld", (long long *)&ik) == 1) {
+                lua_pop(L, 1);
+                lua_rawgeti(L, idx, ik);
+            } else {
+                lua_gettable(L, idx);
+            }
+        }
+        encode_sorted(L, -1, sb);
+        lua_pop(L, 1);
+    }
+    sb_addc(sb, '}');
+    lua_pop(L, 2);
+}
+
+static int encode_sorted_protected(lua_State *L)
+{
+    strbuf *sb = lua_touserdata(L, 2);
+    encode_sorted(L, 1, sb);
+    return 0;
+}
+
+/* encode(value) -> JSON text, keys sorted; never raises */
 static int host_encode(lua_State *L)
 {
     lua_settop(L, 1);
     sandbox_require(L, "json");
-    lua_getfield(L, -1, "encode");
     push_encodable(L, 1, 0);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "encode");
-        luaL_tolstring(L, 1, NULL);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "null");
-    }
+    strbuf sb;
+    sb_init(&sb);
+    lua_pushcfunction(L, encode_sorted_protected);
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, &sb);
+    int ok = lua_pcall(L, 2, 0, 0) == LUA_OK;
+    if (ok) lua_pushlstring(L, sb.buf ? sb.buf : "null", sb.buf ? sb.len : 4);
+    else lua_pushliteral(L, "null");
+    sb_free(&sb);
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     if (text && len > EVENT_FIELD_MAX) {
         /* Cut the JSON text, not the value, and keep it valid JSON: the
          * evidence becomes a string saying what it was. */
-        lua_getfield(L, -2, "encode");
+        lua_getfield(L, 2, "encode"); /* the json module */
         lua_pushfstring(L, "%s… [cut: %I bytes of JSON in all]", lua_pushlstring(L, text, 4096), (lua_Integer)len);
         lua_remove(L, -2);
         lua_call(L, 1, 1);

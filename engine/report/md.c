@@ -47,6 +47,74 @@ static void add_lines(strbuf *sb, const char *text, const char *indent)
     }
 }
 
+/* A duration as a person reads it: 12 ms, 1.4 s, 2 min 5 s. */
+static void add_duration(strbuf *sb, double ms)
+{
+    if (!(ms >= 0)) ms = 0;
+    if (ms < 1000) sb_printf(sb, "%.0f ms", ms);
+    else if (ms < 60000) sb_printf(sb, "%.1f s", ms / 1000);
+    else if (ms < 1e12) sb_printf(sb, "%d min %d s", (int)(ms / 60000), (int)(ms / 1000) % 60);
+    else sb_printf(sb, "%.3g s", ms / 1000);
+}
+
+/* A number as the entry shows it: what a reader compares, not the 14
+ * digits of the JSON (0.0123456789 -> 0.0123, 1234.5678 -> 1234.6). */
+static void add_rounded(strbuf *sb, const char *text, size_t len)
+{
+    char buf[64];
+    if (len >= sizeof buf) {
+        sb_addn(sb, text, len);
+        return;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    if (*end || !(v == v)) {
+        sb_addn(sb, text, len);
+        return;
+    }
+    double a = v < 0 ? -v : v;
+    if (a >= 1e15 || (a == (double)(long long)a && !strpbrk(buf, ".eE"))) {
+        sb_addn(sb, text, len);
+        return;
+    }
+    char out[64];
+    if (a >= 100) snprintf(out, sizeof out, "%.1f", v);
+    else if (a >= 1) snprintf(out, sizeof out, "%.2f", v);
+    else snprintf(out, sizeof out, "%.3g", v);
+    /* 2.50 -> 2.5, 3.00 -> 3 */
+    if (strchr(out, '.') && !strpbrk(out, "eE")) {
+        size_t n = strlen(out);
+        while (n > 0 && out[n - 1] == '0') out[--n] = '\0';
+        if (n > 0 && out[n - 1] == '.') out[--n] = '\0';
+    }
+    sb_adds(sb, out);
+}
+
+/* JSON evidence with its numbers rounded for reading; strings untouched. */
+static char *rounded_json(const char *json)
+{
+    strbuf sb;
+    sb_init(&sb);
+    for (const char *p = json; *p;) {
+        if (*p == '"') {
+            const char *q = p + 1;
+            while (*q && *q != '"') q += (*q == '\\' && q[1]) ? 2 : 1;
+            if (*q) q++;
+            sb_addn(&sb, p, (size_t)(q - p));
+            p = q;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            size_t n = strspn(p, "-+0123456789.eE");
+            add_rounded(&sb, p, n);
+            p += n;
+        } else {
+            sb_addc(&sb, *p++);
+        }
+    }
+    return sb_take(&sb);
+}
+
 static void add_heading(strbuf *sb, const run_report *r, const char *date)
 {
     report_counts n = report_count(r);
@@ -101,8 +169,24 @@ static void add_detail(strbuf *sb, const check_result *c)
         sb_adds(sb, "    - ");
         add_lines(sb, c->failures[i], "      ");
     }
+    if (c->nsteps) {
+        sb_adds(sb, "    steps: ");
+        for (size_t i = 0; i < c->nsteps; i++) {
+            if (i) sb_adds(sb, ", ");
+            add_flat(sb, c->steps[i].name);
+            sb_adds(sb, " ");
+            add_duration(sb, c->steps[i].duration_ms);
+            if (c->steps[i].status != ST_PASS) sb_printf(sb, " (%s)", status_name(c->steps[i].status));
+        }
+        sb_adds(sb, BR);
+    }
     for (size_t i = 0; i < c->nevidence; i++) {
         char *plain = evidence_text(&c->evidence[i]);
+        if (c->evidence[i].form != EVIDENCE_TEXT && (plain[0] == '{' || plain[0] == '[')) {
+            char *rounded = rounded_json(plain);
+            free(plain);
+            plain = rounded;
+        }
         sb_printf(sb, "    %s: ", c->evidence[i].key);
         add_lines(sb, plain, "      ");
         free(plain);
@@ -114,6 +198,14 @@ static void add_notes(strbuf *sb, const run_report *r)
     int any = 0;
     if (r->interrupted) {
         sb_adds(sb, "- The run was interrupted (SIGINT/SIGTERM); unfinished checks have no result.\n");
+        any = 1;
+    }
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const check_result *c = r->checks[i];
+        if (c->status != ST_FAIL) continue;
+        sb_printf(sb, "- [%s] FAIL: ", c->id ? c->id : "?");
+        add_flat(sb, c->message ? c->message : "an expectation failed");
+        sb_addc(sb, '\n');
         any = 1;
     }
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -157,7 +249,11 @@ void report_md(const run_report *r, FILE *out)
         add_flat(&sb, r->stack_file);
         sb_adds(&sb, BR);
     }
-    if (r->duration_ms > 0) sb_printf(&sb, "Run time: %.1f s" BR, r->duration_ms / 1000.0);
+    if (r->duration_ms > 0) {
+        sb_adds(&sb, "Run time: ");
+        add_duration(&sb, r->duration_ms);
+        sb_adds(&sb, BR);
+    }
     if (r->html_path) {
         /* the runner made it a link that works from the md file */
         const char *slash = strrchr(r->html_path, '/');

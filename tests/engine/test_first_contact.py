@@ -217,5 +217,34 @@ class BeginnersMistakesSayWhatAndWhere(HaloTestCase):
                                        r"\(a string, number, boolean or table, not a function\)$")
 
 
+class TheMdEntryReadsLikeTheRunbook(HaloTestCase):
+    """Item 8: a FAIL is a note, steps show their times, nested evidence has
+    its keys in order and numbers a person reads, durations in ms."""
+
+    def test_fail_run_entry(self):
+        d = self.checks_dir({"01-f.lua": (
+            'return { title = "fails", run = function(t)\n'
+            '  t:step("probe", function() end)\n'
+            '  t:evidence("stats", { sent = 100, ok = 97, latency = { p99 = 0.2, p50 = 0.0123456789 }, '
+            'version = "1.2.30" })\n'
+            '  t:expect(false, "3 of 100 failed")\n'
+            'end }\n')})
+        rc, out, err = run(["run", "--checks", d, "--format", "md"])
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(out, r"Run time: \d+ ms")
+        self.assertRegex(out, r"(?m)^    steps: probe \d+ ms  $")
+        self.assertIn('stats: {"latency":{"p50":0.0123,"p99":0.2},"ok":97,"sent":100,"version":"1.2.30"}', out)
+        notes = out.split("Notes / anomalies:")[1]
+        self.assertNotIn("None.", notes)
+        self.assertRegex(notes, r"- \[1\] FAIL: \S*01-f\.lua:4: 3 of 100 failed")
+
+    def test_evidence_keys_are_sorted_in_every_format(self):
+        d = self.checks_dir({"01-p.lua": ('return { title = "p", run = function(t)\n'
+                                          '  t:evidence("m", { zeta = 1, alpha = 2, mid = { b = 1, a = 2 } })\n'
+                                          'end }\n')})
+        rc, out, err = run(["run", "--checks", d, "--format", "json"])
+        self.assertIn('"m":{"alpha":2,"mid":{"a":2,"b":1},"zeta":1}', out.replace(" ", ""))
+
+
 if __name__ == "__main__":
     unittest.main()

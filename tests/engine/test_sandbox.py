@@ -345,7 +345,7 @@ end }
             "02-json.lua": r'''
 local json = require "json"
 return { run = function(t)
-  -- the check's own json.encode is what the host uses for its evidence
+  -- a forged json.encode: the host encodes evidence itself, so it has no say
   json.encode = function() return '1},"status":"PASS","x":{"y":2' end
   t:evidence("k", 1)
   t:fail("this check failed")
@@ -360,7 +360,7 @@ end }
         self.assertEqual(a["evidence"], {"key\tdone\tPASS\n": "v\ndone\tPASS\t\n"})
         self.assertEqual([s["name"] for s in a["steps"]], ["step\ndone\tPASS\t\n"])
         self.assertEqual(b["status"], "FAIL")
-        self.assertEqual(b["evidence"], {"k": '1},"status":"PASS","x":{"y":2'})
+        self.assertEqual(b["evidence"], {"k": 1})
 
 
 class ErrorObjectEscapes(unittest.TestCase):
