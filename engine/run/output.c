@@ -133,7 +133,7 @@ static void history_line(FILE *f, const char *check_id, const char *type, const 
 
 /* --history FILE: every request and every action (docker) of every
  * check, one JSON object a line. */
-int write_history(const char *path, const run_report *rep)
+int output_write_history(const char *path, const run_report *rep)
 {
     FILE *f = fopen(path, "w");
     if (!f) {

@@ -14,6 +14,6 @@ char *operator_name(const runner_opts *o);
 int write_report(const runner_opts *o, run_report *rep);
 /* --history FILE: every request and every action (docker) of every
  * check, one JSON object a line; 0, or -1 (said on stderr). */
-int write_history(const char *path, const run_report *rep);
+int output_write_history(const char *path, const run_report *rep);
 
 #endif

@@ -9,6 +9,7 @@ local time = require "time"
 local format, concat, sort, type, tostring, pairs, ipairs = string.format, table.concat, table.sort, type,
   tostring, pairs, ipairs
 local pack, unpack = table.pack, table.unpack
+local match = string.match
 
 local M = {}
 
@@ -93,6 +94,15 @@ local function compile(source, name)
   if declared then
     fn = load(declared, name, "t")
     if fn then return fn, false, nil, declared end
+  end
+  -- `time.sleep(2); flow:stats()`: statements, then an expression whose
+  -- value the operator wants to see, as for a bare expression. Only where
+  -- the statements stand alone and the rest is an expression: a `;` inside
+  -- a function body must not end that body early.
+  local head, last = match(source, "^(.*[;\n])%s*([^;\n]-)%s*;?%s*$")
+  if head and last ~= "" and load(head, name, "t") and load("return " .. last, name, "t") then
+    local both = load(head .. "\nreturn " .. last .. "\n", name, "t")
+    if both then return both, true, nil, head .. "\nreturn " .. last end
   end
   local err
   fn, err = load(source, name, "t")
@@ -253,7 +263,8 @@ end
 local function members(value, methods_only)
   local names, seen = {}, {}
   local function add(k, v)
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") and not seen[k] and
+    -- metamethods (__index, __tostring) are not what an operator calls
+    if type(k) == "string" and k:match("^[%a_][%w_]*$") and k:sub(1, 2) ~= "__" and not seen[k] and
        (not methods_only or v == nil or type(v) == "function") then
       seen[k] = true
       names[#names + 1] = k

@@ -301,7 +301,7 @@ int runner_run(const runner_opts *o)
     int code = report_exit_code(&rep);
     if (harness_failed && code == 0) code = 3;
     if (write_report(o, &rep) != 0 && code == 0) code = 3;
-    if (o->history && write_history(o->history, &rep) != 0 && code == 0) code = 3;
+    if (o->history && output_write_history(o->history, &rep) != 0 && code == 0) code = 3;
     if (R.interrupted) code = R.last_signal == SIGTERM ? 143 : 130;
     run_report_free(&rep);
     return code;

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import unittest
 
-from halotest import SOURCE, run
+from halotest import HALO, SOURCE, run
 
 
 class Layers(unittest.TestCase):
@@ -47,6 +47,39 @@ class Layers(unittest.TestCase):
         rc, out = self.broken_copy([("core/loop.c", "\n" * 800)])
         self.assertEqual(rc, 1)
         self.assertRegex(out, r"engine/core/loop.c: \d+ lines, over 700")
+
+
+class ExportedNames(unittest.TestCase):
+    """halo exports its functions to the plugins (ENABLE_EXPORTS), so a
+    function of halo's named like one of a library it links takes that
+    library's calls: run/output.c's write_history once answered libedit's
+    own call from the REPL, and the REPL crashed on its first line."""
+
+    def test_no_function_of_halo_shadows_a_linked_librarys(self):
+        import shutil
+        if not shutil.which("nm") or not shutil.which("ldd"):
+            self.skipTest("binutils not installed")
+        build = os.path.dirname(HALO)
+        binaries = [HALO] + [os.path.join(build, n) for n in os.listdir(build) if n.startswith("halo_") and n.endswith(".so")]
+        ours = set()
+        for line in subprocess.run(["nm", "-D", "--defined-only", HALO], capture_output=True, text=True).stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "T":
+                ours.add(parts[2])
+        self.assertGreater(len(ours), 100, "nm found too few of halo's functions to mean anything")
+        libs = set()
+        for b in binaries:
+            for line in subprocess.run(["ldd", b], capture_output=True, text=True).stdout.splitlines():
+                if "=>" in line and len(line.split()) >= 3 and line.split()[2].startswith("/"):
+                    libs.add(line.split()[2])
+        theirs = {}
+        for lib in sorted(libs):
+            for line in subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True).stdout.splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] in ("T", "W", "i"):
+                    theirs.setdefault(parts[2].split("@")[0], lib)
+        clashes = {name: theirs[name] for name in ours if name in theirs}
+        self.assertEqual(clashes, {}, "functions of halo named like a linked library's")
 
 
 def module_table():

@@ -318,6 +318,13 @@ class Piped(unittest.TestCase):
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertEqual(p.stdout, "2\n[2]:1: boom\n4\n")
 
+    def test_statements_then_an_expression_print_its_value(self):
+        """`time.sleep(0.01); flow:stats()` shows the stats, as a bare
+        expression would; a `;` inside a function body is left alone."""
+        p = self.run_repl("x = 1; x + 41\ntime.sleep(0.01); 'slept'\n"
+                          "f = function() local n = 0; n = n + 1; return n end\nf()\n")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '42\nslept\n1\n', ""))
+
     def test_background_task_runs_between_lines(self):
         p = self.run_repl("n = 0\nbg = task.spawn(function() while true do n = n + 1; time.sleep(0.01) end end)\n"
                           "time.sleep(0.2)\nn > 5\n")
