@@ -36,6 +36,12 @@ if type(stack.compose) == "table" and stack.compose.project then
   local list = docker.containers{ project = stack.compose.project }
   for _, c in ipairs(list or {}) do
     local info = c:inspect()
-    if info and info.Config then fact("Image " .. (c.service or c.name), info.Config.Image) end
+    if info and info.Config then
+      -- the tag names a build only loosely ("hostroot:local" for every
+      -- local build): the image's id tells two builds apart
+      local id = type(info.Image) == "string" and string.match(info.Image, "^sha256:(%x+)") or nil
+      fact("Image " .. (c.service or c.name),
+           id and string.format("%s (%s)", info.Config.Image, string.sub(id, 1, 12)) or info.Config.Image)
+    end
   end
 end

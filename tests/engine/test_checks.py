@@ -231,13 +231,15 @@ class ChecksTest(RefStackTestCase):
             self.assertRegex(ev1["rendered"][replica]["asset_found"], self.asset_form)
         # the markdown run-log entry: what halo detected
         self.assertRegex(md, r"^#### Run — \d{4}-\d\d-\d\d \(5/6 PASS, 1/6 N/A\)\n")
-        for line in ("Operator: halo-tests  \n", "App version: 1.0.0-standin  \n", "Image api1: hostroot:local  \n",
+        # the image's tag, and its id: local builds all share the tag
+        self.assertRegex(md, r"Image api1: hostroot:local \([0-9a-f]{12}\)  \n")
+        for line in ("Operator: halo-tests  \n", "App version: 1.0.0-standin  \n",
                      "[✓] 6. API key rotation with *_PREVIOUS, zero 401s — PASS  \n",
                      "[N/A] 5. Tenant archive propagation within TENANT_STATUS_CACHE_TTL_MS — N/A"):
             self.assertIn(line, md)
         self.assertRegex(md, r"PostgreSQL: 15\.\d+  \n")
         self.assertRegex(md, r"Host OS: .+  \n")
-        self.assertRegex(md, r"Run time: [\d.]+ s  \n")
+        self.assertRegex(md, r"Run time: (\d+ min \d+ s|[\d.]+ s)  \n")
 
     def test_02_example_check(self):
         """The example check of docs/writing-checks.md: PASS, and FAIL when
