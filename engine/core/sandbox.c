@@ -266,11 +266,7 @@ static int sb_print(lua_State *L)
     strbuf sb;
     sb_init(&sb);
     sandbox_join_values(L, 1, lua_gettop(L), &sb, (size_t)-1);
-    char *clean = redact(sb.buf ? sb.buf : "");
-    fputs(clean, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-    free(clean);
+    puts_redacted(sb.buf, stdout);
     sb_free(&sb);
     return 0;
 }

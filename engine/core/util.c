@@ -411,3 +411,12 @@ void on_interrupt_signals(void (*handler)(int))
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+void puts_redacted(const char *text, FILE *f)
+{
+    char *clean = redact(text ? text : "");
+    fputs(clean, f);
+    fputc('\n', f);
+    fflush(f);
+    free(clean);
+}

@@ -75,6 +75,9 @@ int read_whole_file(const char *path, strbuf *sb);
 /* The same handler for SIGINT and SIGTERM (sigaction, no flags). */
 void on_interrupt_signals(void (*handler)(int));
 
+/* text and a newline on f, redacted, flushed: what the operator sees. */
+void puts_redacted(const char *text, FILE *f);
+
 /* One line on stderr, prefixed with "halo: ", redacted. */
 void halo_warn(const char *fmt, ...) HALO_PRINTF(1, 2);
 

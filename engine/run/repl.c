@@ -66,11 +66,7 @@ static void say(const char *fmt, ...)
     va_start(ap, fmt);
     sb_vprintf(&sb, fmt, ap);
     va_end(ap);
-    char *clean = redact(sb.buf ? sb.buf : "");
-    fputs(clean, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-    free(clean);
+    puts_redacted(sb.buf, stdout);
     sb_free(&sb);
 }
 
