@@ -61,15 +61,18 @@ int adhoc_push_show(lua_State *L)
     return 0;
 }
 
-/* Write the values of the packed table at `results` as show.lua renders them. */
-static int write_shown(lua_State *L, int results)
+/* Write the values of the packed table at `results` as show.lua renders
+ * them: together (one line, tab-separated, as the REPL shows them) or one
+ * value a line. */
+static int write_shown(lua_State *L, int results, int together)
 {
     results = lua_absindex(L, results);
     if (adhoc_push_show(L) != 0) return -1;
     lua_getfield(L, -1, "render");
     lua_remove(L, -2);
     lua_pushvalue(L, results);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+    lua_pushboolean(L, together);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) return -1;
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     if (len) {
@@ -90,7 +93,7 @@ static int adhoc_show(lua_State *L)
     for (int i = n; i >= 1; i--) lua_rawseti(L, 1, i);
     lua_pushinteger(L, n);
     lua_setfield(L, 1, "n");
-    if (write_shown(L, 1) != 0) return lua_error(L);
+    if (write_shown(L, 1, 1) != 0) return lua_error(L);
     return 0;
 }
 
@@ -103,7 +106,7 @@ void adhoc_globals(lua_State *L)
 
 static int print_results(lua_State *L, int results)
 {
-    if (write_shown(L, results) != 0) {
+    if (write_shown(L, results, 0) != 0) {
         halo_warn("cannot print the results: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;

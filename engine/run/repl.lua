@@ -117,7 +117,7 @@ local function runner(fn, source, expression, timed)
     local results = pack(fn())
     local took = time.mono() - started
     -- a statement that returns values shows them too, as in lua.c
-    if expression or results.n > 0 then out(show.render(results)) end
+    if expression or results.n > 0 then out(show.render(results, true)) end
     if timed then out(format("(%.3f s)", took)) end
     session[#session + 1] = { source = source, expression = expression, returns = results.n > 0 }
   end

@@ -4,7 +4,7 @@
 -- aligned table, anything else through pretty.lua (tables nested and
 -- sorted, cycles marked, json.null as null). Every line is redacted, so a
 -- secret shows as ***.
---   render(results) -> text for a packed list of values ({ n = ..., ... })
+--   render(results [, together]) -> text for a packed list of values ({ n = ..., ... })
 local internal, pretty = ...
 local json = require "json"
 
@@ -167,12 +167,18 @@ function M.value(v)
   return pretty(v, true)
 end
 
-function M.render(results)
+-- together: several one-line values on one line, tab-separated, as lua.c
+-- prints them (the REPL, show()); else one a line (eval and exec, whose
+-- output scripts read line by line)
+function M.render(results, together)
   local n = results.n or #results
   if n == 2 and is_rows(results[1], results[2]) then return redact(rows_text(results[1], results[2])) end
-  local out = {}
-  for i = 1, n do out[i] = M.value(results[i]) end
-  return redact(concat(out, "\n"))
+  local out, one_line = {}, together
+  for i = 1, n do
+    out[i] = M.value(results[i])
+    one_line = one_line and not find(out[i], "\n", 1, true)
+  end
+  return redact(concat(out, one_line and "\t" or "\n"))
 end
 
 return M

@@ -222,7 +222,7 @@ class Terminal(ReplTestCase):
         with open(path) as f:
             script = f.read()
         self.assertEqual(p.stdout, "".join(shown), script)
-        self.assertIn("GET\n/echo\n", p.stdout)
+        self.assertIn("GET\t/echo\n", p.stdout)
         self.assertIn("\nHA!\n", p.stdout)
         self.assertNotIn("not saved", script)
 
@@ -324,6 +324,11 @@ class Piped(unittest.TestCase):
         p = self.run_repl("x = 1; x + 41\ntime.sleep(0.01); 'slept'\n"
                           "f = function() local n = 0; n = n + 1; return n end\nf()\n")
         self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '42\nslept\n1\n', ""))
+
+    def test_several_values_print_on_one_line(self):
+        """As lua.c prints them: tab-separated; a table keeps its lines."""
+        p = self.run_repl("return 1, 'a', nil\nshow(6, 7)\n")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "1\ta\tnil\n6\t7\n", ""))
 
     def test_background_task_runs_between_lines(self):
         p = self.run_repl("n = 0\nbg = task.spawn(function() while true do n = n + 1; time.sleep(0.01) end end)\n"
