@@ -246,5 +246,21 @@ class TheMdEntryReadsLikeTheRunbook(HaloTestCase):
         self.assertIn('"m":{"alpha":2,"mid":{"a":2,"b":1},"zeta":1}', out.replace(" ", ""))
 
 
+class TheDocsRecipeIsAShippedCheck(HaloTestCase):
+    """Item 11: the rolling-restart recipe in docs/writing-checks.md is
+    examples/checks/05-rolling-restart.lua, word for word, and loads."""
+
+    def test_recipe_and_example_agree(self):
+        with open(os.path.join(SOURCE, "docs", "writing-checks.md")) as f:
+            docs = f.read()
+        recipe = re.search(r"### Recipe: a rolling restart under traffic.*?```lua\n(.*?)```", docs, re.S).group(1)
+        with open(os.path.join(SOURCE, "examples", "checks", "05-rolling-restart.lua")) as f:
+            example = f.read()
+        self.assertTrue(example.endswith(recipe), "the example and the recipe differ")
+        rc, out, err = run(["list", "--checks", os.path.join(SOURCE, "examples", "checks")])
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^5\s+A rolling restart loses no request\s+180s\s+exclusive,faults$")
+
+
 if __name__ == "__main__":
     unittest.main()
