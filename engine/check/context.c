@@ -1,6 +1,7 @@
 #include "check/context.h"
 #include "check/emit.h"
 #include "core/events.h"
+#include "core/loop.h"
 #include "core/sandbox.h"
 #include "core/util.h"
 #include "mod/modules.h"
@@ -8,6 +9,9 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <signal.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,4 +308,19 @@ void context_ignore_sigpipe(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* The runner is gone (its lifeline ended, or Linux said the parent died):
+ * the same as its SIGTERM, so the check is cancelled and its defers and
+ * undos run within the grace, whichever handler the worker has now. */
+static void runner_gone(void) { raise(SIGTERM); }
+
+void context_watch_runner(const worker_opts *o)
+{
+    if (o->lifeline_fd >= 0) loop_lifeline(o->lifeline_fd, runner_gone);
+#ifdef __linux__
+    /* sooner than the lifeline when the check is busy in Lua rather than
+     * waiting in the loop; the lifeline stays the portable way */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
 }

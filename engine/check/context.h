@@ -22,5 +22,8 @@ int context_run_protected(lua_State *L, lua_CFunction fn, const worker_opts *o);
 /* A child writes to a pipe whose reader may be gone: that is an error to
  * see, not a signal to die of. */
 void context_ignore_sigpipe(void);
+/* When the runner dies, the worker cleans up and exits as on SIGTERM
+ * (its lifeline, and on Linux the parent-death signal). */
+void context_watch_runner(const worker_opts *o);
 
 #endif

@@ -370,6 +370,7 @@ int worker_run(const worker_opts *o)
     limit_address_space(o->mem_limit);
     context_ignore_sigpipe();
     catch_termination();
+    context_watch_runner(o);
     lua_State *L = context_sandbox(o);
     if (!L) {
         const char *f[] = {status_name(ST_ERROR), "out of memory creating the sandbox"};

@@ -16,6 +16,7 @@ typedef struct {
     double grace;                   /* seconds for defers after the run */
     int allow_faults;               /* --allow-faults: as if the stack file allowed them */
     int event_fd;
+    int lifeline_fd;                /* end of file here: the runner is gone (-1: none) */
     const char *script;             /* worker_script: Lua text to run, or */
     const char *script_name;        /* an embedded source (e.g. "check/facts") */
 } worker_opts;

@@ -55,6 +55,8 @@ static uint32_t *free_slots;
 static size_t nfree, capfree;
 static uint64_t next_seq = 1;
 static int wake_pipe[2] = {-1, -1};
+static int lifeline_fd = -1;
+static void (*lifeline_gone)(void);
 
 static void set_nonblock_cloexec(int fd)
 {
@@ -88,9 +90,28 @@ void loop_reset(void)
     for (size_t i = 0; i < nwatches; i++)
         if (pollfds[i].fd >= 0 && (size_t)pollfds[i].fd < nslot_of) slot_of[pollfds[i].fd] = 0;
     nwatches = 0;
+    lifeline_fd = -1; /* a parent's lifeline is not the child's */
     for (size_t i = 0; i < nheap; i++) slot_free(heap[i].slot);
     nheap = 0;
     loop_init();
+}
+
+void loop_lifeline(int fd, void (*on_gone)(void))
+{
+    lifeline_fd = fd;
+    lifeline_gone = on_gone;
+    if (fd >= 0) set_nonblock_cloexec(fd);
+}
+
+/* The lifeline's end came: say so once. */
+static void lifeline_check(short revents)
+{
+    if (!revents) return;
+    char buf[16];
+    ssize_t r = read(lifeline_fd, buf, sizeof buf);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    lifeline_fd = -1; /* end of file (the writer is gone), or the fd broke */
+    if (lifeline_gone) lifeline_gone();
 }
 
 void loop_interrupt_from_signal(void)
@@ -123,7 +144,7 @@ void loop_watch(int fd, int events, loop_fd_cb cb, void *ud)
 {
     size_t i = watch_find(fd);
     if (i == nwatches) {
-        if (nwatches + 2 > capwatches) {
+        if (nwatches + 3 > capwatches) {
             size_t cap = capwatches ? capwatches * 2 : 16;
             pollfds = xrealloc(pollfds, cap * sizeof *pollfds);
             watches = xrealloc(watches, cap * sizeof *watches);
@@ -274,7 +295,7 @@ int loop_step(double max_wait)
         if (wait < 0 || until < wait) wait = until;
     }
 
-    if (nwatches + 1 > capwatches) { /* only before the first watch */
+    if (nwatches + 2 > capwatches) { /* only before the first watch */
         capwatches = 16;
         pollfds = xrealloc(pollfds, capwatches * sizeof *pollfds);
         watches = xrealloc(watches, capwatches * sizeof *watches);
@@ -283,6 +304,14 @@ int loop_step(double max_wait)
     pollfds[n].fd = wake_pipe[0];
     pollfds[n].events = POLLIN;
     pollfds[n].revents = 0;
+    /* past the wake pipe: the lifeline, when there is one */
+    size_t extra = 1;
+    if (lifeline_fd >= 0) {
+        pollfds[n + 1].fd = lifeline_fd;
+        pollfds[n + 1].events = POLLIN;
+        pollfds[n + 1].revents = 0;
+        extra = 2;
+    }
 
     int timeout_ms;
     if (wait < 0) timeout_ms = -1;
@@ -292,13 +321,18 @@ int loop_step(double max_wait)
         if (timeout_ms == 0 && ms > 0) timeout_ms = 1; /* don't spin before a sub-ms timer */
     }
 
-    int rc = poll(pollfds, (nfds_t)(n + 1), timeout_ms);
+    int rc = poll(pollfds, (nfds_t)(n + extra), timeout_ms);
     if (rc > 0) {
         if (pollfds[n].revents) {
             char buf[64];
             while (read(wake_pipe[0], buf, sizeof buf) > 0) {}
             ran++;
             rc--;
+        }
+        if (extra == 2 && pollfds[n + 1].revents) {
+            rc--;
+            ran++;
+            lifeline_check(pollfds[n + 1].revents);
         }
         /* Callbacks may add or remove watches (and move them in the
          * array): note what is ready first, then look each fd up again. */

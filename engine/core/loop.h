@@ -30,6 +30,12 @@ int loop_step(double max_wait);
 /* Whether any fd or timer is registered. */
 int loop_busy(void);
 
+/* A lifeline: fd is the read end of a pipe whose only writer is the
+ * process that started this one, and which never writes; end of file means
+ * that process is gone. on_gone is called once, from loop_step, when it
+ * is. The lifeline does not count for loop_busy: it wakes no task. */
+void loop_lifeline(int fd, void (*on_gone)(void));
+
 /* Async-signal-safe wake-up from a signal handler: makes loop_step return. */
 void loop_interrupt_from_signal(void);
 

@@ -50,11 +50,14 @@ child *child_spawn(check_result *c, child_main fn, const worker_opts *base, cons
         signal(SIGTERM, SIG_DFL);
         close(fds[0]);
         close_other_children_fds();
+        /* the runner's end of the lifeline, kept here, would keep it alive */
+        if (RUN.lifeline[1] >= 0) close(RUN.lifeline[1]);
         fcntl(fds[1], F_SETFD, FD_CLOEXEC); /* never inherited by its own children */
         loop_reset();
         worker_opts wo = *base;
         wo.check_file = c->file;
         wo.event_fd = fds[1];
+        wo.lifeline_fd = RUN.lifeline[0];
         int rc = fn(&wo);
         _exit(rc);
     }

@@ -56,6 +56,8 @@ typedef struct {
     worker_opts worker;  /* what every child starts from */
     double grace;        /* cleanup's grace, past a check's timeout */
     int cut_short;       /* a second interrupt: children killed in their cleanup */
+    int lifeline[2];     /* every child reads [0]; only the runner holds [1],
+                            and never writes: its end is the runner's end */
 } run_state;
 extern run_state RUN;
 

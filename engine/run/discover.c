@@ -74,6 +74,7 @@ worker_opts base_worker_opts(const runner_opts *o)
     wo.grace = o->grace;
     wo.allow_faults = o->allow_faults;
     wo.event_fd = -1;
+    wo.lifeline_fd = -1;
     return wo;
 }
 

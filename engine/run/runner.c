@@ -22,6 +22,7 @@
 #include "run/progress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,16 @@ static void runner_init(const runner_opts *o)
     R.o = o;
     RUN.grace = o->grace;
     loop_init();
+    /* Workers are in process groups of their own, so a kill of the
+     * runner's group (a CI timeout, a closed terminal) misses them: they
+     * watch this pipe, and its end tells them the runner is gone. Not
+     * inherited past an exec. */
+    if (pipe(RUN.lifeline) == 0) {
+        fcntl(RUN.lifeline[0], F_SETFD, FD_CLOEXEC);
+        fcntl(RUN.lifeline[1], F_SETFD, FD_CLOEXEC);
+    } else {
+        RUN.lifeline[0] = RUN.lifeline[1] = -1;
+    }
 }
 
 int runner_run(const runner_opts *o)

@@ -26,7 +26,7 @@ import time
 import unittest
 
 import dockerenv
-from halotest import HALO, HaloTestCase, Running, children_of, halo_env, logs, parse_report
+from halotest import HALO, HaloTestCase, Running, children_of, halo_env, is_alive, logs, parse_report
 from httptest import EdgeServer
 
 DEFER_LOGS = """
@@ -64,6 +64,47 @@ end }""",
 OTHER = """
 return { title = "never runs", run = function(t) t:log("other ran") end }
 """
+
+
+class RunnerDies(HaloTestCase):
+    """Nothing outlives its run (issue 19): a worker is in a process group
+    of its own, so a kill -9 of the runner (a CI timeout, the OOM killer, a
+    closed terminal) misses it. It watches a lifeline the runner holds, and
+    when the runner is gone it does what SIGTERM does: the check is
+    cancelled, its defers run within the grace, and it exits."""
+
+    def test_kill_9_of_the_runner_ends_its_worker_after_its_defers(self):
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        marker = self.tmp_path("defer-ran")
+        stack = self.tmp_path("stack.lua")
+        with open(stack, "w") as f:
+            f.write("return { allow_exec = { \"touch\" }, marker = %s }\n" % json.dumps(marker))
+        d = self.checks_dir({"1-sleeps.lua": textwrap.dedent("""
+            local time, proc = require "time", require "proc"
+            return { title = "sleeps", timeout = 60, run = function(t, stack)
+              t:defer(function() assert(proc.run{ argv = { "touch", stack.marker } }) end)
+              t:step("sleep", time.sleep, 30)
+            end }
+            """)})
+        h = Running(["run", "--checks", d, "--stack", stack, "--grace", "10"], env={"XDG_STATE_HOME": state})
+        try:
+            h.wait_for_stderr(r"\[1\] start: sleeps")
+            time.sleep(0.5)
+            workers = h.workers()
+            self.assertEqual(len(workers), 1, "no worker to orphan")
+            worker = workers[0]
+            os.kill(h.pid, signal.SIGKILL)
+            h.proc.wait(5)
+            started = time.monotonic()
+            while is_alive(worker) and time.monotonic() - started < 10:
+                time.sleep(0.02)
+            took = time.monotonic() - started
+            self.assertFalse(is_alive(worker), "the worker outlived its runner by 10 s")
+            self.assertTrue(os.path.exists(marker), "the worker exited without running its defer")
+            print(f"\n[test_signals] worker gone {took:.3f} s after kill -9 of its runner", flush=True)
+        finally:
+            h.kill()
 
 
 class SignalsTest(HaloTestCase):

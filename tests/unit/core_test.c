@@ -95,6 +95,28 @@ static void a_signal_wakes_a_waiting_loop(void)
     loop_reset();
 }
 
+static int gone_calls;
+static void on_gone(void) { gone_calls++; }
+
+static void a_lifeline_ends_when_its_writer_is_gone(void)
+{
+    loop_init();
+    int p[2];
+    EXPECT(pipe(p) == 0, "pipe");
+    loop_lifeline(p[0], on_gone);
+    EXPECT(!loop_busy(), "a lifeline keeps the loop busy (it wakes no task)");
+    loop_step(0);
+    EXPECT(gone_calls == 0, "the lifeline ended while its writer lives");
+    close(p[1]); /* the runner is gone */
+    double start = clock_mono();
+    while (gone_calls == 0 && clock_mono() - start < 2) loop_step(0.1);
+    EXPECT(gone_calls == 1, "on_gone ran %d times, want 1", gone_calls);
+    loop_step(0);
+    EXPECT(gone_calls == 1, "on_gone ran again");
+    close(p[0]);
+    loop_reset();
+}
+
 /* ---- strbuf and event fields ----------------------------------------------- */
 
 static void strbuf_grows_and_hands_over(void)
@@ -159,6 +181,7 @@ int main(void)
     timers_fire_in_deadline_order();
     a_readable_fd_runs_its_callback_once_watched();
     a_signal_wakes_a_waiting_loop();
+    a_lifeline_ends_when_its_writer_is_gone();
     strbuf_grows_and_hands_over();
     event_fields_round_trip();
     json_strings_are_escaped_and_valid();
