@@ -339,6 +339,7 @@ static int read_harness(lua_State *L)
         hr->h->up = read_argv(L, harness, "up", hr->path, hr->err);
         if (!*hr->err) hr->h->down = read_argv(L, harness, "down", hr->path, hr->err);
     }
+    hr->h->allow_faults = lua_getfield(L, 2, "allow_faults") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     return 0;
 }
 

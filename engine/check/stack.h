@@ -17,6 +17,7 @@ int stack_load(lua_State *L, const char *path, char **err);
 typedef struct {
     char **up, **down; /* harness commands (argv, NULL-terminated), or NULL */
     char *dir;         /* the stack file's directory: where they run */
+    int allow_faults;  /* allow_faults = true: checks may kill, stop, recreate */
 } stack_harness;
 
 /* Load in a scratch state, only to validate it, register its secrets and

@@ -88,7 +88,7 @@ static const command_def COMMANDS[] = {
 
 enum {
     O_HELP, O_VERBOSE, O_UP, O_DOWN, O_DRY_RUN, O_CHECKS, O_STACK, O_TAG, O_DEFER, O_FORMAT, O_OUT, O_REPORT,
-    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR, O_ALLOW_FAULTS,
+    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR, O_ALLOW_FAULTS, O_FORCE,
 };
 
 /* Every option: its spelling, its value's name (NULL: a flag), the
@@ -129,6 +129,8 @@ static const option_def OPTIONS[] = {
     {O_ALLOW_FAULTS, "--allow-faults", NULL, NULL, C_RUN,
      "let checks kill, stop, pause and recreate parts of the stack even though the\n"
      "stack file does not say allow_faults = true (checks with faults = true are N/A otherwise)"},
+    {O_FORCE, "--force", NULL, NULL, C_RUN,
+     "inject faults even while another run injects faults into the same stack"},
     {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
@@ -246,7 +248,7 @@ typedef struct {
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
-    int parallel, verbose, help, up, down, dry_run, allow_faults;
+    int parallel, verbose, help, up, down, dry_run, allow_faults, force;
 } options;
 
 /* The commands in a mask, for the message when another is given an option. */
@@ -307,6 +309,7 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
             case O_VERBOSE: o->verbose = 1; break;
             case O_UP: o->up = 1; break;
             case O_ALLOW_FAULTS: o->allow_faults = 1; break;
+            case O_FORCE: o->force = 1; break;
             case O_DOWN: o->down = 1; break;
             case O_DRY_RUN: o->dry_run = 1; break;
             }
@@ -478,8 +481,15 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.up = o.up;
     ro.down = o.down;
     ro.allow_faults = o.allow_faults;
+    ro.force = o.force;
+    strbuf command;
+    sb_init(&command);
+    sb_printf(&command, "halo %s", cmd);
+    for (int i = 0; i < argc; i++) sb_printf(&command, " %s", argv[i]);
+    ro.command = command.buf;
     ro.operator_name = o.operator_name;
     int code = listing ? runner_list(&ro) : runner_run(&ro);
+    sb_free(&command);
     options_free(&o);
     return code;
 }

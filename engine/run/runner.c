@@ -20,6 +20,7 @@
 #include "run/exits.h"
 #include "run/output.h"
 #include "run/progress.h"
+#include "run/runlock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,6 +242,24 @@ int runner_run(const runner_opts *o)
         run_report_free(&rep);
         stack_harness_free(&harness);
         return 2;
+    }
+    /* A run that may inject faults takes the stack for itself. */
+    int injects = 0;
+    for (size_t i = 0; i < rep.nchecks && !injects; i++) {
+        const check_result *c = rep.checks[i];
+        if (c->status != ST_PENDING) continue;
+        for (size_t k = 0; k < c->ntags; k++) injects |= strcmp(c->tags[k], "faults") == 0;
+    }
+    if (o->stack_file && injects && (o->allow_faults || harness.allow_faults) && !o->force) {
+        char *holder = NULL;
+        if (runlock_take(o->stack_file, o->command, &holder) == 1) {
+            halo_warn("another run is injecting faults into %s (%s); wait for it to end, or pass --force",
+                      o->stack_file, holder);
+            free(holder);
+            run_report_free(&rep);
+            stack_harness_free(&harness);
+            return 2;
+        }
     }
     progress_init(o->verbose);
     if (rep.nchecks == 0) progress_note("halo: no checks selected");

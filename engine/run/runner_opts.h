@@ -28,6 +28,8 @@ typedef struct {
     int verbose;
     int up, down;                /* run the stack file's harness.up before, .down after */
     int allow_faults;            /* --allow-faults: as if the stack file allowed them */
+    int force;                   /* --force: run even where another run injects faults */
+    const char *command;         /* the command line, for another run's refusal */
     const char *operator_name;
 } runner_opts;
 

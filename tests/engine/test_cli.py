@@ -63,7 +63,7 @@ class UsageErrorTest(HaloTestCase):
         takes, and nothing it does not."""
         takes = {
             "run": ["--checks", "--stack", "--tag", "--defer", "--format", "--out", "--report", "--history",
-                    "--timeout", "--grace", "--max-mem", "--parallel", "--lib", "--operator", "--up", "--down", "--allow-faults",
+                    "--timeout", "--grace", "--max-mem", "--parallel", "--lib", "--operator", "--up", "--down", "--allow-faults", "--force",
                     "--verbose", "--help"],
             "list": ["--checks", "--stack", "--max-mem", "--lib", "--help"],
             "eval": ["--stack", "--timeout", "--max-mem", "--lib", "--verbose", "--help"],

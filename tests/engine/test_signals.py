@@ -26,7 +26,7 @@ import time
 import unittest
 
 import dockerenv
-from halotest import HALO, HaloTestCase, Running, children_of, halo_env, is_alive, logs, parse_report
+from halotest import HALO, HaloTestCase, Running, children_of, halo_env, is_alive, logs, parse_report, run
 from httptest import EdgeServer
 
 DEFER_LOGS = """
@@ -105,6 +105,43 @@ class RunnerDies(HaloTestCase):
             print(f"\n[test_signals] worker gone {took:.3f} s after kill -9 of its runner", flush=True)
         finally:
             h.kill()
+
+
+class OneRunPerStack(HaloTestCase):
+    """Two runs injecting faults into one stack make each other's verdicts
+    meaningless (issue 19): the second refuses, naming the first; runs
+    that only read share the stack; --force overrides."""
+
+    def test_a_second_injecting_run_refuses_and_names_the_first(self):
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        env = {"XDG_STATE_HOME": state}
+        stack = self.tmp_path("stack.lua")
+        with open(stack, "w") as f:
+            f.write("return { allow_faults = true }\n")
+        faulty = self.checks_dir({"1-faulty.lua": textwrap.dedent("""
+            local time = require "time"
+            return { title = "injects", faults = true, run = function(t) time.sleep(3) end }
+            """)})
+        reading = self.checks_dir({"1-reads.lua": 'return { title = "reads", run = function(t) end }\n'})
+        first = Running(["run", "--checks", faulty, "--stack", stack], env=env)
+        try:
+            first.wait_for_stderr(r"\[1\] start: injects")
+            rc, out, err = run(["run", "--checks", faulty, "--stack", stack], env=env)
+            self.assertEqual(rc, 2, err)
+            self.assertRegex(err, r"another run is injecting faults into \S*stack\.lua \(pid %d, started "
+                                  r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d, command halo run --checks " % first.pid)
+            self.assertIn("--force", err)
+            rc, out, err = run(["run", "--checks", reading, "--stack", stack], env=env)
+            self.assertEqual(rc, 0, "a run that only reads was refused: " + err)
+            rc, out, err = run(["run", "--checks", faulty, "--stack", stack, "--force"], env=env, timeout=30)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(first.finish(timeout=30).rc, 0)
+        finally:
+            first.kill()
+        # the lock went with the first run
+        rc, out, err = run(["run", "--checks", faulty, "--stack", stack], env=env, timeout=30)
+        self.assertEqual(rc, 0, err)
 
 
 class SignalsTest(HaloTestCase):
