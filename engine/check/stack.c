@@ -320,8 +320,10 @@ void stack_harness_free(stack_harness *h)
     free_argv(h->up);
     free_argv(h->down);
     free(h->dir);
+    free(h->project);
     h->up = h->down = NULL;
     h->dir = NULL;
+    h->project = NULL;
 }
 
 typedef struct {
@@ -340,6 +342,8 @@ static int read_harness(lua_State *L)
         if (!*hr->err) hr->h->down = read_argv(L, harness, "down", hr->path, hr->err);
     }
     hr->h->allow_faults = lua_getfield(L, 2, "allow_faults") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    if (lua_getfield(L, 2, "compose") == LUA_TTABLE && lua_getfield(L, -1, "project") == LUA_TSTRING)
+        hr->h->project = xstrdup(lua_tostring(L, -1));
     return 0;
 }
 

@@ -18,6 +18,7 @@ typedef struct {
     char **up, **down; /* harness commands (argv, NULL-terminated), or NULL */
     char *dir;         /* the stack file's directory: where they run */
     int allow_faults;  /* allow_faults = true: checks may kill, stop, recreate */
+    char *project;     /* compose.project, or NULL: what the stack is, for locks */
 } stack_harness;
 
 /* Load in a scratch state, only to validate it, register its secrets and

@@ -12,11 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The lock's file: $XDG_STATE_HOME/halo/locks/<hash of the stack file's
- * real path>.lock, so a stack named by two relative paths is one stack. */
-static char *lock_path(const char *stack_file)
+/* The lock's file: $XDG_STATE_HOME/halo/locks/<hash>.lock of the compose
+ * project, or of the stack file's real path, so a stack named by two
+ * relative paths is one stack. */
+static char *lock_path(const char *stack_file, const char *project)
 {
-    char *real = realpath(stack_file, NULL);
+    char *real = project ? xasprintf("compose project %s", project) : realpath(stack_file, NULL);
     const char *key = real ? real : stack_file;
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -28,10 +29,10 @@ static char *lock_path(const char *stack_file)
     return path;
 }
 
-int runlock_take(const char *stack_file, const char *command, char **holder)
+int runlock_take(const char *stack_file, const char *project, const char *command, char **holder)
 {
     *holder = NULL;
-    char *path = lock_path(stack_file);
+    char *path = lock_path(stack_file, project);
     if (!path) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(path);

@@ -9,6 +9,9 @@
  * worker still undoing after its runner died keeps holding it). 0: taken;
  * 1: another live run holds it, *holder says which (pid, start, command;
  * caller frees); -1: no state directory to keep locks in (not an error). */
-int runlock_take(const char *stack_file, const char *command, char **holder);
+/* The stack is its compose project when the stack file names one (two
+ * stack files, or one file with two environments, can point at one project
+ * or at two), else the stack file. */
+int runlock_take(const char *stack_file, const char *project, const char *command, char **holder);
 
 #endif

@@ -252,7 +252,7 @@ int runner_run(const runner_opts *o)
     }
     if (o->stack_file && injects && (o->allow_faults || harness.allow_faults) && !o->force) {
         char *holder = NULL;
-        if (runlock_take(o->stack_file, o->command, &holder) == 1) {
+        if (runlock_take(o->stack_file, harness.project, o->command, &holder) == 1) {
             halo_warn("another run is injecting faults into %s (%s); wait for it to end, or pass --force",
                       o->stack_file, holder);
             free(holder);
