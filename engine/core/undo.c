@@ -79,9 +79,14 @@ static void journal_write(lua_State *L)
         char *tmp = xasprintf("%s.tmp", path);
         FILE *f = fopen(tmp, "w");
         if (f) {
-            fprintf(f, "{\"pid\": %ld, \"start\": %llu, \"in_worker\": %s,\n \"entries\": [\n  %s\n]}\n",
-                    (long)getpid(), journal_start_time((long)getpid()), events_streaming() ? "true" : "false",
-                    sb.buf);
+            /* a worker names its runner: `halo cleanup` tells a worker left
+             * running by a dead runner from one of a live run */
+            long runner = events_streaming() ? (long)getppid() : 0;
+            fprintf(f,
+                    "{\"pid\": %ld, \"start\": %llu, \"in_worker\": %s, \"runner\": %ld, \"runner_start\": %llu,\n"
+                    " \"entries\": [\n  %s\n]}\n",
+                    (long)getpid(), journal_start_time((long)getpid()), events_streaming() ? "true" : "false", runner,
+                    runner ? journal_start_time(runner) : 0ULL, sb.buf);
             if (fclose(f) == 0) rename(tmp, path);
             else unlink(tmp);
         }
@@ -192,6 +197,17 @@ static int undo_process_alive(lua_State *L)
     return 1;
 }
 
+/* terminate(pid, start) -> whether SIGTERM went to process pid, the one
+ * that wrote a journal (never a later process that reused the number) */
+static int undo_terminate(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    unsigned long long start = (unsigned long long)luaL_optinteger(L, 2, 0);
+    int same = pid > 1 && journal_start_time((long)pid) == start && start != 0;
+    lua_pushboolean(L, same && kill((pid_t)pid, SIGTERM) == 0);
+    return 1;
+}
+
 /* journal_forget(path): remove a dead run's journal once it is restored;
  * nothing but a .json file of the journal directory */
 static int undo_journal_forget(lua_State *L)
@@ -246,6 +262,7 @@ void undo_open(lua_State *L, int table)
         {"cancel_undo", undo_cancel},
         {"journal", undo_journal},
         {"process_alive", undo_process_alive},
+        {"terminate", undo_terminate},
         {"journal_forget", undo_journal_forget},
         {NULL, NULL},
     };

@@ -107,6 +107,49 @@ class RunnerDies(HaloTestCase):
             h.kill()
 
 
+class CleanupStopsOrphans(HaloTestCase):
+    """`halo cleanup` never races a live injector (issue 19): a worker whose
+    runner is gone is asked to stop (SIGTERM) and waited for before
+    anything is restored; one whose runner lives is left alone."""
+
+    def journal(self, state, worker, runner, runner_start):
+        d = os.path.join(state, "halo", "runs")
+        os.makedirs(d, exist_ok=True)
+        with open(f"/proc/{worker.pid}/stat") as f:
+            start = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open(os.path.join(d, f"{worker.pid}.json"), "w") as f:
+            json.dump({"pid": worker.pid, "start": start, "in_worker": True, "runner": runner,
+                       "runner_start": runner_start, "entries": []}, f)
+
+    def test_an_orphaned_worker_is_stopped_before_cleanup_restores(self):
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        # a stand-in for a worker that outlived its runner: it ends on SIGTERM
+        worker = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(worker.kill)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        self.journal(state, worker, dead.pid, 12345)
+        p = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, env=halo_env({"XDG_STATE_HOME": state}),
+                           timeout=60)
+        self.assertRegex(p.stdout, r"its worker %d outlived its runner: asking it to stop" % worker.pid)
+        self.assertRegex(p.stdout, r"worker %d stopped after [\d.]+ s" % worker.pid)
+        self.assertEqual(worker.wait(5), -signal.SIGTERM)
+
+    def test_a_worker_of_a_live_runner_is_left_alone(self):
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        worker = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(worker.kill)
+        with open(f"/proc/{os.getpid()}/stat") as f:
+            me = int(f.read().rsplit(")", 1)[1].split()[19])
+        self.journal(state, worker, os.getpid(), me)  # its "runner" is this test: alive
+        p = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, env=halo_env({"XDG_STATE_HOME": state}),
+                           timeout=60)
+        self.assertIn(f"run {worker.pid} is still going", p.stdout)
+        self.assertIsNone(worker.poll(), "a live run's worker was stopped")
+
+
 class OneRunPerStack(HaloTestCase):
     """Two runs injecting faults into one stack make each other's verdicts
     meaningless (issue 19): the second refuses, naming the first; runs
