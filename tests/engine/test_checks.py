@@ -305,6 +305,47 @@ class ChecksTest(RefStackTestCase):
         probes right after ready and its traffic straight to it do not."""
         self.fault("FAULT_PREVIOUS_KEYS_LATE")
 
+    # ---- killed outright --------------------------------------------------------------
+
+    def test_19_kill_9_of_the_runner_during_checks_4_and_6(self):
+        """kill -9 of the runner while checks 4 and 6 kill and recreate
+        replicas (a CI job's timeout, the OOM killer): the workers see their
+        runner gone and undo what they did; within the grace no halo process
+        is left, `halo cleanup` finds nothing it must restore (or restores
+        it), the stack is as found, and the next run of 4 and 6 passes."""
+        import random
+        from halotest import Running, is_alive
+        self.up()
+        before = self.rows()
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        env = dict(self.refstack.env(self.mode), XDG_STATE_HOME=state)
+        env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{self.refstack.db_port}/pulp"
+        h = Running(["run", "4", "6", "--checks", CHECKS, "--stack", STACK, "-v", "--grace", "20"], cwd=SOURCE, env=env)
+        try:
+            h.wait_for_stderr(r"\[[46]\] step: ", timeout=60)
+            time.sleep(random.uniform(1, 8))  # somewhere in the middle of a fault
+            h.record_descendants()
+            os.kill(h.pid, 9)
+            h.proc.wait(10)
+            started = time.monotonic()
+            while any(is_alive(pid, start) for pid, start in h.seen.items()) and time.monotonic() - started < 40:
+                time.sleep(0.1)
+            left = [pid for pid, start in h.seen.items() if is_alive(pid, start)]
+            log(f"kill -9 of the runner: its workers gone {time.monotonic() - started:.1f} s later")
+            self.assertEqual(left, [], "processes halo started outlived its runner by 40 s")
+        finally:
+            h.kill()
+        p = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, cwd=SOURCE,
+                           env=halo_env(env), timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        log("halo cleanup after it: " + " / ".join(p.stdout.strip().splitlines()))
+        for svc in ("api1", "api2"):
+            self.refstack.wait_healthy(svc)
+        self.assertLeftAsFound(before)
+        p, report, _ = self.halo_run("4", "6", what="checks 4 and 6 after the kill")
+        self.assertStatuses(p, report, {4: "PASS", 6: "PASS"})
+
     # ---- memory ----------------------------------------------------------------------
 
     def test_20_full_run_under_valgrind(self):
