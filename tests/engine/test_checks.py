@@ -242,13 +242,15 @@ class ChecksTest(RefStackTestCase):
         self.assertRegex(md, r"Run time: (\d+ min \d+ s|[\d.]+ s)  \n")
 
     def test_02_example_check(self):
-        """The example check of docs/writing-checks.md: PASS, and FAIL when
-        one replica runs another version; --operator names the operator."""
+        """The example checks of docs/writing-checks.md: PASS (the rolling
+        restart under traffic included), and FAIL when one replica runs
+        another version; --operator names the operator."""
         self.up()
         p, report, md = self.halo_run("--operator", "Jane Operator", checks=os.path.dirname(EXAMPLE),
                                       what="example checks")
         self.assertIn("Operator: Jane Operator  \n", md)
-        self.assertStatuses(p, report, {1: "PASS", 2: "PASS", 3: "N/A", 4: "PASS"})
+        # 5 is the rolling-restart recipe of docs/writing-checks.md, under traffic
+        self.assertStatuses(p, report, {1: "PASS", 2: "PASS", 3: "N/A", 4: "PASS", 5: "PASS"})
         self.addCleanup(self.up)
         c = self.refstack.compose(["up", "-d", "--no-deps", "api1"], {"APP_VERSION": "9.9.9-halotest"})
         self.assertEqual(c.returncode, 0, c.stderr)
