@@ -163,6 +163,15 @@ class Terminal(ReplTestCase):
         t.expect(r"res:json")
         t.send("()\r")
         t.expect(PROMPT)
+        # a handle whose methods table is its own metatable, as docker's
+        # containers are: Tab offers its methods, not __index or __tostring
+        self.line(t, "M = {}; M.__index = M; M.__tostring = function() return 'm' end; "
+                     "function M:go() return 1 end; o = setmetatable({}, M)")
+        t.send("o:\t\t")
+        t.expect(r"o:go")
+        t.send("()\r")
+        out = t.expect(r"(?s)(.*?)halo> $").group(1)
+        self.assertNotIn("__", out, "Tab offered a metamethod")
         t.send(".sa\t")
         t.expect(r"\.save")
         t.send("\x15")
