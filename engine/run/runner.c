@@ -190,12 +190,23 @@ static void install_runner_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The REPL that started this run is gone: as its Ctrl-C, stop the checks
+ * and run their cleanup. */
+static void starter_gone(void) { on_signal(SIGTERM); }
+
 /* What runner_run and runner_list both start from. */
 static void runner_init(const runner_opts *o)
 {
     R.o = o;
     RUN.grace = o->grace;
     loop_init();
+    const char *starter = getenv("HALO_LIFELINE_FD");
+    if (starter) {
+        char *end;
+        long fd = strtol(starter, &end, 10);
+        if (*starter && !*end && fd > 2 && fd < 65536) loop_lifeline((int)fd, starter_gone);
+        unsetenv("HALO_LIFELINE_FD"); /* the workers have a lifeline of their own */
+    }
     /* Workers are in process groups of their own, so a kill of the
      * runner's group (a CI timeout, a closed terminal) misses them: they
      * watch this pipe, and its end tells them the runner is gone. Not

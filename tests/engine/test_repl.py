@@ -12,6 +12,7 @@ HTTP goes to tests/servers/edge_server.py on 127.0.0.1; each session has
 its own XDG_STATE_HOME, so no test reads another's history.
 """
 import os
+import signal
 import re
 import shutil
 import subprocess
@@ -268,6 +269,30 @@ class Terminal(ReplTestCase):
         self.line(t, ".run 1", r"PASS.*A quick check")
         self.line(t, ".run", r"\.run needs a check id")
         self.leave(t)
+
+    def test_a_run_started_with_dot_run_ends_with_the_repl(self):
+        """kill -9 of the REPL (a closed terminal) while `.run` runs a check:
+        the run it started sees its lifeline end and stops, its worker too."""
+        from halotest import descendants_of, is_alive
+        checks = os.path.join(self.tmp, "checks-slow")
+        os.makedirs(checks)
+        with open(os.path.join(checks, "01-slow.lua"), "w") as f:
+            f.write('local time = require "time"\n'
+                    'return { title = "A slow check", run = function(t) time.sleep(30) end }\n')
+        t = self.repl("--checks", checks)
+        t.send(".run 1\r")
+        t.expect(r"\[1\] A slow check", timeout=10)  # the tty progress line
+        time.sleep(0.3)
+        started = {pid: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19]
+                   for pid in descendants_of(t.pid)}
+        self.assertGreaterEqual(len(started), 2, "no run and worker under the REPL")
+        os.kill(t.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        def alive():
+            return [p for p, st in started.items() if is_alive(p, int(st))]
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(alive(), [], "the run outlived the REPL that started it")
 
     def test_exit_command_and_t_helpers(self):
         t = self.repl()

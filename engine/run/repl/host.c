@@ -220,6 +220,14 @@ static int host_halo(lua_State *L)
     cw->waiter = me;
     fflush(stdout);
     fflush(stderr);
+    /* The run must not outlive the REPL (a closed terminal, kill -9): it
+     * watches a lifeline whose only writer is this process, as its own
+     * workers watch it (HALO_LIFELINE_FD, read by run/runner.c). */
+    static int lifeline[2] = {-1, -1};
+    if (lifeline[1] < 0 && pipe(lifeline) == 0) {
+        fcntl(lifeline[0], F_SETFD, FD_CLOEXEC);
+        fcntl(lifeline[1], F_SETFD, FD_CLOEXEC);
+    }
     pid_t pid = fork();
     if (pid < 0) {
         free(argv.items);
@@ -229,6 +237,13 @@ static int host_halo(lua_State *L)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        if (lifeline[1] >= 0) {
+            close(lifeline[1]);
+            fcntl(lifeline[0], F_SETFD, 0); /* this one goes across the exec */
+            char fd[16];
+            snprintf(fd, sizeof fd, "%d", lifeline[0]);
+            setenv("HALO_LIFELINE_FD", fd, 1);
+        }
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, STDIN_FILENO);
         execv(o->self, (char *const *)argv.items);
