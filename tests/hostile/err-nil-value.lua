@@ -1,4 +1,4 @@
--- expect: ERROR ^\(error object is nil\)$
+-- expect: ERROR ^\S*err-nil-value\.lua:7: \(error object is nil\)$
 -- error(nil): still an ERROR, and the message says what happened.
 return {
   title = "error(nil)",

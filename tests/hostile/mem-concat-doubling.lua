@@ -1,4 +1,4 @@
--- expect: ERROR ^memory limit of 64 MiB exceeded at .+:\d+$
+-- expect: ERROR ^memory limit of 64 MiB exceeded( at .+:\d+)?$
 -- args: --max-mem 64M
 -- A string doubled with .. until it cannot be: the last doubling asks
 -- for more than the cap has left while only half of it is in use. That

@@ -1,4 +1,4 @@
--- expect: ERROR ^memory limit of 64 MiB exceeded at .+:\d+$
+-- expect: ERROR ^memory limit of 64 MiB exceeded( at .+:\d+)?$
 -- args: --max-mem 64M
 -- string.rep by the megabyte, each kept, each inside a pcall.
 return {

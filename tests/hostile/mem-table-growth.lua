@@ -1,4 +1,4 @@
--- expect: ERROR ^memory limit of 64 MiB exceeded at .+:\d+ \(in step 'grow'\)$
+-- expect: ERROR ^memory limit of 64 MiB exceeded( at .+:\d+)? \(in step 'grow'\)$
 -- args: --max-mem 64M
 -- log: ^defer ran$
 -- Table growth past the cap, each batch inside a pcall inside a
