@@ -87,9 +87,16 @@ static void push_encodable(lua_State *L, int idx, int depth)
  * order, and a report that shuffles them between runs is harder to read
  * and to compare. The value is push_encodable's copy: strings, numbers,
  * booleans, json.null and tables of them. */
+/* An object's key as it is sorted: its text, and where the key itself is
+ * kept (a number key's text would not find it again). */
+typedef struct {
+    const char *name;
+    lua_Integer pos;
+} sorted_key;
+
 static int key_before(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const sorted_key *)a)->name, ((const sorted_key *)b)->name);
 }
 
 static void encode_sorted(lua_State *L, int idx, strbuf *sb)
@@ -105,7 +112,7 @@ static void encode_sorted(lua_State *L, int idx, strbuf *sb)
     case LUA_TTABLE: break;
     default: sb_adds(sb, "null"); return; /* json.null */
     }
-    luaL_checkstack(L, 4, "evidence nested too deep");
+    luaL_checkstack(L, 6, "evidence nested too deep");
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     size_t count = 0;
     lua_pushnil(L);
@@ -124,42 +131,38 @@ static void encode_sorted(lua_State *L, int idx, strbuf *sb)
         sb_addc(sb, ']');
         return;
     }
-    /* keys as strings, sorted; they stay alive in a table of their own */
+    /* the keys themselves in one table, their texts (which stay alive
+     * there) in another, sorted by text */
     lua_createtable(L, (int)(count < 1000000 ? count : 0), 0);
     int keys = lua_gettop(L);
+    lua_createtable(L, (int)(count < 1000000 ? count : 0), 0);
+    int texts = lua_gettop(L);
     /* the state's memory, so an error on the way leaks nothing */
-    const char **names = lua_newuserdatauv(L, (count ? count : 1) * sizeof *names, 0);
+    sorted_key *order = lua_newuserdatauv(L, (count ? count : 1) * sizeof *order, 0);
     size_t k = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
-        names[k] = lua_tostring(L, -1); /* a number key becomes its text */
-        lua_rawseti(L, keys, (lua_Integer)++k);
+        lua_rawseti(L, keys, (lua_Integer)(k + 1));
+        lua_pushvalue(L, -1);
+        order[k].name = lua_tostring(L, -1); /* a number key's text, on a copy */
+        order[k].pos = (lua_Integer)(k + 1);
+        lua_rawseti(L, texts, (lua_Integer)++k);
     }
-    qsort(names, k, sizeof *names, key_before);
+    qsort(order, k, sizeof *order, key_before);
     sb_addc(sb, '{');
     for (size_t i = 0; i < k; i++) {
         if (i) sb_addc(sb, ',');
-        sb_json_string(sb, names[i]);
+        sb_json_string(sb, order[i].name);
         sb_addc(sb, ':');
-        lua_getfield(L, idx, names[i]);
-        if (lua_isnil(L, -1)) { /* a number key: its text finds nothing */
-            lua_pop(L, 1);
-            lua_pushstring(L, names[i]);
-            lua_Integer ik;
-            if (sscanf(names[i], "%lld", (long long *)&ik) == 1) {
-                lua_pop(L, 1);
-                lua_rawgeti(L, idx, ik);
-            } else {
-                lua_gettable(L, idx);
-            }
-        }
+        lua_rawgeti(L, keys, order[i].pos);
+        lua_rawget(L, idx);
         encode_sorted(L, -1, sb);
         lua_pop(L, 1);
     }
     sb_addc(sb, '}');
-    lua_pop(L, 2);
+    lua_pop(L, 3);
 }
 
 static int encode_sorted_protected(lua_State *L)
