@@ -10,6 +10,7 @@
  * would rebind. A task keeps a pointer to it (wakes come from loop
  * callbacks, which have no state at hand). */
 #include "core/sched.h"
+#include "core/types.h"
 #include "core/coro.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -636,10 +637,7 @@ void sched_open(lua_State *L)
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
 
-    luaL_newmetatable(L, TASK_MT);
-    lua_pushcfunction(L, task_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    /* the task module (mod/task.c) adds the methods */
+    static const luaL_Reg task_meta[] = {{"__gc", task_gc}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){TASK_MT, NULL, task_meta});
 }

@@ -263,10 +263,8 @@ void http_client_open(lua_State *L)
 {
     http_new_weak_table(L, &clients_key);
 
-    luaL_newmetatable(L, DEFAULTS_MT);
-    lua_pushcfunction(L, defaults_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg defaults_meta[] = {{"__gc", defaults_gc}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){DEFAULTS_MT, NULL, defaults_meta});
 
     static const luaL_Reg client_methods[] = {
         {"request", client_request}, {"get", client_get},       {"post", client_post},

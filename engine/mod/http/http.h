@@ -15,6 +15,7 @@
 #ifndef HALO_MOD_HTTP_H
 #define HALO_MOD_HTTP_H
 #include "core/sched.h"
+#include "core/types.h"
 #include "core/util.h"
 
 #include <curl/curl.h>

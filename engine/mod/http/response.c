@@ -407,10 +407,6 @@ void http_response_open(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 
-    luaL_newmetatable(L, HEADERS_MT);
-    lua_pushcfunction(L, headers_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    static const luaL_Reg headers_meta[] = {{"__index", headers_index}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){HEADERS_MT, NULL, headers_meta});
 }

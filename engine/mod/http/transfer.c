@@ -374,8 +374,6 @@ int http_request_check(lua_State *L, const optsrc *o)
 
 void http_transfer_open(lua_State *L)
 {
-    luaL_newmetatable(L, WAIT_MT);
-    lua_pushcfunction(L, request_wait_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg wait_meta[] = {{"__gc", request_wait_gc}, {NULL, NULL}};
+    halo_type_register(L, &(halo_type){WAIT_MT, NULL, wait_meta});
 }
