@@ -5,6 +5,7 @@
 #ifndef HALO_SANDBOX_H
 #define HALO_SANDBOX_H
 #include "core/require.h"
+#include "core/util.h"
 #include <lua.h>
 #include <stddef.h>
 
@@ -60,7 +61,6 @@ char *sandbox_explain_memory_error(lua_State *L, const char *message);
  * values first..last as tostring gives them, joined by tabs, a NUL byte
  * as the two characters \0 (a log line and a terminal are text); stops
  * adding values once sb is past max bytes. */
-#include "core/util.h"
 void sandbox_join_values(lua_State *L, int first, int last, strbuf *sb, size_t max);
 
 #endif
