@@ -159,10 +159,7 @@ static void on_notice(void *arg, const PGresult *res)
     char *text = xstrdup(msg ? msg : "");
     size_t n = strlen(text);
     while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = '\0';
-    char at[32];
-    snprintf(at, sizeof at, "%.1f", (clock_mono() - events_origin()) * 1000.0);
-    const char *fields[] = {"info", at, text};
-    if (events_streaming()) events_emit("log", 3, fields);
+    if (events_streaming()) events_log("info", text);
     else halo_warn("postgres: %s", text);
     free(text);
 }

@@ -195,7 +195,7 @@ static void emit_record(int id, const request_record *r, const char *method, con
     sb_uint(&sb, r->bytes);
     sb_addc(&sb, '}');
     const char *fields[] = {sb.buf};
-    events_emit("request", 1, fields);
+    events_send(EV_REQUEST, 1, fields);
 }
 
 void http_history_record(transfer *tr, long status, const char *error_kind)
