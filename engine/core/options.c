@@ -50,63 +50,6 @@ void halo_check_options(lua_State *L, int arg, const char *const *known)
     }
 }
 
-static int field(lua_State *L, int arg, const char *key)
-{
-    return lua_getfield(L, arg, key);
-}
-
-static void wrong_type(lua_State *L, int arg, const char *key, const char *want)
-{
-    const char *msg = lua_pushfstring(L, "option '%s' must be %s, got %s", key, want, luaL_typename(L, -1));
-    luaL_argerror(L, arg, msg);
-}
-
-lua_Number halo_opt_number(lua_State *L, int arg, const char *key, lua_Number def)
-{
-    arg = lua_absindex(L, arg);
-    int t = field(L, arg, key);
-    lua_Number v = def;
-    if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
-    else if (t != LUA_TNIL) wrong_type(L, arg, key, "a number");
-    lua_pop(L, 1);
-    return v;
-}
-
-lua_Integer halo_opt_integer(lua_State *L, int arg, const char *key, lua_Integer def)
-{
-    arg = lua_absindex(L, arg);
-    int t = field(L, arg, key);
-    lua_Integer v = def;
-    int ok = 1;
-    if (t == LUA_TNUMBER) v = lua_tointegerx(L, -1, &ok);
-    else if (t != LUA_TNIL) ok = 0;
-    if (!ok) wrong_type(L, arg, key, "an integer");
-    lua_pop(L, 1);
-    return v;
-}
-
-const char *halo_opt_string(lua_State *L, int arg, const char *key, const char *def)
-{
-    arg = lua_absindex(L, arg);
-    int t = field(L, arg, key);
-    const char *v = def;
-    if (t == LUA_TSTRING) v = lua_tostring(L, -1);
-    else if (t != LUA_TNIL) wrong_type(L, arg, key, "a string");
-    lua_pop(L, 1); /* the table keeps the string alive */
-    return v;
-}
-
-int halo_opt_boolean(lua_State *L, int arg, const char *key, int def)
-{
-    arg = lua_absindex(L, arg);
-    int t = field(L, arg, key);
-    int v = def;
-    if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-    else if (t != LUA_TNIL) wrong_type(L, arg, key, "a boolean");
-    lua_pop(L, 1);
-    return v;
-}
-
 /* check_options(fname, argn, opts, known [, level]): known is a sequence of
  * names; the error is raised at level (default 2: the code that called the
  * module function which called this). */

@@ -2,7 +2,7 @@
  * `conn:query{sql =, timeout =}`, `docker.containers{all =}`. An unknown key
  * is a misuse and raises at once, in Lua's own wording, naming what is
  * known: bad argument #1 to 'get' (unknown option 'timout'; known: url,
- * headers, timeout); a value of the wrong type raises the same way. */
+ * headers, timeout). */
 #ifndef HALO_OPTIONS_H
 #define HALO_OPTIONS_H
 #include <lua.h>
@@ -10,13 +10,6 @@
 /* [-0, +0, v] Every key of the table at arg must be a string in known
  * (NULL-terminated). */
 void halo_check_options(lua_State *L, int arg, const char *const *known);
-
-/* [-0, +0, v] Typed reads of the table at arg; nil (absent) gives def. */
-lua_Number halo_opt_number(lua_State *L, int arg, const char *key, lua_Number def);
-lua_Integer halo_opt_integer(lua_State *L, int arg, const char *key, lua_Integer def);
-/* the string stays valid while the table holds it */
-const char *halo_opt_string(lua_State *L, int arg, const char *key, const char *def);
-int halo_opt_boolean(lua_State *L, int arg, const char *key, int def);
 
 /* [-0, +0, v] For the host's Lua modules (internal.check_options): the same
  * check, raised at `level` (the caller of the module's function is 2 when
