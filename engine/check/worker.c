@@ -108,18 +108,6 @@ static char *current_step(lua_State *L, int control)
     return name;
 }
 
-/* "file:line" of the innermost Lua code of a task that is waiting (time.sleep,
- * a request): where a check was when its deadline passed. Caller frees. */
-static char *task_where(task *t)
-{
-    lua_State *co = t ? sched_task_thread(t) : NULL;
-    lua_Debug ar;
-    for (int level = 0; co && lua_getstack(co, level, &ar); level++) {
-        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) return xasprintf("%s:%d", ar.short_src, ar.currentline);
-    }
-    return NULL;
-}
-
 static const char *stop_phrase(sched_result r)
 {
     switch (r) {
@@ -276,7 +264,7 @@ static int run_main(lua_State *L)
     const char *kill = sandbox_kill_reason(L);
     if (r != SCHED_DONE || kill) {
         const char *why = kill ? kill : r == SCHED_DEADLINE ? reason : stop_phrase(r);
-        char *at = kill && sandbox_kill_where(L) ? xstrdup(sandbox_kill_where(L)) : task_where(t);
+        char *at = kill && sandbox_kill_where(L) ? xstrdup(sandbox_kill_where(L)) : sched_task_where(t);
         char *said = at ? xasprintf("%s at %s", why, at) : xstrdup(why);
         if (step) set_outcome(&oc, ST_ERROR, "%s (in step '%s')", said, step);
         else set_outcome(&oc, ST_ERROR, "%s", said);

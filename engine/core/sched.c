@@ -171,6 +171,16 @@ static int tostring_protected(lua_State *L)
     return 1;
 }
 
+char *sched_task_where(const task *t)
+{
+    lua_State *co = t ? t->co : NULL;
+    lua_Debug ar;
+    for (int level = 0; co && lua_getstack(co, level, &ar); level++) {
+        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) return xasprintf("%s:%d", ar.short_src, ar.currentline);
+    }
+    return NULL;
+}
+
 static char *describe_table(lua_State *L, int idx);
 
 /* Text of an error value. A broken __tostring must not take the host
@@ -301,16 +311,12 @@ static void finish(lua_State *L, task *t, int ok, int nres)
         char *msg = describe_error(L, -1);
         /* error(table) carries no "file:line:" as error("text") does: say
          * where the task was when it raised */
-        if (lua_type(L, -1) != LUA_TSTRING && !t->cancelled) {
-            lua_Debug ar;
-            for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
-                if (lua_getinfo(t->co, "Sl", &ar) && ar.currentline > 0) {
-                    char *at = xasprintf("%s:%d: %s", ar.short_src, ar.currentline, msg);
-                    free(msg);
-                    msg = at;
-                    break;
-                }
-            }
+        char *where = lua_type(L, -1) != LUA_TSTRING && !t->cancelled ? sched_task_where(t) : NULL;
+        if (where) {
+            char *at = xasprintf("%s: %s", where, msg);
+            free(msg);
+            free(where);
+            msg = at;
         }
         if (t->cancelled) {
             t->error_text = msg;

@@ -87,6 +87,9 @@ const char *sched_error_text(const task *t);
 /* Mark a task whose failure the caller will report itself. */
 void sched_observe(task *t);
 lua_State *sched_task_thread(const task *t);
+/* "file:line" of the innermost Lua code the task is at (waiting, or where
+ * it raised), or NULL; caller frees. */
+char *sched_task_where(const task *t);
 const char *sched_task_state(const task *t); /* ready, waiting, running, done, failed, cancelled */
 
 /* ---- for the task module (mod/task.c) -------------------------------------- */
