@@ -294,7 +294,8 @@ local function page(doc)
     out[#out + 1] = '<p class="message"><strong>The run was interrupted (SIGINT/SIGTERM); ' ..
                     "unfinished checks have no result.</strong></p>"
   end
-  out[#out + 1] = "</header>\n<main>\n<h2>Checks</h2>"
+  local title = not is_null(doc.checks_title) and doc.checks_title ~= "" and doc.checks_title or nil
+  out[#out + 1] = "</header>\n<main>\n<h2>Checks" .. (title and (" — " .. esc(title)) or "") .. "</h2>"
   summary_table(checks, out)
   for i, c in ipairs(checks) do
     out[#out + 1] = "\n"

@@ -285,6 +285,7 @@ static void write_json(const run_report *r, int with_requests, FILE *out)
     add_key(&sb, "started_at"); add_timestamp(&sb, r->started_wall);
     sb_addc(&sb, ','); add_key(&sb, "duration_ms"); add_ms(&sb, r->duration_ms);
     sb_addc(&sb, ','); add_key(&sb, "checks_dir"); add_string_or_null(&sb, r->checks_dir);
+    sb_addc(&sb, ','); add_key(&sb, "checks_title"); add_string_or_null(&sb, r->checks_title);
     sb_addc(&sb, ','); add_key(&sb, "stack"); add_string_or_null(&sb, r->stack_file);
     sb_addc(&sb, ','); add_key(&sb, "operator"); add_string_or_null(&sb, r->operator_name);
     sb_addc(&sb, ','); add_key(&sb, "host_os"); add_string_or_null(&sb, r->host_os);

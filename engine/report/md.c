@@ -263,7 +263,13 @@ void report_md(const run_report *r, FILE *out)
         add_flat(&sb, r->html_path);
         sb_adds(&sb, ")" BR);
     }
-    sb_adds(&sb, "\nChecks:" BR);
+    /* a run of another directory's checks (scripts/faults) says which */
+    sb_adds(&sb, "\nChecks");
+    if (r->checks_title && *r->checks_title) {
+        sb_adds(&sb, " " EM_DASH " ");
+        add_flat(&sb, r->checks_title);
+    }
+    sb_adds(&sb, ":" BR);
     for (size_t i = 0; i < r->nchecks; i++) add_check_line(&sb, r->checks[i]);
     int any_detail = 0;
     for (size_t i = 0; i < r->nchecks; i++) {

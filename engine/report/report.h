@@ -72,6 +72,7 @@ typedef struct {
     double started_wall;
     double duration_ms;
     char *checks_dir;
+    char *checks_title; /* the heading of the checks directory's README.md ("# ..."), NULL when none */
     char *stack_file;  /* NULL when none */
     char *operator_name;
     char *host_os;     /* "Linux 6.1.0 x86_64" */

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -190,3 +191,22 @@ int select_checks(const runner_opts *o, run_report *rep)
     return 0;
 }
 
+char *checks_title(const char *dir)
+{
+    char *path = xasprintf("%s/README.md", dir);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f) return NULL;
+    char line[256];
+    char *title = NULL;
+    if (fgets(line, sizeof line, f) && line[0] == '#') {
+        char *p = line;
+        while (*p == '#') p++;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t n = strcspn(p, "\r\n");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        if (n > 0) title = xstrndup(p, n);
+    }
+    fclose(f);
+    return title;
+}

@@ -13,6 +13,10 @@ worker_opts base_worker_opts(const runner_opts *o);
  * id; duplicate ids are ERRORs. Returns -1 (after saying why) when the
  * directory cannot be read. */
 int discover(const runner_opts *o, run_report *rep);
+/* The first line of DIR/README.md when it is a Markdown heading ("# the
+ * six HA checks"), without the #s: what the reports call these checks.
+ * NULL when there is none. */
+char *checks_title(const char *dir);
 /* Keep what the command line selected. Returns -1 for an unknown id. */
 int select_checks(const runner_opts *o, run_report *rep);
 

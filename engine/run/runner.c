@@ -181,6 +181,7 @@ static void run_report_free(run_report *rep)
     free(rep->operator_name);
     free(rep->host_os);
     free(rep->checks_dir);
+    free(rep->checks_title);
     free(rep->stack_file);
 }
 
@@ -245,6 +246,7 @@ int runner_run(const runner_opts *o)
     rep.started_wall = clock_wall();
     double t0 = clock_mono();
     rep.checks_dir = xstrdup(o->checks_dir);
+    rep.checks_title = checks_title(o->checks_dir);
     rep.stack_file = o->stack_file ? xstrdup(o->stack_file) : NULL;
     rep.operator_name = operator_name(o);
     rep.host_os = host_os();
