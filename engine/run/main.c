@@ -58,9 +58,9 @@ static const command_def COMMANDS[] = {
      NULL},
     {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, undo) and the\n"
-     "stack file as `stack`, and prints the values the chunk returns. An expression\n"
-     "needs no `return`. exec passes ARGS as `...` and `arg`.\n",
+     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, netfault, undo)\n"
+     "and the stack file as `stack`, and prints the values the chunk returns. An\n"
+     "expression needs no `return`. exec passes ARGS as `...` and `arg`.\n",
      NULL},
     {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
     {"repl", C_REPL, "usage: halo repl [options]\n",
