@@ -465,6 +465,45 @@ class NetfaultTest(HaloTestCase):
         self.assertHealed()
         self.assertEqual(self.p.link("db")["counters"]["accepted"], 0)
 
+    def test_the_html_timeline_marks_the_fault_and_its_heal(self):
+        import http.server
+
+        class Ok(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.server_close)
+        self.addCleanup(web.shutdown)
+        port = free_port()
+        self.assertEqual(self.p.api("POST", "/links", {"name": "web", "listen": f"127.0.0.1:{port}",
+                                                      "upstream": f"127.0.0.1:{web.server_address[1]}"})[0], 201)
+        d = self.checks_dir({"1-netfault.lua": CHECK.format(body=f"""
+  local web = proxy:link("web")
+  local url = "http://127.0.0.1:{port}/"
+  t:expect(http.get(url).status == 200, "through the proxy")
+  assert(web:cut())
+  t:expect(http.get(url) == nil, "cut")
+  assert(web:heal())
+  t:expect(http.get(url).status == 200, "healed")
+""")})
+        html = self.tmp_path("run.html")
+        r = subprocess.run([HALO, "run", "--checks", d, "--stack", self.stack(), "--report", f"html:{html}"],
+                           capture_output=True, text=True, timeout=60, env=halo_env({"XDG_STATE_HOME": self.state}))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(html) as f:
+            text = f.read()
+        self.assertRegex(text, r'<g class="action-marker"><title>netfault cut link web at [\d.]+ s</title>')
+        self.assertRegex(text, r'<g class="action-marker recovery"><title>netfault heal link web at')
+        self.assertIn(">cut web</text>", text)
+        self.assertIn(">heal web</text>", text)
+
     def test_halo_cleanup_heals_after_kill_9(self):
         d = self.checks_dir({"1-netfault.lua": CHECK.format(body="""
   assert(link:cut())
