@@ -16,6 +16,7 @@ const halo_module halo_modules[] = {
     {"docker", NULL, 0, "mod/docker", "containers, compose services, faults with undo"},
     {"traffic", NULL, 0, "mod/traffic", "steady request load with a record of every request"},
     {"eventually", NULL, 0, "mod/eventually", "retry a probe until it holds or time runs out"},
+    {"netfault", NULL, 0, "mod/netfault", "network faults through halo proxy: latency, cuts, resets, with undo"},
     {"undo", NULL, 0, "mod/undo", "remove what a check creates (an HTTP request, as data), also after kill -9"},
     {NULL, NULL, 0, NULL, NULL},
 };

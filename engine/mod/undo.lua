@@ -260,7 +260,9 @@ end
 local function ordered(entries)
   local list = {}
   for i, e in ipairs(type(entries) == "table" and entries or {}) do
-    local fixture = type(e) == "table" and e.undo == "http"
+    -- a heal of the network (netfault) goes with the containers: the
+    -- fixtures' removals travel through the links it heals
+    local fixture = type(e) == "table" and e.undo == "http" and e.first ~= true
     list[#list + 1] = { e = e, group = type(e) ~= "table" and 2 or fixture and 1 or 0,
                         seq = fixture and -(tonumber(e.seq) or 0) or 0, i = i }
   end
@@ -308,7 +310,7 @@ local seq = 0
 local function bad(fmt, ...) error("bad argument #1 to 'http' (" .. format(fmt, ...) .. ")", 3) end
 
 local KNOWN = { method = true, url = true, auth = true, headers = true, expect = true, what = true, find = true,
-                settle = true }
+                settle = true, first = true, done = true }
 
 local function checked_url(url, what)
   if not origin_of(url) then bad("%s must be an http or https URL", what) end
@@ -398,11 +400,15 @@ function M.http(spec)
   if settle ~= nil and (type(settle) ~= "number" or settle < 0 or settle > 60) then
     bad("settle must be seconds (0 to 60)")
   end
+  if spec.first ~= nil and type(spec.first) ~= "boolean" then bad("first must be a boolean") end
+  local done = spec.done
+  if done ~= nil and type(done) ~= "function" then bad("done must be a function") end
 
   seq = seq + 1
   local record = { undo = "http", seq = seq, what = what, method = method, url = url,
                    headers = next(headers) and headers or nil, auth = auth, expect = expect, find = finder,
-                   settle = settle and settle > 0 and settle or nil, stack = internal.stack_file() }
+                   settle = settle and settle > 0 and settle or nil, first = spec.first or nil,
+                   stack = internal.stack_file() }
   local key = "http " .. seq
   local h = setmetatable({ what = what, method = method, url = url, key = key, record = record }, Handle)
   -- registered and on disk in one call, before the check goes on: from
@@ -410,6 +416,8 @@ function M.http(spec)
   h.id = internal.undo(method .. " " .. what, function()
     pending[h] = nil
     local ok, why = restore(record)
+    -- the caller's note of it (an event), not journalled: cleanup has none
+    if done then pcall(done, ok, why) end
     -- a removal that failed stays journalled: `halo cleanup` tries again
     if not ok then error(why .. " (journalled: `halo cleanup` tries again)", 0) end
     internal.journal(key, nil)

@@ -37,6 +37,15 @@ local OK, CLIENT_ERROR, SERVER_ERROR, CONN_ERROR, TIMEOUT = 1, 2, 3, 4, 5
 -- (compose up) takes its replica down too.
 local FAULTS = { kill = true, stop = true, pause = true, restart = true, compose = true }
 
+-- A network fault (the netfault module: "netfault cut" on a link) is a
+-- fault marker; its removal and the link's heal are recovery markers.
+local function is_fault(action)
+  local what = scalar_text(action)
+  local net = what:match("^netfault (%S+)")
+  if net then return net ~= "heal" and net ~= "remove" end
+  return FAULTS[what:match("^%S+")] or false
+end
+
 local function outcome(r)
   if is_null(r.status) then return r.error == "timeout" and TIMEOUT or CONN_ERROR end
   if r.status >= 500 then return SERVER_ERROR end
@@ -72,6 +81,8 @@ end
 -- How an action reads on its marker: "kill api1", "api1 healthy", "compose up api1".
 local function action_label(a)
   local what = scalar_text(a.action)
+  -- "cut api1-db", "heal api1-db": the link is the lane's subject
+  if not is_null(a.link) and what:match("^netfault ") then return what:sub(10) .. " " .. tostring(a.link) end
   local who = not is_null(a.service) and a.service or not is_null(a.container) and a.container
   if type(a.services) == "table" and #a.services > 0 then who = concat(a.services, ",") end
   if not who then return what end
@@ -249,12 +260,12 @@ end
 local function draw_actions(out, placed, top, bottom, label_top)
   for _, p in ipairs(placed) do
     local a = p.action
-    local verb = scalar_text(a.action):match("^%S+")
     local ly = label_top + (p.lane - 1) * LANE_PX
     local details = { scalar_text(a.action) }
     if not is_null(a.container) then details[#details + 1] = tostring(a.container) end
+    if not is_null(a.link) then details[#details + 1] = "link " .. tostring(a.link) end
     if not is_null(a.after) then details[#details + 1] = format("after %.2f s", a.after) end
-    out[#out + 1] = format('<g class="action-marker%s"><title>%s at %.2f s</title>', FAULTS[verb] and "" or " recovery",
+    out[#out + 1] = format('<g class="action-marker%s"><title>%s at %.2f s</title>', is_fault(a.action) and "" or " recovery",
                            esc(concat(details, " ")), a.at)
     out[#out + 1] = format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>', p.x, ly + 2, p.x, bottom)
     out[#out + 1] = format('<text x="%.1f" y="%.1f"%s>%s</text></g>', p.anchor_end and p.x - 3 or p.x + 3, ly,

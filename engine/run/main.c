@@ -3,6 +3,7 @@
 /* realpath() is XSI in glibc's headers */
 #define _XOPEN_SOURCE 700
 #include "run/adhoc.h"
+#include "proxy/proxy.h"
 #include "run/repl.h"
 #include "report/report.h"
 #include "run/runner.h"
@@ -28,13 +29,14 @@ static const char *const USAGE =
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
     "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
     "  cleanup            restore what a killed run left changed (a container killed or paused, a fixture)\n"
+    "  proxy              a TCP fault proxy with an HTTP control API (for require \"netfault\")\n"
     "  version            print the version\n"
     "  help [COMMAND]     show help (`halo help modules`: what a check can require)\n"
     "\n"
     "Run `halo help run` (or `halo run --help`) for a command's options.\n";
 
 /* The commands, as bits of an option's `commands` mask. */
-enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32 };
+enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64 };
 
 typedef struct {
     const char *name;
@@ -56,9 +58,9 @@ static const command_def COMMANDS[] = {
      NULL},
     {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, undo) and the\n"
-     "stack file as `stack`, and prints the values the chunk returns. An expression\n"
-     "needs no `return`. exec passes ARGS as `...` and `arg`.\n",
+     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, netfault, undo)\n"
+     "and the stack file as `stack`, and prints the values the chunk returns. An\n"
+     "expression needs no `return`. exec passes ARGS as `...` and `arg`.\n",
      NULL},
     {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
     {"repl", C_REPL, "usage: halo repl [options]\n",
@@ -84,11 +86,18 @@ static const command_def COMMANDS[] = {
      "going are left alone. Start it with the environment the run had: the stack\n"
      "file reads its keys and URLs from it.\n",
      "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
+    {"proxy", C_PROXY, "usage: halo proxy --control HOST:PORT [--link NAME=LISTEN,UPSTREAM ...]\n",
+     "A long-lived TCP proxy whose links (a listening address and an upstream) can be\n"
+     "slowed, throttled, sliced, blackholed, limited, reset or cut through an HTTP\n"
+     "control API with JSON bodies (docs/operator-guide.md), as checks do with\n"
+     "require \"netfault\". Logs one JSON line per event on stdout.\n",
+     "exit status: 0 after SIGTERM or SIGINT; 1 an address cannot be listened on; 2 wrong usage.\n"},
 };
 
 enum {
     O_HELP, O_VERBOSE, O_UP, O_DOWN, O_DRY_RUN, O_CHECKS, O_STACK, O_TAG, O_DEFER, O_FORMAT, O_OUT, O_REPORT,
     O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR, O_ALLOW_FAULTS, O_FORCE,
+    O_CONTROL, O_LINK,
 };
 
 /* Every option: its spelling, its value's name (NULL: a flag), the
@@ -102,7 +111,7 @@ typedef struct {
     const char *help; /* lines after the first are indented under it */
 } option_def;
 
-#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP)
+#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY)
 static const option_def OPTIONS[] = {
     {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory (default: scripts/checks)"},
     {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
@@ -131,6 +140,10 @@ static const option_def OPTIONS[] = {
      "stack file does not say allow_faults = true (checks with faults = true are N/A otherwise)"},
     {O_FORCE, "--force", NULL, NULL, C_RUN,
      "inject faults even while another run injects faults into the same stack"},
+    {O_CONTROL, "--control", NULL, "HOST:PORT", C_PROXY, "where the control API listens (give a loopback address)"},
+    {O_LINK, "--link", NULL, "SPEC", C_PROXY,
+     "a link at start (repeatable): NAME=LISTEN_HOST:PORT,UPSTREAM_HOST:PORT;\n"
+     "more can be created through the API"},
     {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
     {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
@@ -243,8 +256,8 @@ static const char *halo_home(void)
 /* Options shared by every command; returns 1 when it consumed argv[*i]
  * (and its value), 0 when not one of them, 2 on a bad value. */
 typedef struct {
-    const char *checks_dir, *stack_file, *format, *out, *operator_name, *history;
-    strlist libs, ids, tags, defers, reports, rest;
+    const char *checks_dir, *stack_file, *format, *out, *operator_name, *history, *control;
+    strlist links, libs, ids, tags, defers, reports, rest;
     strlist owned; /* strings made here, freed with the options */
     double timeout, grace;
     size_t mem;
@@ -327,6 +340,8 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         case O_OUT: o->out = value; break;
         case O_HISTORY: o->history = value; break;
         case O_OPERATOR: o->operator_name = value; break;
+        case O_CONTROL: o->control = value; break;
+        case O_LINK: strlist_add(&o->links, value); break;
         case O_REPORT: {
             const char *colon = strchr(value, ':');
             char fmt[16];
@@ -414,6 +429,7 @@ static void options_free(options *o)
     for (size_t i = 0; i < o->owned.n; i++) free((char *)o->owned.items[i]);
     free(o->owned.items);
     free(o->libs.items);
+    free(o->links.items);
     free(o->ids.items);
     free(o->tags.items);
     free(o->defers.items);
@@ -612,6 +628,20 @@ static int cmd_cleanup(int argc, char **argv)
     return code;
 }
 
+static int cmd_proxy(int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    if (parse_options("proxy", argc, argv, &o, 0)) return options_done(&o, 2);
+    if (o.help) {
+        print_help(command_named("proxy"), stdout);
+        return options_done(&o, 0);
+    }
+    if (o.rest.n) return options_done(&o, usage_error("proxy", "unexpected argument %s", o.rest.items[0]));
+    if (!o.control) return options_done(&o, usage_error("proxy", "%s is required", "--control HOST:PORT"));
+    return options_done(&o, proxy_run(o.control, o.links.items, o.links.n));
+}
+
 int main(int argc, char **argv)
 {
     report_html_renderer = report_html;
@@ -624,6 +654,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "repl") == 0) return cmd_repl(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "cleanup") == 0) return cmd_cleanup(argc - 2, argv + 2);
+    if (strcmp(cmd, "proxy") == 0) return cmd_proxy(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("halo %s (%s)\n", HALO_VERSION, LUA_RELEASE);
         return 0;
