@@ -258,6 +258,10 @@ function Container:update(arg)
   if opts.memory_swap ~= nil then
     body.MemorySwap = opts.memory_swap == -1 and -1 or bytes_of(opts.memory_swap, "memory_swap")
     said[#said + 1] = "memory_swap=" .. (body.MemorySwap == -1 and "-1" or show_bytes(body.MemorySwap))
+  elseif body.Memory then
+    -- as `docker run --memory` does; the daemon refuses a memory limit
+    -- above the memory+swap one the container has (0 on one without)
+    body.MemorySwap = 2 * body.Memory
   end
   if opts.pids ~= nil then
     if not tointeger(opts.pids) or opts.pids < 1 then
