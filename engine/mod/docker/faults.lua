@@ -19,7 +19,7 @@ local json = require "json"
 local type, error, ipairs, tostring, tonumber, setmetatable, assert = type, error, ipairs, tostring, tonumber, setmetatable, assert
 local format, concat = string.format, table.concat
 -- string functions as locals, never methods (see docker.lua)
-local match, gsub, lower = string.match, string.gsub, string.lower
+local match, gsub, lower, find = string.match, string.gsub, string.lower, string.find
 local tointeger, floor = math.tointeger, math.floor
 
 ---------------------------------------------------------------- clock skew
@@ -114,7 +114,12 @@ function Compose:skew(opts)
   -- whatever the service preloads already, it still does
   local before = M.container{ project = self.project, service = service }
   local preload = before and env_value(before:inspect(), "LD_PRELOAD")
-  local env = { LD_PRELOAD = preload and preload ~= "" and library .. ":" .. preload or library, FAKETIME = faketime }
+  local preloads = library
+  if preload and preload ~= "" then
+    -- skewed already (undo = false): the library once
+    preloads = find(":" .. preload .. ":", ":" .. library .. ":", 1, true) and preload or library .. ":" .. preload
+  end
+  local env = { LD_PRELOAD = preloads, FAKETIME = faketime }
   -- libfaketime fakes the monotonic clock too unless told not to: with an
   -- offset that changes no duration. DONT_FAKE_MONOTONIC breaks sleeps in
   -- libfaketime 0.9.10 (clock_nanosleep with TIMER_ABSTIME, which Python
