@@ -337,6 +337,29 @@ class CleanupTest(FaultsCase):
         again = run(["cleanup"], env=self.env(), timeout=60)
         self.assertEqual((again.rc, again.out), (0, "nothing left behind by a killed run\n"))
 
+    def test_runner_killed_then_halo_cleanup(self):
+        """Only the runner gets SIGKILL: its worker, orphaned, is asked to
+        stop by `halo cleanup` and heals the skew itself on the way out."""
+        checks = self.checks_dir({"01-hang.lua": textwrap.dedent("""
+            local docker, time = require "docker", require "time"
+            return { title = "skew, hang", timeout = 120, run = function(t)
+              assert(docker.compose():skew{ service = "web", offset = -15 })
+              t:log("faulted")
+              time.sleep(100)
+            end }
+        """)})
+        h = Running(["run", "--checks", checks, "--stack", self.stack, "-v", "--grace", "30"], env=self.env())
+        self.addCleanup(h.kill)
+        h.wait_for_stderr(r"faulted", timeout=90)
+        os.kill(h.pid, signal.SIGKILL)
+        h.proc.wait(10)
+        self.assertLess(self.web_skew(), -13, "the skew is gone before halo cleanup")
+        res = run(["cleanup"], env=self.env(), timeout=180)
+        self.assertEqual(res.rc, 0, repr(res))
+        self.assertRegex(res.out, r"outlived its runner")
+        self.assertHealed("after the orphan was stopped by halo cleanup")
+        self.assertEqual(self.journals(), [])
+
 
 if __name__ == "__main__":
     unittest.main()
