@@ -4,7 +4,8 @@
 -- (core/undo.c's journal, one file per process under the state
 -- directory); a file whose process is gone is replayed here — a killed
 -- container started, a paused one unpaused, a service recreated with other
--- environment brought back with a plain compose up, a fixture removed with
+-- environment (or a skewed clock) brought back with a plain compose up, a
+-- container's lowered limits put back (mod/docker/faults.lua), a fixture removed with
 -- the request its run registered (mod/undo.lua) — and removed once
 -- everything in it is restored. Containers come first, so the stack serves
 -- the requests that remove fixtures; fixtures go newest first, as the run

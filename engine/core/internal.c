@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "core/events.h"
 #include "core/undo.h"
+#include "core/embedded.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -246,6 +247,19 @@ static int internal_faults_allowed(lua_State *L)
     return 1;
 }
 
+/* load(name) -> the host's own embedded Lua file `name` ("mod/docker/faults"),
+ * compiled, not run: a module in several files loads its parts with it */
+static int internal_load(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const halo_embedded_file *f = embedded_find(name);
+    if (!f) return luaL_error(L, "no embedded source '%s'", name);
+    char chunkname[128];
+    snprintf(chunkname, sizeof chunkname, "=[halo %s]", name);
+    if (luaL_loadbufferx(L, f->source, f->size, chunkname, "t") != LUA_OK) return lua_error(L);
+    return 1;
+}
+
 void internal_push(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, "halo.internal") == LUA_TTABLE) return;
@@ -263,6 +277,7 @@ void internal_push(lua_State *L)
         {"check_options", halo_check_options_lua},
         {"members", internal_members},     {"run_id", internal_run_id},
         {"faults_allowed", internal_faults_allowed},
+        {"load", internal_load},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

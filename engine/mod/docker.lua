@@ -337,17 +337,54 @@ function Container:kill(arg)
   return true
 end
 
--- c:stop{ timeout = seconds, undo = true }
+-- Whether the daemon speaks Engine API major.minor or later.
+local function api_at_least(major, minor)
+  local v, err = M.version()
+  if not v then return nil, err end
+  local ma, mi = match(v.api, "^(%d+)%.(%d+)")
+  ma, mi = tonumber(ma) or 0, tonumber(mi) or 0
+  return ma > major or (ma == major and mi >= minor)
+end
+
+-- stop?signal= is API 1.42 (Docker 23); before it, the same by hand: the
+-- signal, `grace` seconds for the container to exit, then SIGKILL.
+local function stop_by_kill(c, signal, grace)
+  local res, err = call("POST", "/containers/" .. c.id .. "/kill", { query = { signal = signal } })
+  if not res then
+    if err.status == 409 then return true end -- not running: stopped already
+    return nil, err
+  end
+  local started = time.mono()
+  while time.mono() - started < grace do
+    local info = c:inspect()
+    if info and info.State and not info.State.Running then return true end
+    time.sleep(0.1)
+  end
+  res, err = call("POST", "/containers/" .. c.id .. "/kill", { query = { signal = "SIGKILL" } })
+  if not res and err.status ~= 409 then return nil, err end
+  return true
+end
+
+-- c:stop{ timeout = seconds, signal = "SIGTERM", undo = true }
 function Container:stop(arg)
-  local opts = action_opts(arg, { "timeout", "undo" }, "stop")
-  local t = opts.timeout
+  local opts = action_opts(arg, { "timeout", "signal", "undo" }, "stop")
+  local t, signal = opts.timeout, opts.signal
+  if signal ~= nil and type(signal) ~= "string" then
+    error("bad argument #1 to 'stop' (signal must be a name such as \"SIGINT\")", 2)
+  end
   in_scope(self, "stop")
   may_inject("stop", self.name)
+  local new_api = not signal or api_at_least(1, 42)
   local undo = register_fault(self, "start", opts)
-  local res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil },
-                                                                         timeout = (t or 10) + 30 })
+  local res, err
+  if new_api then
+    res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil,
+                                                                     signal = signal }, timeout = (t or 10) + 30 })
+  else
+    res, err = stop_by_kill(self, signal, t or 10)
+  end
   if not res then unregister(self, undo, err) return nil, err end
-  injected(self, "stop", "start", opts)
+  injected(self, signal and "stop " .. signal or "stop", "start", opts)
   return true
 end
 
@@ -478,8 +515,16 @@ local function find_compose()
   return compose_cmd
 end
 
--- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir, env_file = path }
+-- docker.compose{ files = {...}, project = name, env = { K = v }, cwd = dir, env_file = path };
+-- docker.compose() is the stack file's (stack.compose: files, project, env_file)
 function M.compose(opts)
+  if opts == nil then
+    local sc = (internal.stack() or {}).compose
+    if type(sc) ~= "table" or not sc.files then
+      error("bad argument #1 to 'compose' (no table, and the stack file names no compose.files)", 2)
+    end
+    opts = { files = sc.files, project = sc.project, env_file = sc.env_file }
+  end
   if type(opts) ~= "table" then error("bad argument #1 to 'compose' (table expected)", 2) end
   check_options("compose", 1, opts, { "files", "project", "env", "cwd", "env_file" })
   local files = opts.files
@@ -633,5 +678,11 @@ function Compose:logs(opts)
   end
   return out
 end
+
+-- Clock skew and resource limits (mod/docker/faults.lua), with what they share here
+internal.load("mod/docker/faults")(M, internal, {
+  Container = Container, Compose = Compose, call = call, fail = fail, record = record, may_inject = may_inject,
+  in_scope = in_scope, action_opts = action_opts, journalled = journalled,
+})
 
 return M

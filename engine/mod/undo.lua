@@ -219,6 +219,9 @@ local function describe(e)
   if e.undo == "compose up" then
     return format("recreate service %s of project %s with its own configuration", tostring(e.service), tostring(e.project))
   end
+  if e.undo == "update" then
+    return format("restore the resource limits of container %s (project %s)", tostring(e.container), tostring(e.project))
+  end
   return format("%s container %s (project %s)", tostring(e.undo), tostring(e.container), tostring(e.project))
 end
 
@@ -240,6 +243,7 @@ local function restore_entry(e)
     assert(compose:up{ services = { e.service }, no_deps = true })
     return "recreated " .. e.service .. " with its own configuration"
   end
+  if e.undo == "update" then return internal.restore_limits(e) end -- mod/docker/faults.lua
   local c = docker.container(e.id)
   if not c then return e.container .. " is gone: nothing to restore" end
   local info = assert(c:inspect())

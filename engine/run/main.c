@@ -75,7 +75,8 @@ static const command_def COMMANDS[] = {
      "if a line raised.\n"},
     {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
      "Every run journals the faults it injected and has not undone yet (a container\n"
-     "it killed, stopped or paused; a service it recreated with other environment)\n"
+     "it killed, stopped or paused; a service it recreated with other environment\n"
+     "or a skewed clock; a container's limits it lowered)\n"
      "and the fixtures it created and has not removed (a template, an asset, a\n"
      "schedule, a tenant: the request that removes it, its key named, never given)\n"
      "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"

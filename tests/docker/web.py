@@ -8,6 +8,8 @@ the container runs with network_mode: host):
                    404 "unset" when it is not set (how the tests see that
                    compose recreated the service with new environment)
   GET /whoami      200 {"pid", "hostname", "started"} as JSON
+  GET /time        200 and time.time(), the service's wall clock (how the
+                   tests see a clock that docker's skew moved)
 
 It logs one line per request on stderr and exits at once on SIGTERM or
 SIGINT, so `down` and `stop` take no grace period.
@@ -41,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(404, "unset")
             else:
                 self._send(200, value)
+        elif self.path == "/time":
+            self._send(200, repr(time.time()))
         elif self.path == "/whoami":
             self._send(200, json.dumps({"pid": os.getpid(), "hostname": os.uname().nodename,
                                         "started": STARTED}), "application/json")
