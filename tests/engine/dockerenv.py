@@ -114,6 +114,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_block(n):
+    """A port whose next n-1 ports are free too (the fault proxy's control
+    port and its links), from the ephemeral range's lower half, where the
+    kernel hands out few ports of its own."""
+    import random
+    while True:
+        base = random.randrange(20000, 30000)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+
+
 def remove_project(name):
     """Everything labelled with the project goes: containers (forced),
     then its volumes and networks. Idempotent."""

@@ -53,6 +53,8 @@ SETTINGS = ["COMPOSE_PROJECT_NAME", "LB_PORT", "API1_PORT", "API2_PORT", "DB_POR
             "FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA", "FAULT_TOKEN_SECRET_PER_REPLICA",
             "FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY", "FAULT_LB_NO_FAILOVER",
             "FAULT_READY_BEFORE_SERVING", "FAULT_PREVIOUS_KEYS_LATE", "FAULT_STARTUP_DELAY_S", "STANDIN_STRICT",
+            "PROXY_PORT", "PROXY_BIN", "LB_UPSTREAM_TIMEOUT_S", "FAULT_READY_IGNORES_DB", "FAULT_DB_NO_RECONNECT",
+            "FAULT_LB_NO_UPSTREAM_TIMEOUT", "FAULT_FIRE_TIME_LOCAL_CLOCK", "FAULT_SHUTDOWN_DROPS_INFLIGHT",
             "ROTATION_MODE", "FAILOVER_RATE"]
 
 
@@ -89,6 +91,10 @@ class RefStack:
         self.lb_port, self.api1_port, self.api2_port, self.db_port = free_ports(4)
         self.ports = {"LB_PORT": str(self.lb_port), "API1_PORT": str(self.api1_port),
                       "API2_PORT": str(self.api2_port), "DB_PORT": str(self.db_port)}
+        # the fault proxy: its control port and the four link ports after it
+        self.proxy_port = dockerenv.free_port_block(5)
+        self.ports["PROXY_PORT"] = str(self.proxy_port)
+        self.ports["PROXY_BIN"] = HALO
         self.lb = f"http://127.0.0.1:{self.lb_port}"
         self.envfile = os.path.join(STACK_DIR, ".env." + project)
         self.closed = False

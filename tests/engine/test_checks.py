@@ -90,7 +90,10 @@ def log(text):
     print(f"\n[test_checks] {text}", flush=True)
 
 
-class ChecksTest(RefStackTestCase):
+class ChecksHarness(RefStackTestCase):
+    """Runs of `halo run` on a reference stack and what every run must
+    leave as it found; no tests of its own (test_checks_faults.py uses it
+    for the checks beyond the report)."""
     refstack = S
     # settings of this suite's mode, for `up` and for halo alike
     mode = {}
@@ -186,6 +189,9 @@ class ChecksTest(RefStackTestCase):
         self.assertLeftAsFound(before)
         return report, md
 
+
+
+class ChecksTest(ChecksHarness):
     # ---- healthy -------------------------------------------------------------------
 
     def test_01_healthy_single_tenant_from_nothing(self):
@@ -194,7 +200,7 @@ class ChecksTest(RefStackTestCase):
         p, report, md = self.halo_run("--up", what="healthy single-tenant, --up from nothing")
         self.assertStatuses(p, report, HEALTHY_SINGLE)
         self.assertIn("bringing the stack up (harness.up)", p.stderr)
-        self.assertEqual(sorted(self.refstack.container_ids()), ["api1", "api2", "db", "lb"])
+        self.assertEqual(sorted(self.refstack.container_ids()), ["api1", "api2", "db", "lb", "proxy"])
         self.assertLeftAsFound(({t: "0" if t != "tenants" else "1" for t in TABLES}, []))
         checks = {c["id"]: c for c in report["checks"]}
         self.assertEqual(checks[5]["message"], "single-tenant stack (MULTI_TENANT_ENABLED is not true)")

@@ -39,6 +39,7 @@ from refstack import (ADMIN, DOWN, LIB, PROBE, STACK, STACK_MULTI, UP, RefStack,
 PROJECT = "halotest-stack"
 S = RefStack(PROJECT)
 LB_PORT, API1_PORT, API2_PORT, DB_PORT = S.lb_port, S.api1_port, S.api2_port, S.db_port
+PROXY_PORTS = tuple(range(S.proxy_port, S.proxy_port + 5))   # control, then the four links
 stack_script, container_ids = S.script, S.container_ids
 
 
@@ -172,7 +173,7 @@ class StackTest(RefStackTestCase):
         self.assertIsNotNone(m, out)
         print(f"\n[test_stack] up from nothing: {self.first_up.seconds:.1f} s (script says {m.group(1)} s)", flush=True)
         ids = container_ids()
-        self.assertEqual(sorted(ids), ["api1", "api2", "db", "lb"])
+        self.assertEqual(sorted(ids), ["api1", "api2", "db", "lb", "proxy"])
         for svc, cid in ids.items():
             info = json.loads(docker("inspect", cid).stdout)[0]
             self.assertEqual(info["HostConfig"]["NetworkMode"], "host", svc)
@@ -180,7 +181,7 @@ class StackTest(RefStackTestCase):
             self.assertEqual(info["Config"]["Image"], "hostroot:local", svc)
         # each port answers on 127.0.0.1 and on nothing else
         listeners = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-        for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT):
+        for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT) + PROXY_PORTS:
             local = [l.split()[3] for l in listeners.splitlines() if l.split()[3].endswith(f":{port}")]
             self.assertEqual(local, [f"127.0.0.1:{port}"], f"listeners on port {port}: {local}")
         with open(S.envfile) as f:
@@ -516,7 +517,7 @@ class StackTest(RefStackTestCase):
         self.assertEqual(docker("volume", "ls", "-q", "--filter", label).stdout.strip(), "")
         self.assertFalse(os.path.exists(S.envfile), f"{S.envfile} is left")
         listeners = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-        for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT):
+        for port in (LB_PORT, API1_PORT, API2_PORT, DB_PORT) + PROXY_PORTS:
             self.assertNotRegex(listeners, rf":{port}\b", f"something still listens on {port}")
         # no process of the stack is left on the host (container processes are host processes)
         for pid in filter(str.isdigit, os.listdir("/proc")):

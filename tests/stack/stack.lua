@@ -28,6 +28,8 @@ local lb_settle = lb_fail_timeout + 1
 local project = env("COMPOSE_PROJECT_NAME", "halo")
 local lb_port, api1_port, api2_port, db_port =
   port("LB_PORT", 3000), port("API1_PORT", 3001), port("API2_PORT", 3002), port("DB_PORT", 55432)
+local proxy_port = port("PROXY_PORT", 3010)
+local lb_upstream_timeout = tonumber(env("LB_UPSTREAM_TIMEOUT_S", "5"))  -- nginx proxy_read_timeout
 
 return {
   name = "halo reference stack (tests/stack)",
@@ -40,14 +42,27 @@ return {
   -- (X-Served-By) before disturbing the other one.
   lb_fail_timeout = lb_fail_timeout,
 
-  -- each replica directly, and its compose service (for docker.container{ service = ... })
+  -- how long the LB waits on a replica that took a request but does not
+  -- answer, before trying the other one
+  lb_upstream_timeout = lb_upstream_timeout,
+
+  -- each replica directly, its compose service (for docker.container{ service = ... }),
+  -- and its links through the fault proxy: the LB's to it, its own to the database
   replicas = {
-    api1 = { url = "http://127.0.0.1:" .. api1_port, service = "api1", container = "api1" },
-    api2 = { url = "http://127.0.0.1:" .. api2_port, service = "api2", container = "api2" },
+    api1 = { url = "http://127.0.0.1:" .. api1_port, service = "api1", container = "api1",
+             links = { lb = "lb-api1", db = "api1-db" } },
+    api2 = { url = "http://127.0.0.1:" .. api2_port, service = "api2", container = "api2",
+             links = { lb = "lb-api2", db = "api2-db" } },
   },
 
-  -- PostgreSQL (trust authentication on 127.0.0.1: no password in the URL)
+  -- halo's fault proxy (`halo proxy`, the compose service `proxy`), which
+  -- every link above goes through: require "netfault" drives it
+  proxy = { control = "http://127.0.0.1:" .. proxy_port },
+
+  -- PostgreSQL (trust authentication on 127.0.0.1: no password in the URL),
+  -- and its compose service
   database = env("DATABASE_URL", "postgres://pulp@127.0.0.1:" .. db_port .. "/pulp"),
+  database_service = "db",
 
   keys = {
     admin = secret("API_KEY_ADMIN", "halo-test-admin-key"),
@@ -101,12 +116,32 @@ return {
     cleanup = true,
   },
 
+  -- The checks beyond the report (scripts/faults/). Times are seconds.
+  -- database_lost: one replica's database link is cut; its readiness must
+  -- say 503 within `notice`, the LB's traffic (`rate`/s on the failover
+  -- route) may fail `budget` times, and once healed the replica must serve
+  -- within `recover`.
+  database_lost = { notice = 5, window = 5, recover = 15, rate = 50, budget = 0 },
+  -- database_restart: PostgreSQL restarted under traffic; every replica
+  -- serves the real route again within `recover` of it being back.
+  database_restart = { recover = 20, rate = 20 },
+  -- silent_replica: the LB's link to one replica swallows everything for
+  -- `window`; clients (timeout: the LB's upstream timeout plus `margin`)
+  -- may see `budget` failures.
+  silent_replica = { window = 12, rate = 20, budget = 0, margin = 4 },
+  -- clocks: one replica's clock `skew` seconds ahead (libfaketime)
+  clocks = { skew = 5, ticks = 4 },
+  -- graceful: `renders` renders in flight, held in the replica by `hold` seconds
+  -- of latency on each answer of its database link, when it is stopped
+  graceful = { renders = 8, hold = 1, stop_timeout = 15 },
+
   -- halo run --up / --down (run in this directory)
   harness = { up = { "./up" }, down = { "./down" } },
 
   allow_exec = { "docker", "docker-compose" },
 
   -- a stack that exists to be broken: checks 4 and 6 kill and recreate
-  -- replicas (faults = true in them), and may here
+  -- replicas, the checks in scripts/faults/ cut links, skew clocks and stop
+  -- services (faults = true in them), and may here
   allow_faults = true,
 }

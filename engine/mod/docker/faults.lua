@@ -90,7 +90,7 @@ local function heal_service(p, service, timeout)
   return c
 end
 
--- p:skew{ service = "api1", offset = seconds, rate = 1.5, monotonic = true, timeout = s, undo = true }
+-- p:skew{ service = "api1", offset = seconds, rate = 1.5, monotonic = false, timeout = s, undo = true }
 --   -> skew handle | nil, err
 function Compose:skew(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'skew' (an option table, as in p:skew{ service = \"api1\", offset = 5 })", 2) end
@@ -120,11 +120,17 @@ function Compose:skew(opts)
     preloads = find(":" .. preload .. ":", ":" .. library .. ":", 1, true) and preload or library .. ":" .. preload
   end
   local env = { LD_PRELOAD = preloads, FAKETIME = faketime }
-  -- libfaketime fakes the monotonic clock too unless told not to: with an
-  -- offset that changes no duration. DONT_FAKE_MONOTONIC breaks sleeps in
-  -- libfaketime 0.9.10 (clock_nanosleep with TIMER_ABSTIME, which Python
-  -- 3.11's time.sleep uses, fails with EINVAL): asked for, not the default.
-  if opts.monotonic == false then env.DONT_FAKE_MONOTONIC = "1" end
+  -- The monotonic clock stays real unless asked for: faked, libfaketime
+  -- 0.9.10 reads it on the wall clock's scale (1.8e9 s and counting), so
+  -- every timed wait computed from a monotonic deadline (Python's
+  -- Event.wait, pthread_cond_timedwait on CLOCK_MONOTONIC) waits for
+  -- decades, and a skewed service hangs in its first one. (Real, libfaketime
+  -- fails absolute clock_nanosleep on it, EINVAL from Python 3.11's
+  -- time.sleep: docs/modules.md.) Both spellings, old and new.
+  if not opts.monotonic then
+    env.FAKETIME_DONT_FAKE_MONOTONIC = "1"
+    env.DONT_FAKE_MONOTONIC = "1"
+  end
 
   local key = "compose " .. self.project .. " " .. service
   local undo_id

@@ -35,6 +35,13 @@ the environment only:
   FAULT_PREVIOUS_KEYS_LATE=1       for FAULT_STARTUP_DELAY_S after start, *_PREVIOUS keys are not
                                    loaded yet: tokens minted with them get 401
   FAULT_STARTUP_DELAY_S            how long the two faults above last (default 4)
+  FAULT_READY_IGNORES_DB=1         /health/ready answers 200 without asking the database
+  FAULT_DB_NO_RECONNECT=1          once a database connection is lost, the replica never opens
+                                   another: every request needing the database is 503 until restarted
+  FAULT_FIRE_TIME_LOCAL_CLOCK=1    the scheduler takes "now" from this replica's clock instead of
+                                   the database's, so a replica whose clock runs ahead fires early
+  FAULT_SHUTDOWN_DROPS_INFLIGHT=1  on SIGINT/SIGTERM the replica exits at once, dropping the
+                                   requests it is answering
 
   STANDIN_STRICT=1         offer nothing beyond the contract: every convenience the contract
                            marks (stand-in) is gone or done another way (no X-Served-By, no
@@ -56,6 +63,7 @@ import json
 import os
 import random
 import re
+import select
 import selectors
 import signal
 import sys
@@ -96,9 +104,20 @@ FAULT_TENANT_CACHE_FOREVER = flag("FAULT_TENANT_CACHE_FOREVER")
 FAULT_PREVIOUS_KEY_AS_API_KEY = flag("FAULT_PREVIOUS_KEY_AS_API_KEY")
 FAULT_READY_BEFORE_SERVING = flag("FAULT_READY_BEFORE_SERVING")
 FAULT_PREVIOUS_KEYS_LATE = flag("FAULT_PREVIOUS_KEYS_LATE")
+FAULT_READY_IGNORES_DB = flag("FAULT_READY_IGNORES_DB")
+FAULT_DB_NO_RECONNECT = flag("FAULT_DB_NO_RECONNECT")
+FAULT_FIRE_TIME_LOCAL_CLOCK = flag("FAULT_FIRE_TIME_LOCAL_CLOCK")
+FAULT_SHUTDOWN_DROPS_INFLIGHT = flag("FAULT_SHUTDOWN_DROPS_INFLIGHT")
 FAULT_STARTUP_DELAY = float(os.environ.get("FAULT_STARTUP_DELAY_S") or 4)
 STRICT = flag("STANDIN_STRICT")
 STARTED = time.monotonic()          # the startup faults count from here
+
+
+def pause(seconds):
+    """time.sleep, but by select: under libfaketime (halo's clock skew)
+    with the monotonic clock left real, Python's time.sleep fails with
+    EINVAL (libfaketime 0.9.10 mishandles absolute clock_nanosleep)."""
+    select.select([], [], [], seconds)
 
 
 def starting_up():
@@ -175,8 +194,11 @@ class Database:
         self.idle = []
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(size)
+        self.lost = None     # FAULT_DB_NO_RECONNECT: why the database is given up on
 
     def _connect(self):
+        if self.lost:
+            raise Unavailable("gave up on the database after: " + self.lost)
         try:
             return psycopg2.connect(self.url, connect_timeout=2,
                                     options="-c TimeZone=UTC -c statement_timeout=15000")
@@ -200,6 +222,12 @@ class Database:
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
                 conn.close()
                 conn = None
+                if FAULT_DB_NO_RECONNECT and not self.lost:
+                    self.lost = str(e).strip() or type(e).__name__
+                    with self.lock:
+                        for idle in self.idle:
+                            idle.close()
+                        self.idle = []
                 raise Unavailable(str(e).strip()) from None
             except BaseException:
                 try:
@@ -210,8 +238,11 @@ class Database:
                 raise
         finally:
             if conn is not None and not conn.closed:
-                with self.lock:
-                    self.idle.append(conn)
+                if self.lost:
+                    conn.close()
+                else:
+                    with self.lock:
+                        self.idle.append(conn)
             self.slots.release()
 
 
@@ -288,7 +319,7 @@ def create_schema(deadline=60):
             if time.monotonic() > end:
                 raise
             log("waiting for the database", error=str(e))
-            time.sleep(0.5)
+            pause(0.5)
 
 
 def audit(cur, req, action, target):
@@ -541,10 +572,15 @@ class Scheduler(threading.Thread):
                 log("scheduler: error", error=traceback.format_exc())
 
     def tick(self):
-        now = time.time()
         with DB.tx() as cur:
+            # "now" is the database's clock, the one every replica shares: a
+            # replica whose own clock is off still fires each tick on time
+            cur.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")
+            now = cur.fetchone()["now"]
             cur.execute("SELECT id, cron, extract(epoch FROM created_at)::float8 AS created FROM schedules")
             rows = cur.fetchall()
+        if FAULT_FIRE_TIME_LOCAL_CLOCK:
+            now = time.time()
         alive = set()
         for row in rows:
             sid = row["id"]
@@ -803,6 +839,8 @@ def health(req):
 
 
 def ready(req):
+    if FAULT_READY_IGNORES_DB:
+        return 200, {"status": "ready"} if STRICT else {"status": "ready", "replica": REPLICA}
     try:
         with DB.tx() as cur:
             cur.execute("SELECT 1")
@@ -1368,11 +1406,16 @@ def main():
     server = Server((BIND, PORT), Handler)
     faults = [n for n in ("FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA", "FAULT_TOKEN_SECRET_PER_REPLICA",
                           "FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY",
-                          "FAULT_READY_BEFORE_SERVING", "FAULT_PREVIOUS_KEYS_LATE") if flag(n)]
+                          "FAULT_READY_BEFORE_SERVING", "FAULT_PREVIOUS_KEYS_LATE", "FAULT_READY_IGNORES_DB",
+                          "FAULT_DB_NO_RECONNECT", "FAULT_FIRE_TIME_LOCAL_CLOCK",
+                          "FAULT_SHUTDOWN_DROPS_INFLIGHT") if flag(n)]
     log("listening", address=f"{BIND}:{PORT}", version=APP_VERSION, multiTenant=MULTI_TENANT, strict=STRICT,
         tenantCacheTtlMs=int(TENANT_TTL * 1000), previousKeys=[r for r in PREVIOUS if PREVIOUS[r]], faults=faults)
 
     def stop(signum, frame):
+        if FAULT_SHUTDOWN_DROPS_INFLIGHT:
+            log("stopping at once", inflight=Server.inflight)
+            os._exit(0)
         Server.stopping = True
 
     signal.signal(signal.SIGINT, stop)
@@ -1393,7 +1436,7 @@ def main():
     listener.close()
     end = time.monotonic() + 10
     while Server.inflight > 0 and time.monotonic() < end:
-        time.sleep(0.02)
+        pause(0.02)
     scheduler.stop.set()
     log("stopped", inflight=Server.inflight)
 
