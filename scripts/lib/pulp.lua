@@ -485,6 +485,23 @@ function M.wait_rejoined(stack, name, settle)
   return format("the LB served from %s again %.1f s later", label, took)
 end
 
+---------------------------------------------------------------- links
+
+-- M.link(stack, name, which) -> a netfault link handle: the path to
+-- replica `name` from the LB (which = "lb") or from it to the database
+-- ("db"), through the stack's fault proxy (stack.proxy.control), as the
+-- stack file names it in replicas.<name>.links.
+function M.link(stack, name, which)
+  local r = stack.replicas and stack.replicas[name]
+  if not r then error(format("pulp: the stack file has no replica '%s'", tostring(name)), 2) end
+  local l = r.links and r.links[which]
+  if type(l) ~= "string" then
+    error(format("pulp: the stack file names no %s link for %s (replicas.%s.links.%s): this check needs the " ..
+                 "path through halo's fault proxy", which, name, name, which), 2)
+  end
+  return require("netfault").proxy():link(l)
+end
+
 ---------------------------------------------------------------- helpers
 
 -- The stack's replica names, sorted: checks visit them in a stable order.
@@ -506,6 +523,25 @@ function M.describe_failure(f, offset)
     what = f.error .. ": " .. f.message
   end
   return format("first: %s at %.2f s", what, (f.at or 0) + (offset or 0))
+end
+
+-- An HTTP Date header ("Sun, 06 Dec 2026 07:08:25 GMT", RFC 9110's
+-- IMF-fixdate) as seconds since 1970, or nil: what a server's clock said.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+                 Nov = 11, Dec = 12 }
+function M.http_date(s)
+  local d, mon, y, h, mi, sec = tostring(s):match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  local m = MONTHS[mon]
+  if not m then return nil end
+  y, m, d = tonumber(y), m, tonumber(d)
+  -- days from 1970-01-01 to y-m-d (proleptic Gregorian, March-based year)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
 end
 
 -- A name no other run uses: temporary fixtures never collide.
