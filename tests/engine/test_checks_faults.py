@@ -2,7 +2,8 @@
 reference stack, wired through halo's fault proxy: `halo run --checks
 scripts/faults` as an operator runs it.
 
-- Healthy single-tenant stack: 7 to 11 PASS (10 without its tenant part).
+- Healthy single-tenant stack: 7 to 11 PASS (10 without its tenant part);
+  multi-tenant, 10 with it.
 - Each fault switch: the check that exists to catch it FAILs with a message
   saying what broke.
 - After every run: no row a check created, the replicas healthy with their
@@ -20,7 +21,7 @@ import os
 import unittest
 
 from halotest import SOURCE
-from refstack import RefStack, http_get
+from refstack import STACK_MULTI, RefStack, http_get
 from test_checks import ChecksHarness
 
 FAULT_CHECKS = os.path.join(SOURCE, "scripts", "faults")
@@ -94,6 +95,18 @@ class FaultChecksTest(ChecksHarness):
         actions = [json.loads(a) if isinstance(a, str) else a for a in checks[7].get("actions", [])]
         self.assertTrue(any("cut" in str(a.get("action")) for a in actions), actions)
         self.assertTrue(any("heal" in str(a.get("action")) for a in actions), actions)
+
+    def test_02_clocks_apart_multi_tenant(self):
+        """Multi-tenant, check 10 archives a tenant through the skewed
+        replica too: the other one refuses its writes within TTL + skew."""
+        self.addCleanup(self.up)
+        self.up(MULTI_TENANT_ENABLED="true")
+        before = self.rows()
+        p, report, _ = self.halo_run("10", checks=FAULT_CHECKS, stack=STACK_MULTI, what="clocks apart, multi-tenant")
+        self.assertStatuses(p, report, {10: "PASS"})
+        self.assertLessEqual(float(report["checks"][0]["evidence"]["archive reached api2 after (s)"]), 1.5 + 5 + 0.5)
+        self.assertLeftAsFound(before)
+        self.assertHealed()
 
     def fault(self, variable):
         expected = FAULTS[variable]
