@@ -239,12 +239,24 @@ static int internal_run_id(lua_State *L)
     return 1;
 }
 
-/* faults_allowed() -> whether docker may kill, stop, pause or recreate */
-static int internal_faults_allowed(lua_State *L)
+/* may_inject(module, action, target, level): nothing where faults are
+ * allowed (the stack file's allow_faults, --allow-faults, or eval, exec
+ * and the REPL, which act for the operator); else raises, `level` frames
+ * up as error() counts them, in the one wording every module's faults
+ * share: "docker: refusing to kill api1: this stack does not allow ..." */
+static int internal_may_inject(lua_State *L)
 {
+    const char *module = luaL_checkstring(L, 1);
+    const char *action = luaL_checkstring(L, 2);
+    const char *target = luaL_checkstring(L, 3);
+    int level = (int)luaL_optinteger(L, 4, 1);
     int t = lua_getfield(L, LUA_REGISTRYINDEX, FAULTS_ALLOWED_KEY);
-    lua_pushboolean(L, t == LUA_TNIL || lua_toboolean(L, -1));
-    return 1;
+    if (t == LUA_TNIL || lua_toboolean(L, -1)) return 0;
+    luaL_where(L, level);
+    lua_pushfstring(L, "%s: refusing to %s %s: this stack does not allow faults (set allow_faults = true in "
+                       "the stack file, or run with --allow-faults)", module, action, target);
+    lua_concat(L, 2);
+    return lua_error(L);
 }
 
 /* load(name) -> the host's own embedded Lua file `name` ("mod/docker/faults"),
@@ -276,7 +288,7 @@ void internal_push(lua_State *L)
         {"error", internal_error},
         {"check_options", halo_check_options_lua},
         {"members", internal_members},     {"run_id", internal_run_id},
-        {"faults_allowed", internal_faults_allowed},
+        {"may_inject", internal_may_inject},
         {"load", internal_load},
         {NULL, NULL},
     };

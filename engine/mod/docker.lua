@@ -188,9 +188,7 @@ end
 -- kills replicas must not. eval, exec and the REPL act for the operator
 -- and are always allowed.
 local function may_inject(action, target)
-  if internal.faults_allowed() then return end
-  error(format("docker: refusing to %s %s: this stack does not allow faults (set allow_faults = true in " ..
-               "the stack file, or run with --allow-faults)", action, target), 3)
+  internal.may_inject("docker", action, target, 3)
 end
 
 local function in_scope(c, action)

@@ -46,9 +46,7 @@ end
 -- (allow_faults = true) or the operator ran with --allow-faults: the same
 -- rule as the docker module's.
 local function may_inject(action, target)
-  if internal.faults_allowed() then return end
-  error(format("netfault: refusing to %s %s: this stack does not allow faults (set allow_faults = true in " ..
-               "the stack file, or run with --allow-faults)", action, target), 4)
+  internal.may_inject("netfault", action, target, 4)
 end
 
 local function record(action, link, extra)

@@ -163,6 +163,20 @@ def children_of(pid):
     return sorted(out)
 
 
+def kill_9_run(h):
+    """kill -9 of a running `halo run` (a Running) and of each worker's
+    process group, as a crash of the machine would end them; waits for the
+    runner to be reaped."""
+    workers = children_of(h.pid)
+    os.kill(h.pid, signal.SIGKILL)
+    for w in workers:
+        try:
+            os.killpg(w, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    h.proc.wait(10)
+
+
 def descendants_of(pid):
     found, todo = [], [pid]
     while todo:

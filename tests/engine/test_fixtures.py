@@ -43,7 +43,7 @@ import threading
 import time
 import unittest
 
-from halotest import HALO, SOURCE, HaloTestCase, Running, children_of, halo_env, logs, parse_report
+from halotest import HALO, SOURCE, HaloTestCase, Running, halo_env, kill_9_run, logs, parse_report
 from refstack import ADMIN, EDITOR, STACK_MULTI, UP, RefStack, docker, http_get
 
 PROJECT = "halotest-fixtures"
@@ -218,14 +218,7 @@ class FixturesTest(HaloTestCase):
     def kill_9(self, h):
         """kill -9 of the runner and of each worker's process group, as a
         crash of the machine would end them."""
-        workers = children_of(h.pid)
-        os.kill(h.pid, signal.SIGKILL)
-        for w in workers:
-            try:
-                os.killpg(w, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        h.proc.wait(10)
+        kill_9_run(h)
         self.outputs["stderr"] = h.stderr
         self.assertEqual(h.leftovers(), [], "processes left after kill -9")
 

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from halotest import HALO, HaloTestCase, Running, children_of, halo_env, parse_report
+from halotest import HALO, HaloTestCase, Running, halo_env, kill_9_run, parse_report
 
 
 def free_port():
@@ -524,14 +524,7 @@ class NetfaultTest(HaloTestCase):
         self.addCleanup(h.kill)
         h.wait_for_stderr(r"cut", timeout=20)
         self.assertFalse(self.p.link("db")["listening"])
-        workers = children_of(h.pid)
-        os.kill(h.pid, signal.SIGKILL)
-        for w in workers:
-            try:
-                os.killpg(w, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        h.proc.wait(10)
+        kill_9_run(h)
         self.assertFalse(self.p.link("db")["listening"], "nothing healed it yet")
         r = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, timeout=60,
                            env=halo_env(env), cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL)
