@@ -8,6 +8,7 @@
 #   bench/proxy.sh                          the full run (about 20 s)
 #   ROUNDS=5000 BULK_MIB=256 bench/proxy.sh shorter
 #   HALO=path/to/halo bench/proxy.sh        another build
+#   PIN=1 bench/proxy.sh                    bulk again, the proxy alone on a core
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HALO=${HALO:-build/halo}

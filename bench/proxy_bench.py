@@ -11,6 +11,13 @@ to run.
      round trips per second on 4 connections at once; proxy/direct.
   3. memory: the proxy's RSS before and after IDLE idle connections
      through one link, per connection (KiB).
+
+With the bulk figures, the CPU seconds each process spent on them (the
+sender is this process, the sink one of its own): on a machine
+with fewer cores than busy processes, they say who waited for whom.
+PIN=1 runs the bulk measurement again with the sender and the sink
+sharing core 0 and the proxy alone on core 1, direct and proxied alike:
+what the proxy costs when it does not take the others' CPU.
 """
 import asyncio
 import json
@@ -37,8 +44,29 @@ def free_port():
         return s.getsockname()[1]
 
 
-def servers(echo_port, sink_port, ready):
-    """The upstreams, in a process of their own: an echo and a sink."""
+def sink_server(port, ready):
+    """The bulk upstream, in a process of its own: counts what it reads
+    into one buffer, says how much at end of file. Blocking and without
+    allocation, so that it costs little CPU: an asyncio sink spent up to
+    6 CPU seconds per GiB, varying from run to run, and so measured
+    Python rather than the proxy."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(64)
+    ready.set()
+    buf = bytearray(1 << 20)
+    while True:
+        c, _ = ls.accept()
+        with c:
+            n = 0
+            while k := c.recv_into(buf):
+                n += k
+            c.sendall(str(n).encode())
+
+
+def servers(echo_port, ready):
+    """The echo upstream, in a process of its own."""
     async def echo(reader, writer):
         try:
             while data := await reader.read(65536):
@@ -48,23 +76,10 @@ def servers(echo_port, sink_port, ready):
             pass
         writer.close()
 
-    async def sink(reader, writer):
-        sock = writer.get_extra_info("socket")
-        n = 0
-        try:
-            while data := await reader.read(1 << 20):
-                n += len(data)
-        except OSError:
-            pass
-        writer.write(str(n).encode())
-        await writer.drain()
-        writer.close()
-
     async def main():
         a = await asyncio.start_server(echo, "127.0.0.1", echo_port, backlog=4096)
-        b = await asyncio.start_server(sink, "127.0.0.1", sink_port, backlog=64)
         ready.set()
-        await asyncio.gather(a.serve_forever(), b.serve_forever())
+        await a.serve_forever()
 
     asyncio.run(main())
 
@@ -118,17 +133,48 @@ def rate(port, conns=4, seconds=3.0):
     return total / seconds
 
 
-def bulk(port, mib):
+def cpu_s(pid):
+    """User plus system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine spent not idle (every process, the
+    kernel's interrupts, and whatever else shares it), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def bulk(port, mib, pids):
+    """MiB/s, seconds, the CPU seconds each of pids spent meanwhile and
+    the machine's busy seconds."""
     chunk = b"\0" * (1 << 20)
     with connect(port) as s:
+        c0 = [cpu_s(p) for p in pids]
+        m0 = machine_busy_s()
         t0 = time.perf_counter()
         for _ in range(mib):
             s.sendall(chunk)
         s.shutdown(socket.SHUT_WR)
         n = int(s.recv(64) or b"0")
         took = time.perf_counter() - t0
+        cpu = [cpu_s(p) - c for p, c in zip(pids, c0)]
+        machine = machine_busy_s() - m0
     assert n == mib << 20, f"sink got {n} bytes"
-    return mib / took
+    return mib / took, took, cpu, machine
+
+
+def bulk_report(label, sink_port, psink, pids):
+    """Direct and proxied bulk, with who used how much CPU."""
+    bd, td, (sd, kd, _), md = bulk(sink_port, BULK_MIB, pids)
+    bp, tp, (sp, kp, pp), mp = bulk(psink, BULK_MIB, pids)
+    print(f"{label:8s} direct {bd:,.0f} MiB/s | proxy {bp:,.0f} MiB/s | ratio {bp / bd:.2f}x   target > 0.8x: "
+          f"{'PASS' if bp / bd > 0.8 else 'MISS'}")
+    print(f"         CPU s direct: sender {sd:.2f} sink {kd:.2f} in {td:.2f} s, machine {md / td:.2f} cores busy | "
+          f"proxied: sender {sp:.2f} sink {kp:.2f} proxy {pp:.2f} in {tp:.2f} s, machine {mp / tp:.2f} cores busy")
 
 
 def rss_kib(pid):
@@ -142,10 +188,13 @@ def rss_kib(pid):
 def main():
     echo_port, sink_port, control = free_port(), free_port(), free_port()
     pecho, psink = free_port(), free_port()
-    ready = multiprocessing.Event()
-    srv = multiprocessing.Process(target=servers, args=(echo_port, sink_port, ready), daemon=True)
+    ready, sink_ready = multiprocessing.Event(), multiprocessing.Event()
+    srv = multiprocessing.Process(target=servers, args=(echo_port, ready), daemon=True)
     srv.start()
+    sink = multiprocessing.Process(target=sink_server, args=(sink_port, sink_ready), daemon=True)
+    sink.start()
     ready.wait(10)
+    sink_ready.wait(10)
     proxy = subprocess.Popen([HALO, "proxy", "--control", f"127.0.0.1:{control}",
                               "--link", f"echo=127.0.0.1:{pecho},127.0.0.1:{echo_port}",
                               "--link", f"sink=127.0.0.1:{psink},127.0.0.1:{sink_port}"],
@@ -168,10 +217,16 @@ def main():
         rd = rate(echo_port)
         rp = rate(pecho)
         print(f"rate     direct {rd:,.0f} round trips/s | proxy {rp:,.0f}/s | ratio {rp / rd:.2f}x (4 connections)")
-        bd = bulk(sink_port, BULK_MIB)
-        bp = bulk(psink, BULK_MIB)
-        print(f"bulk     direct {bd:,.0f} MiB/s | proxy {bp:,.0f} MiB/s | ratio {bp / bd:.2f}x   target > 0.8x: "
-              f"{'PASS' if bp / bd > 0.8 else 'MISS'}")
+        pids = [os.getpid(), sink.pid, proxy.pid]
+        bulk_report("bulk", sink_port, psink, pids)
+        if os.environ.get("PIN") and os.cpu_count() >= 2:
+            mask = os.sched_getaffinity(0)
+            for pid in pids[:2]:
+                os.sched_setaffinity(pid, {0})
+            os.sched_setaffinity(proxy.pid, {1})
+            bulk_report("pinned", sink_port, psink, pids)
+            for pid in pids:
+                os.sched_setaffinity(pid, mask)
         before = rss_kib(proxy.pid)
         socks = [connect(pecho) for _ in range(IDLE)]
         for s in socks[:: max(1, IDLE // 50)]:  # every connection is up and through
@@ -189,6 +244,7 @@ def main():
         proxy.send_signal(signal.SIGTERM)
         proxy.wait(10)
         srv.terminate()
+        sink.terminate()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,30 @@
  * once from a scratch buffer, and only what the destination does not take
  * is queued: an idle connection holds no buffer at all.
  *
+ * On Linux a flow that moves bulk (a read filled the whole buffer) and that
+ * no fault shapes goes through a pipe of its own with splice(2): the bytes
+ * stay in the kernel, which saves the two copies through user space. The
+ * pipe is made then, not at accept, since it costs two descriptors; bytes
+ * in it are treated like queued ones, and a fault that starts shaping the
+ * flow turns them into a queued chunk, so every fault acts exactly as it
+ * does on the portable path. Build with -DPX_SPLICE=0 for that path alone.
+ *
  * A connection that ends is unlinked and closed at once but freed only by
  * px_conn_reap, between loop steps: a callback further up the stack may
  * still hold it. */
-#define _GNU_SOURCE /* accept4 flags, MSG_NOSIGNAL are Linux's */
+#define _GNU_SOURCE /* accept4 flags, MSG_NOSIGNAL, splice are Linux's */
 #include "proxy/conn.h"
 #include "core/util.h"
 
+#if !defined(PX_SPLICE) && defined(__linux__)
+#define PX_SPLICE 1
+#endif
+#ifndef PX_SPLICE
+#define PX_SPLICE 0
+#endif
+
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,6 +56,10 @@ typedef struct {
     double last_due;   /* latency keeps the order of chunks */
     uint64_t passed;   /* bytes written to the destination */
     loop_timer_id timer;
+    int pr, pw;        /* splice's pipe, -1 until the flow moves bulk */
+    int nopipe;        /* making or using one failed: read and write only */
+    size_t pipe_cap;   /* what the pipe holds at most */
+    size_t piped;      /* bytes in the pipe: read, not yet written */
 } px_flow;
 
 /* A fault that hit this connection, and how many bytes each flow had
@@ -62,6 +82,17 @@ struct px_conn {
 
 static px_conn *dead_list;
 static char scratch[PX_QUEUE_CAP];
+
+/* The pipe asked for, pipe-max-size's default. Bigger splices cost less
+ * per byte (fewer calls, fewer pushes of small TCP segments): on a 2 GiB
+ * run the proxy spent ~1.1 s of CPU with 64 KiB, ~0.75 s with 256 KiB and
+ * ~0.5 s with 1 MiB. Its pages are the source socket's, held rather than
+ * copied, and only while the destination is slower than the source. Over
+ * the user's pipe quota the kernel keeps a smaller pipe: slower, still
+ * right. */
+#ifndef PX_PIPE_SIZE
+#define PX_PIPE_SIZE (1024 * 1024)
+#endif
 
 /* ---- addresses -------------------------------------------------------- */
 
@@ -106,8 +137,19 @@ int px_resolve(const char *hostport, int passive, struct sockaddr_storage *ss, s
 
 /* ---- ending a connection ---------------------------------------------- */
 
+static void pipe_close(px_flow *f)
+{
+    if (f->pr >= 0) {
+        close(f->pr);
+        close(f->pw);
+    }
+    f->pr = f->pw = -1;
+    f->piped = 0;
+}
+
 static void flow_free(px_flow *f)
 {
+    pipe_close(f);
     loop_timer_cancel(f->timer);
     f->timer = 0;
     while (f->head) {
@@ -212,7 +254,9 @@ static int toss(px_conn *c, px_fault *f)
 static void on_client(int fd, int rev, void *ud);
 static void on_upstream(int fd, int rev, void *ud);
 
-static int can_read(const px_flow *f) { return !f->eof && f->queued < PX_QUEUE_CAP; }
+/* A pipe that still holds bytes means the destination is full (its bytes
+ * are written as soon as they come in): read nothing more meanwhile. */
+static int can_read(const px_flow *f) { return !f->eof && f->queued < PX_QUEUE_CAP && !f->piped; }
 
 static void conn_watch(px_conn *c)
 {
@@ -274,6 +318,103 @@ static void enqueue(px_flow *f, const char *p, size_t n, double due)
     f->queued += n;
 }
 
+/* ---- splice(2) through a pipe -------------------------------------------- */
+
+/* A bulk flow's pipe, made on its first full read. When that fails (out
+ * of descriptors, say) the flow keeps to read and write for good. */
+static void pipe_open(px_flow *f)
+{
+#if PX_SPLICE
+    if (f->pr >= 0 || f->nopipe) return;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+        f->nopipe = 1;
+        return;
+    }
+    int cap = fcntl(p[1], F_SETPIPE_SZ, PX_PIPE_SIZE);
+    if (cap < 0) cap = fcntl(p[1], F_GETPIPE_SZ);
+    f->pr = p[0];
+    f->pw = p[1];
+    f->pipe_cap = cap > 0 ? (size_t)cap : 4096;
+#else
+    (void)f;
+#endif
+}
+
+/* The pipe's bytes moved to the queue, the pipe closed: a fault now shapes
+ * the flow, and they are bytes read before it, as queued ones would be.
+ * 0, or -1 when the pipe broke (the connection is then reset). */
+static int pipe_drain(px_flow *f)
+{
+    while (f->piped) {
+        size_t want = f->piped < sizeof scratch ? f->piped : sizeof scratch;
+        ssize_t r = read(f->pr, scratch, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        enqueue(f, scratch, (size_t)r, 0);
+        f->piped -= (size_t)r;
+    }
+    pipe_close(f); /* made again when the flow, healed, moves bulk */
+    return 0;
+}
+
+/* Splices what the pipe holds to the destination, until the destination
+ * is full. 0, or -1 when the connection ended. splice has no MSG_NOSIGNAL:
+ * a peer gone is EPIPE here because proxy_run ignores SIGPIPE. */
+static int pipe_flush(px_flow *f)
+{
+#if PX_SPLICE
+    while (f->piped && !f->write_blocked) {
+        ssize_t w = splice(f->pr, NULL, dst_of(f), NULL, f->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            f->write_blocked = 1;
+            break;
+        }
+        if (w <= 0) { /* the destination is gone (the pipe holds bytes: 0 is no end) */
+            conn_end(f->c, 1);
+            return -1;
+        }
+        count(f, (size_t)w);
+        f->piped -= (size_t)w;
+    }
+#else
+    (void)f;
+#endif
+    return 0;
+}
+
+/* One splice from the source into the (empty) pipe, then out: 1 when the
+ * source may hold more, 0 when it seems drained or ended or the
+ * destination is full, -1 when the connection ended. */
+static int splice_round(px_flow *f)
+{
+#if PX_SPLICE
+    ssize_t n = splice(src_of(f), NULL, f->pw, NULL, f->pipe_cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+        if (errno == EINVAL || errno == ENOSYS) { /* no splice for this socket: the portable way */
+            pipe_close(f);
+            f->nopipe = 1;
+            return 1;
+        }
+        conn_end(f->c, 1); /* the source reset: so is the other side */
+        return -1;
+    }
+    if (n == 0) {
+        f->eof = 1;
+        return 0;
+    }
+    f->piped = (size_t)n;
+    if (pipe_flush(f) < 0) return -1;
+    /* a short splice most likely emptied the source: poll says when more comes */
+    return !f->piped && (size_t)n == f->pipe_cap;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
 static void flow_flush(px_flow *f);
 
 static void flow_timer(void *ud)
@@ -299,6 +440,10 @@ static void flow_flush(px_flow *f)
     f->timer = 0;
     px_effect e;
     effect_of(f, &e);
+    if (f->piped && (px_effect_shapes(&e) ? pipe_drain(f) : pipe_flush(f)) != 0) {
+        conn_end(c, 1); /* idempotent: pipe_flush may have ended it */
+        return;
+    }
     double now = clock_mono();
     while (f->head && !f->write_blocked) {
         px_chunk *k = f->head;
@@ -354,7 +499,7 @@ static void flow_flush(px_flow *f)
         if ((size_t)w < want) f->write_blocked = 1;
     }
     /* a blackhole keeps the end of file too: the peer waits forever */
-    if (!f->head && f->eof && !f->shut && !e.blackhole) {
+    if (!f->head && !f->piped && f->eof && !f->shut && !e.blackhole) {
         shutdown(dst_of(f), SHUT_WR);
         f->shut = 1;
     }
@@ -370,9 +515,21 @@ static void flow_read(px_flow *f)
         effect_of(f, &e);
         shaped = px_effect_shapes(&e);
     }
-    /* a few reads at most, so one busy connection does not starve the rest */
+    /* a few reads at most, so one busy connection does not starve the rest;
+     * and none after a short one, which most likely emptied the socket: a
+     * round trip's message costs one recv, not a second one for EAGAIN
+     * (poll is level-triggered, so whatever is left wakes us again) */
     for (int round = 0; round < 8 && !c->dead && can_read(f); round++) {
-        ssize_t n = recv(src_of(f), scratch, PX_QUEUE_CAP - f->queued, MSG_DONTWAIT);
+        if (f->pr >= 0 && !shaped && !f->head) {
+            int more = splice_round(f);
+            if (more <= 0) {
+                if (more < 0) return;
+                break;
+            }
+            continue;
+        }
+        size_t want = PX_QUEUE_CAP - f->queued;
+        ssize_t n = recv(src_of(f), scratch, want, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
             conn_end(c, 1); /* the source reset: so is the other side */
@@ -382,7 +539,11 @@ static void flow_read(px_flow *f)
             f->eof = 1;
             break;
         }
-        if (shaped && e.blackhole) continue; /* swallowed */
+        int drained = (size_t)n < want;
+        if (shaped && e.blackhole) { /* swallowed */
+            if (drained) break;
+            continue;
+        }
         if (!shaped && !f->head) {
             ssize_t w = send_some(dst_of(f), scratch, (size_t)n);
             if (w < 0) {
@@ -393,7 +554,10 @@ static void flow_read(px_flow *f)
             if (w < n) {
                 enqueue(f, scratch + w, (size_t)(n - w), 0);
                 f->write_blocked = 1;
+            } else if (!drained) {
+                pipe_open(f); /* a full buffer: bulk, spliced from now on */
             }
+            if (drained) break;
             continue;
         }
         double due = 0;
@@ -403,6 +567,7 @@ static void flow_read(px_flow *f)
             f->last_due = due;
         }
         enqueue(f, scratch, (size_t)n, due);
+        if (drained) break;
     }
     flow_flush(f);
 }
@@ -458,6 +623,7 @@ void px_conn_start(struct px_link *l, int cfd)
     c->up.c = c->down.c = c;
     c->up.dir = PX_UP;
     c->down.dir = PX_DOWN;
+    c->up.pr = c->up.pw = c->down.pr = c->down.pw = -1;
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;
     l->conns = c;

@@ -13,7 +13,9 @@
 typedef struct px_conn px_conn;
 
 /* Bytes queued per direction of a connection before the proxy stops
- * reading from its source: backpressure, and a bound on memory. */
+ * reading from its source: backpressure, and a bound on memory. (A fault
+ * that comes while a bulk flow's splice pipe is full queues that pipe's
+ * bytes, up to 1 MiB, once.) */
 #define PX_QUEUE_CAP (64 * 1024)
 
 typedef struct {

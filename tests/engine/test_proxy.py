@@ -288,6 +288,40 @@ class ProxyTest(unittest.TestCase):
             got = recv_all(s)
         self.assertEqual(got, payload[:1000])
 
+    def test_a_fault_added_mid_bulk_takes_the_bytes_not_yet_passed(self):
+        # a bulk flow goes through a pipe with splice(2) on Linux: what the
+        # pipe holds when a fault comes is treated as queued bytes, exactly
+        def stalled(p, s, link):
+            """Reads 2 MiB, then stops until the proxy stops passing any."""
+            got = bytearray()
+            while len(got) < 2 << 20:
+                got += s.recv(65536)
+            last = -1
+            while True:
+                time.sleep(0.2)
+                passed = p.link(link)["counters"]["bytes_down"]
+                if passed == last:
+                    return got, passed
+                last = passed
+
+        handle, payload = sender(16 << 20, then_close=False)
+        p = self.proxy(self.server(handle))
+        with connect(self.lport, 10) as s:
+            got, passed = stalled(p, s, "l")
+            p.fault("l", type="limit", bytes=1000, direction="down")
+            got += recv_all(s)
+        self.assertEqual(len(got), passed + 1000)  # the limit counts from the bytes passed when it hit
+        self.assertTrue(bytes(got) == payload[:passed + 1000])
+
+        handle, payload = sender(8 << 20)
+        p = self.proxy(self.server(handle), "lat")
+        with connect(self.lport, 10) as s:
+            got, _ = stalled(p, s, "lat")
+            p.fault("lat", type="latency", ms=30, jitter_ms=20, direction="down")
+            got += recv_all(s)
+        self.assertEqual(len(got), len(payload))
+        self.assertTrue(bytes(got) == payload, "the bytes changed on the way")
+
     def test_reset_resets_existing_and_new_connections(self):
         p = self.proxy(self.server(echo))
         old = connect(self.lport)
