@@ -134,6 +134,18 @@ class RefStack:
         return subprocess.run(cmd + list(args), capture_output=True, text=True, env=self.env(settings),
                               cwd=STACK_DIR, timeout=timeout, stdin=subprocess.DEVNULL)
 
+    def not_up(self):
+        """The services not up as they should be, {service: (status, health)}:
+        each running, and healthy but the fault proxy, which has no
+        healthcheck (tests/stack/docker-compose.yml says why)."""
+        out = {}
+        for svc, cid in self.container_ids().items():
+            state = json.loads(docker("inspect", cid).stdout)[0]["State"]
+            got = (state["Status"], state.get("Health", {}).get("Status"))
+            if got != ("running", None if svc == "proxy" else "healthy"):
+                out[svc] = got
+        return out
+
     def wait_healthy(self, service, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
