@@ -70,7 +70,9 @@ const command_def cli_commands[] = {
 };
 
 const option_def cli_options[] = {
-    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory (default: scripts/checks)"},
+    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory; without it: the stack file's checks = \"DIR\"\n"
+     "(relative to the stack file), else ./scripts/checks, else the\n"
+     "checks installed with halo (PREFIX/share/halo/checks)"},
     {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
      "stack file describing the target (a Lua file)"},
     {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},

@@ -4,6 +4,8 @@
 #define _XOPEN_SOURCE 700
 #include "run/adhoc.h"
 #include "run/cli.h"
+#include "run/completion.h"
+#include "run/manpage.h"
 #include "proxy/proxy.h"
 #include "run/repl.h"
 #include "report/report.h"
@@ -11,6 +13,8 @@
 #include "core/sandbox.h"
 #include "mod/modules.h"
 #include "core/util.h"
+#include "core/plugin.h"
+#include "check/stack.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -77,11 +81,6 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static const char *halo_home(void)
-{
-    const char *h = getenv("HALO_HOME");
-    return h && *h ? h : HALO_HOME_DEFAULT;
-}
 
 
 /* Options shared by every command; returns 1 when it consumed argv[*i]
@@ -237,7 +236,22 @@ static const char *owned_path(options *o, const char *a, const char *b)
     return p;
 }
 
-/* --lib dirs first, then the lib next to the checks, then the built-in lib. */
+/* What ships with halo: under $HALO_HOME (a source tree) when set; else
+ * the share/halo/ of an installed halo, found from the executable's own
+ * place; else the source tree this binary was built from. */
+static const char *shipped_dir(options *o, const char *installed, const char *in_source)
+{
+    const char *h = getenv("HALO_HOME");
+    if (h && *h) return owned_path(o, h, in_source);
+    char *p = installed_path(installed);
+    if (p) {
+        strlist_add(&o->owned, p);
+        return p;
+    }
+    return owned_path(o, HALO_HOME_DEFAULT, in_source);
+}
+
+/* --lib dirs first, then the lib next to the checks, then the shipped lib. */
 static void default_lib_dirs(options *o, const char *checks_dir)
 {
     if (checks_dir) {
@@ -245,14 +259,32 @@ static void default_lib_dirs(options *o, const char *checks_dir)
         if (is_dir(sibling)) strlist_add(&o->libs, sibling);
     }
     if (is_dir("scripts/lib")) strlist_add(&o->libs, "scripts/lib");
-    const char *builtin = owned_path(o, halo_home(), "scripts/lib");
-    if (is_dir(builtin)) strlist_add(&o->libs, builtin);
+    const char *shipped = shipped_dir(o, "share/halo/lib", "scripts/lib");
+    if (is_dir(shipped)) strlist_add(&o->libs, shipped);
 }
 
+/* Without --checks (the rule `halo help run` states): the stack file's
+ * checks = "DIR", relative to the stack file; else ./scripts/checks, so a
+ * source tree works as it always did; else the shipped checks. A stack
+ * file that does not load names nothing here: the runner reports it. */
 static const char *default_checks_dir(options *o)
 {
+    if (o->stack_file) {
+        stack_harness h;
+        memset(&h, 0, sizeof h);
+        char *err = NULL;
+        const char *named = NULL;
+        if (stack_check(o->stack_file, &err, &h) == 0 && h.checks) {
+            char *p = h.checks[0] == '/' ? xstrdup(h.checks) : xasprintf("%s/%s", h.dir, h.checks);
+            strlist_add(&o->owned, p);
+            named = p;
+        }
+        stack_harness_free(&h);
+        free(err);
+        if (named) return named;
+    }
     if (is_dir("scripts/checks")) return "scripts/checks";
-    return owned_path(o, halo_home(), "scripts/checks");
+    return shipped_dir(o, "share/halo/checks", "scripts/checks");
 }
 
 static void options_free(options *o)
@@ -493,6 +525,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (!topic) fputs(cli_usage, stdout);
+        /* hidden: what the build turns into halo.1 and the bash completion */
+        else if (strcmp(topic, "--man") == 0) print_manpage(stdout, HALO_VERSION);
+        else if (strcmp(topic, "--completion") == 0 && argc > 3 && strcmp(argv[3], "bash") == 0)
+            print_bash_completion(stdout);
         else if (strcmp(topic, "modules") == 0) print_modules(stdout);
         else if (command_named(topic)) print_help(command_named(topic), stdout);
         else {
