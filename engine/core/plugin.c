@@ -9,7 +9,6 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 char *installed_path(const char *rel)
 {
@@ -36,7 +35,8 @@ char *installed_path(const char *rel)
 }
 
 /* HALO_PLUGIN_DIR, else ../lib/halo next to the executable (an installed
- * halo, wherever its prefix was copied to), else the build tree's. */
+ * halo, wherever its prefix was copied to: it never falls back to the build
+ * tree), else the build tree's. */
 static const char *plugin_dir(void)
 {
     const char *dir = getenv("HALO_PLUGIN_DIR");
@@ -46,13 +46,6 @@ static const char *plugin_dir(void)
     if (!looked) {
         looked = 1;
         installed = installed_path("lib/halo");
-        struct stat st;
-        char *probe = installed ? xasprintf("%s/halo_http.so", installed) : NULL;
-        if (installed && stat(probe, &st) != 0) {
-            free(installed);
-            installed = NULL;
-        }
-        free(probe);
     }
     return installed ? installed : HALO_PLUGIN_DIR_DEFAULT;
 }

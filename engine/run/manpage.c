@@ -14,9 +14,17 @@ static void roff_line(FILE *f, const char *s, size_t n)
 {
     if (n && (s[0] == '.' || s[0] == '\'')) fputs("\\&", f);
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\') fputs("\\e", f);
-        else if (s[i] == '-') fputs("\\-", f);
-        else fputc(s[i], f);
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') fputs("\\e", f);
+        else if (c == '-') fputs("\\-", f);
+        else if (c >= 0xC0 && i + 1 < n) {
+            /* UTF-8 as \[uXXXX]: troff without preconv reads bytes, and
+             * the help has an em dash or two */
+            int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+            unsigned long cp = c & (0x3F >> more);
+            for (int k = 0; k < more && i + 1 < n; k++) cp = cp << 6 | ((unsigned char)s[++i] & 0x3F);
+            fprintf(f, "\\[u%04lX]", cp);
+        } else fputc(c, f);
     }
     fputc('\n', f);
 }
