@@ -4,21 +4,27 @@
 #
 #   tools/setup.sh          build + test dependencies
 #   tools/setup.sh --bench  also the peers the benchmarks measure against
+#   tools/setup.sh --runtime  only what the reference stack needs to run
+#                           (an installed halo's stacks/reference/up calls it so)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 
 packages=(
-  # build
-  build-essential cmake pkg-config
+  # build; dpkg-dev and file: cpack -G DEB computes Depends with dpkg-shlibdeps
+  build-essential cmake pkg-config dpkg-dev file
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libpq-dev libedit-dev zlib1g-dev
   # tests: real servers on 127.0.0.1 (nginx, a throwaway PostgreSQL 15
   # cluster; Docker comes from tools/docker-up.sh), a leak checker, openssl
   # for test certificates
   python3 procps nginx valgrind postgresql-15 openssl
+  man-db                 # test_install renders the generated halo.1
   python3-psycopg2 curl  # tests/stack: the stand-in API's PostgreSQL driver; healthchecks
   libfaketime            # docker's clock skew (p:skew) preloads it into containers running the host's /usr
 )
+if [ "${1:-}" = "--runtime" ]; then
+  packages=(python3 procps nginx postgresql-15 python3-psycopg2 curl libfaketime)
+fi
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lua5.4 hyperfine wrk hey apache2-utils curl)
 fi

@@ -321,6 +321,8 @@ void stack_harness_free(stack_harness *h)
     free_argv(h->down);
     free(h->dir);
     free(h->project);
+    free(h->checks);
+    h->checks = NULL;
     h->up = h->down = NULL;
     h->dir = NULL;
     h->project = NULL;
@@ -344,6 +346,9 @@ static int read_harness(lua_State *L)
     hr->h->allow_faults = lua_getfield(L, 2, "allow_faults") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     if (lua_getfield(L, 2, "compose") == LUA_TTABLE && lua_getfield(L, -1, "project") == LUA_TSTRING)
         hr->h->project = xstrdup(lua_tostring(L, -1));
+    int t = lua_getfield(L, 2, "checks");
+    if (t == LUA_TSTRING) hr->h->checks = xstrdup(lua_tostring(L, -1));
+    else if (t != LUA_TNIL) *hr->err = xasprintf("stack file %s: checks must be a directory name (a string)", hr->path);
     return 0;
 }
 

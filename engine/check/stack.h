@@ -19,6 +19,7 @@ typedef struct {
     char *dir;         /* the stack file's directory: where they run */
     int allow_faults;  /* allow_faults = true: checks may kill, stop, recreate */
     char *project;     /* compose.project, or NULL: what the stack is, for locks */
+    char *checks;      /* checks = "DIR": its checks directory, as written, or NULL */
 } stack_harness;
 
 /* Load in a scratch state, only to validate it, register its secrets and

@@ -10,4 +10,9 @@
  * (static text or malloc'ed by the caller's free: always free it). */
 lua_CFunction plugin_load(const char *module, char **err);
 
+/* PREFIX/REL, resolved, for an executable at PREFIX/bin/halo; NULL when
+ * that path does not exist (a build-tree halo). malloc'ed. An installed halo
+ * finds its parts this way, so its prefix can be anywhere. */
+char *installed_path(const char *rel);
+
 #endif

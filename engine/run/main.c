@@ -3,6 +3,9 @@
 /* realpath() is XSI in glibc's headers */
 #define _XOPEN_SOURCE 700
 #include "run/adhoc.h"
+#include "run/cli.h"
+#include "run/completion.h"
+#include "run/manpage.h"
 #include "proxy/proxy.h"
 #include "run/repl.h"
 #include "report/report.h"
@@ -10,6 +13,8 @@
 #include "core/sandbox.h"
 #include "mod/modules.h"
 #include "core/util.h"
+#include "core/plugin.h"
+#include "check/stack.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,177 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const USAGE =
-    "usage: halo <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  run [ID...]        run the checks (all, or the given ids) and report\n"
-    "  list               list the checks with their ids, titles, timeouts and tags\n"
-    "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
-    "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
-    "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
-    "  cleanup            restore what a killed run left changed (a container killed or paused, a fixture)\n"
-    "  proxy              a TCP fault proxy with an HTTP control API (for require \"netfault\")\n"
-    "  version            print the version\n"
-    "  help [COMMAND]     show help (`halo help modules`: what a check can require)\n"
-    "\n"
-    "Run `halo help run` (or `halo run --help`) for a command's options.\n";
-
-/* The commands, as bits of an option's `commands` mask. */
-enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64 };
-
-typedef struct {
-    const char *name;
-    unsigned bit;
-    const char *usage; /* the first line(s) of its help */
-    const char *about; /* what it does, before the options */
-    const char *after; /* after the options: exit statuses and such */
-} command_def;
-
-static const command_def COMMANDS[] = {
-    {"run", C_RUN, "usage: halo run [ID...] [options]\n",
-     "Runs every check in the checks directory in id order (or only the given ids),\n"
-     "each in its own sandboxed worker, and prints a report.\n",
-     "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
-     "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n"},
-    {"list", C_LIST, "usage: halo list [options]\n",
-     "Lists the checks in id order. A check file that does not load is shown as\n"
-     "ERROR with its file and line, and makes the exit status 3.\n",
-     NULL},
-    {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
-     "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
-     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, netfault, undo)\n"
-     "and the stack file as `stack`, and prints the values the chunk returns. An\n"
-     "expression needs no `return`. exec passes ARGS as `...` and `arg`.\n",
-     NULL},
-    {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
-    {"repl", C_REPL, "usage: halo repl [options]\n",
-     "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
-     "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
-     "expression prints its value. Each line runs as a task, so tasks it spawns\n"
-     "keep running between prompts (.tasks, .stop N). Ctrl-C stops the running\n"
-     "line; Ctrl-D or .exit leaves after undoing every fault the session caused.\n"
-     ".help lists the commands (.run ID, .list, .save FILE, .load FILE, .time EXPR).\n"
-     "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n",
-     "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
-     "if a line raised.\n"},
-    {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
-     "Every run journals the faults it injected and has not undone yet (a container\n"
-     "it killed, stopped or paused; a service it recreated with other environment\n"
-     "or a skewed clock; a container's limits it lowered)\n"
-     "and the fixtures it created and has not removed (a template, an asset, a\n"
-     "schedule, a tenant: the request that removes it, its key named, never given)\n"
-     "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
-     "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
-     "cleanup restores what runs that are gone left behind — containers first, then\n"
-     "fixtures, newest first, with the keys read from the run's stack file — says\n"
-     "what it did, and forgets a journal once all of it is restored. Runs still\n"
-     "going are left alone. Start it with the environment the run had: the stack\n"
-     "file reads its keys and URLs from it.\n",
-     "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
-    {"proxy", C_PROXY, "usage: halo proxy --control HOST:PORT [--link NAME=LISTEN,UPSTREAM ...]\n",
-     "A long-lived TCP proxy whose links (a listening address and an upstream) can be\n"
-     "slowed, throttled, sliced, blackholed, limited, reset or cut through an HTTP\n"
-     "control API with JSON bodies (docs/operator-guide.md), as checks do with\n"
-     "require \"netfault\". Logs one JSON line per event on stdout.\n",
-     "exit status: 0 after SIGTERM or SIGINT; 1 an address cannot be listened on; 2 wrong usage.\n"},
-};
-
-enum {
-    O_HELP, O_VERBOSE, O_UP, O_DOWN, O_DRY_RUN, O_CHECKS, O_STACK, O_TAG, O_DEFER, O_FORMAT, O_OUT, O_REPORT,
-    O_HISTORY, O_TIMEOUT, O_GRACE, O_MAX_MEM, O_PARALLEL, O_LIB, O_OPERATOR, O_ALLOW_FAULTS, O_FORCE,
-    O_CONTROL, O_LINK,
-};
-
-/* Every option: its spelling, its value's name (NULL: a flag), the
- * commands that take it and its help (one row per meaning, where commands
- * read it differently). Parsing, the check that a command takes an option,
- * and every command's help come from this table. */
-typedef struct {
-    int id;
-    const char *name, *shortname, *arg;
-    unsigned commands;
-    const char *help; /* lines after the first are indented under it */
-} option_def;
-
-#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY)
-static const option_def OPTIONS[] = {
-    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory (default: scripts/checks)"},
-    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
-     "stack file describing the target (a Lua file)"},
-    {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},
-    {O_DEFER, "--defer", NULL, "ID", C_RUN, "mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)"},
-    {O_FORMAT, "--format", NULL, "F", C_RUN, "text (default), json, junit, tap, md or html"},
-    {O_OUT, "--out", NULL, "FILE", C_RUN, "write the report to FILE instead of stdout"},
-    {O_REPORT, "--report", NULL, "F:FILE", C_RUN,
-     "also write the report in format F to FILE (repeatable):\n--report md:run-log.md --report json:run.json"},
-    {O_HISTORY, "--history", NULL, "FILE", C_RUN, "write every HTTP request of every check to FILE (JSON lines)"},
-    {O_TIMEOUT, "--timeout", NULL, "S", C_RUN, "override every check's timeout (seconds)"},
-    {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
-    {O_GRACE, "--grace", NULL, "S", C_RUN,
-     "time for cleanup after a check, and added to its hard deadline (default 10)"},
-    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
-     "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
-    {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},
-    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
-     "add DIR to where require looks for Lua modules (repeatable)"},
-    {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
-    {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},
-    {O_DOWN, "--down", NULL, NULL, C_RUN, "take it down at the end, whatever happened: harness.down"},
-    {O_ALLOW_FAULTS, "--allow-faults", NULL, NULL, C_RUN,
-     "let checks kill, stop, pause and recreate parts of the stack even though the\n"
-     "stack file does not say allow_faults = true (checks with faults = true are N/A otherwise)"},
-    {O_FORCE, "--force", NULL, NULL, C_RUN,
-     "inject faults even while another run injects faults into the same stack"},
-    {O_CONTROL, "--control", NULL, "HOST:PORT", C_PROXY, "where the control API listens (give a loopback address)"},
-    {O_LINK, "--link", NULL, "SPEC", C_PROXY,
-     "a link at start (repeatable): NAME=LISTEN_HOST:PORT,UPSTREAM_HOST:PORT;\n"
-     "more can be created through the API"},
-    {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
-    {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
-    {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
-    {O_HELP, "--help", "-h", NULL, C_ALL, "this help"},
-};
-
-static const command_def *command_named(const char *name)
-{
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
-    return NULL;
-}
-
-/* The module table (mod/modules.c), as an operator reads it. */
-static void print_modules(FILE *f)
-{
-    fputs("Modules a check can require (each is also a global in eval, exec and the REPL):\n\n", f);
-    for (const halo_module *m = halo_modules; m->name; m++)
-        fprintf(f, "  %-11s %s\n", m->name, m->summary);
-    fputs("\nEvery function, with an example: docs/modules.md\n", f);
-}
-
-/* A command's help: usage, what it does, its options from the table. */
-static void print_help(const command_def *cmd, FILE *f)
-{
-    if (!cmd->usage) cmd = command_named("eval");
-    unsigned bits = cmd->bit == C_EVAL ? (C_EVAL | C_EXEC) : cmd->bit;
-    fprintf(f, "%s\n%s\n", cmd->usage, cmd->about);
-    for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++) {
-        const option_def *o = &OPTIONS[i];
-        if (!(o->commands & bits)) continue;
-        char left[40];
-        snprintf(left, sizeof left, "%s%s%s%s%s", o->shortname ? o->shortname : "", o->shortname ? ", " : "", o->name,
-                 o->arg ? " " : "", o->arg ? o->arg : "");
-        const char *h = o->help;
-        const char *nl = strchr(h, '\n');
-        fprintf(f, "  %-16s %.*s\n", left, nl ? (int)(nl - h) : (int)strlen(h), h);
-        while (nl) {
-            h = nl + 1;
-            nl = strchr(h, '\n');
-            fprintf(f, "  %-16s %.*s\n", "", nl ? (int)(nl - h) : (int)strlen(h), h);
-        }
-    }
-    if (cmd->after) fprintf(f, "\n%s", cmd->after);
-}
 
 typedef struct {
     const char **items;
@@ -247,11 +81,6 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static const char *halo_home(void)
-{
-    const char *h = getenv("HALO_HOME");
-    return h && *h ? h : HALO_HOME_DEFAULT;
-}
 
 
 /* Options shared by every command; returns 1 when it consumed argv[*i]
@@ -270,9 +99,9 @@ static const char *commands_in(unsigned mask, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (mask & COMMANDS[i].bit)
-            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", COMMANDS[i].name);
+    for (size_t i = 0; i < cli_ncommands; i++)
+        if (mask & cli_commands[i].bit)
+            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", cli_commands[i].name);
     return buf;
 }
 
@@ -304,8 +133,8 @@ static int parse_options(const char *cmd, int argc, char **argv, options *o, int
         if (eq) value = (char *)eq + 1;
         const option_def *def = NULL;
         unsigned takers = 0;
-        for (size_t k = 0; k < sizeof OPTIONS / sizeof *OPTIONS; k++) {
-            const option_def *d = &OPTIONS[k];
+        for (size_t k = 0; k < cli_noptions; k++) {
+            const option_def *d = &cli_options[k];
             if (strcmp(name, d->name) != 0 && !(d->shortname && strcmp(name, d->shortname) == 0)) continue;
             takers |= d->commands;
             if (d->commands & bit) def = d;
@@ -407,7 +236,22 @@ static const char *owned_path(options *o, const char *a, const char *b)
     return p;
 }
 
-/* --lib dirs first, then the lib next to the checks, then the built-in lib. */
+/* What ships with halo: under $HALO_HOME (a source tree) when set; else
+ * the share/halo/ of an installed halo, found from the executable's own
+ * place; else the source tree this binary was built from. */
+static const char *shipped_dir(options *o, const char *installed, const char *in_source)
+{
+    const char *h = getenv("HALO_HOME");
+    if (h && *h) return owned_path(o, h, in_source);
+    char *p = installed_path(installed);
+    if (p) {
+        strlist_add(&o->owned, p);
+        return p;
+    }
+    return owned_path(o, HALO_HOME_DEFAULT, in_source);
+}
+
+/* --lib dirs first, then the lib next to the checks, then the shipped lib. */
 static void default_lib_dirs(options *o, const char *checks_dir)
 {
     if (checks_dir) {
@@ -415,14 +259,32 @@ static void default_lib_dirs(options *o, const char *checks_dir)
         if (is_dir(sibling)) strlist_add(&o->libs, sibling);
     }
     if (is_dir("scripts/lib")) strlist_add(&o->libs, "scripts/lib");
-    const char *builtin = owned_path(o, halo_home(), "scripts/lib");
-    if (is_dir(builtin)) strlist_add(&o->libs, builtin);
+    const char *shipped = shipped_dir(o, "share/halo/lib", "scripts/lib");
+    if (is_dir(shipped)) strlist_add(&o->libs, shipped);
 }
 
+/* Without --checks (the rule `halo help run` states): the stack file's
+ * checks = "DIR", relative to the stack file; else ./scripts/checks, so a
+ * source tree works as it always did; else the shipped checks. A stack
+ * file that does not load names nothing here: the runner reports it. */
 static const char *default_checks_dir(options *o)
 {
+    if (o->stack_file) {
+        stack_harness h;
+        memset(&h, 0, sizeof h);
+        char *err = NULL;
+        const char *named = NULL;
+        if (stack_check(o->stack_file, &err, &h) == 0 && h.checks) {
+            char *p = h.checks[0] == '/' ? xstrdup(h.checks) : xasprintf("%s/%s", h.dir, h.checks);
+            strlist_add(&o->owned, p);
+            named = p;
+        }
+        stack_harness_free(&h);
+        free(err);
+        if (named) return named;
+    }
     if (is_dir("scripts/checks")) return "scripts/checks";
-    return owned_path(o, halo_home(), "scripts/checks");
+    return shipped_dir(o, "share/halo/checks", "scripts/checks");
 }
 
 static void options_free(options *o)
@@ -647,7 +509,7 @@ int main(int argc, char **argv)
 {
     report_html_renderer = report_html;
     if (argc < 2) {
-        fputs(USAGE, stderr);
+        fputs(cli_usage, stderr);
         return 2;
     }
     const char *cmd = argv[1];
@@ -662,7 +524,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
-        if (!topic) fputs(USAGE, stdout);
+        if (!topic) fputs(cli_usage, stdout);
+        /* hidden: what the build turns into halo.1 and the bash completion */
+        else if (strcmp(topic, "--man") == 0) print_manpage(stdout, HALO_VERSION);
+        else if (strcmp(topic, "--completion") == 0 && argc > 3 && strcmp(argv[3], "bash") == 0)
+            print_bash_completion(stdout);
         else if (strcmp(topic, "modules") == 0) print_modules(stdout);
         else if (command_named(topic)) print_help(command_named(topic), stdout);
         else {

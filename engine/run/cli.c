@@ -1,0 +1,152 @@
+/* The command line's table (cli.h) and the help printed from it. */
+#include "run/cli.h"
+#include "mod/modules.h"
+
+#include <string.h>
+
+const char *const cli_usage =
+    "usage: halo <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [ID...]        run the checks (all, or the given ids) and report\n"
+    "  list               list the checks with their ids, titles, timeouts and tags\n"
+    "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
+    "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
+    "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
+    "  cleanup            restore what a killed run left changed (a container killed or paused, a fixture)\n"
+    "  proxy              a TCP fault proxy with an HTTP control API (for require \"netfault\")\n"
+    "  version            print the version\n"
+    "  help [COMMAND]     show help (`halo help modules`: what a check can require)\n"
+    "\n"
+    "Run `halo help run` (or `halo run --help`) for a command's options.\n";
+
+const command_def cli_commands[] = {
+    {"run", C_RUN, "usage: halo run [ID...] [options]\n",
+     "Runs every check in the checks directory in id order (or only the given ids),\n"
+     "each in its own sandboxed worker, and prints a report.\n",
+     "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
+     "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n"},
+    {"list", C_LIST, "usage: halo list [options]\n",
+     "Lists the checks in id order. A check file that does not load is shown as\n"
+     "ERROR with its file and line, and makes the exit status 3.\n",
+     NULL},
+    {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
+     "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
+     "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, netfault, undo)\n"
+     "and the stack file as `stack`, and prints the values the chunk returns. An\n"
+     "expression needs no `return`. exec passes ARGS as `...` and `arg`.\n",
+     NULL},
+    {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
+    {"repl", C_REPL, "usage: halo repl [options]\n",
+     "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
+     "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
+     "expression prints its value. Each line runs as a task, so tasks it spawns\n"
+     "keep running between prompts (.tasks, .stop N). Ctrl-C stops the running\n"
+     "line; Ctrl-D or .exit leaves after undoing every fault the session caused.\n"
+     ".help lists the commands (.run ID, .list, .save FILE, .load FILE, .time EXPR).\n"
+     "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n",
+     "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
+     "if a line raised.\n"},
+    {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
+     "Every run journals the faults it injected and has not undone yet (a container\n"
+     "it killed, stopped or paused; a service it recreated with other environment\n"
+     "or a skewed clock; a container's limits it lowered)\n"
+     "and the fixtures it created and has not removed (a template, an asset, a\n"
+     "schedule, a tenant: the request that removes it, its key named, never given)\n"
+     "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
+     "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
+     "cleanup restores what runs that are gone left behind — containers first, then\n"
+     "fixtures, newest first, with the keys read from the run's stack file — says\n"
+     "what it did, and forgets a journal once all of it is restored. Runs still\n"
+     "going are left alone. Start it with the environment the run had: the stack\n"
+     "file reads its keys and URLs from it.\n",
+     "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
+    {"proxy", C_PROXY, "usage: halo proxy --control HOST:PORT [--link NAME=LISTEN,UPSTREAM ...]\n",
+     "A long-lived TCP proxy whose links (a listening address and an upstream) can be\n"
+     "slowed, throttled, sliced, blackholed, limited, reset or cut through an HTTP\n"
+     "control API with JSON bodies (docs/operator-guide.md), as checks do with\n"
+     "require \"netfault\". Logs one JSON line per event on stdout.\n",
+     "exit status: 0 after SIGTERM or SIGINT; 1 an address cannot be listened on; 2 wrong usage.\n"},
+};
+
+const option_def cli_options[] = {
+    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory; without it: the stack file's checks = \"DIR\"\n"
+     "(relative to the stack file), else ./scripts/checks, else the\n"
+     "checks installed with halo (PREFIX/share/halo/checks)"},
+    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "stack file describing the target (a Lua file)"},
+    {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},
+    {O_DEFER, "--defer", NULL, "ID", C_RUN, "mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)"},
+    {O_FORMAT, "--format", NULL, "F", C_RUN, "text (default), json, junit, tap, md or html"},
+    {O_OUT, "--out", NULL, "FILE", C_RUN, "write the report to FILE instead of stdout"},
+    {O_REPORT, "--report", NULL, "F:FILE", C_RUN,
+     "also write the report in format F to FILE (repeatable):\n--report md:run-log.md --report json:run.json"},
+    {O_HISTORY, "--history", NULL, "FILE", C_RUN, "write every HTTP request of every check to FILE (JSON lines)"},
+    {O_TIMEOUT, "--timeout", NULL, "S", C_RUN, "override every check's timeout (seconds)"},
+    {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
+    {O_GRACE, "--grace", NULL, "S", C_RUN,
+     "time for cleanup after a check, and added to its hard deadline (default 10)"},
+    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
+    {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},
+    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+     "add DIR to where require looks for Lua modules (repeatable)"},
+    {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
+    {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},
+    {O_DOWN, "--down", NULL, NULL, C_RUN, "take it down at the end, whatever happened: harness.down"},
+    {O_ALLOW_FAULTS, "--allow-faults", NULL, NULL, C_RUN,
+     "let checks kill, stop, pause and recreate parts of the stack even though the\n"
+     "stack file does not say allow_faults = true (checks with faults = true are N/A otherwise)"},
+    {O_FORCE, "--force", NULL, NULL, C_RUN,
+     "inject faults even while another run injects faults into the same stack"},
+    {O_CONTROL, "--control", NULL, "HOST:PORT", C_PROXY, "where the control API listens (give a loopback address)"},
+    {O_LINK, "--link", NULL, "SPEC", C_PROXY,
+     "a link at start (repeatable): NAME=LISTEN_HOST:PORT,UPSTREAM_HOST:PORT;\n"
+     "more can be created through the API"},
+    {O_DRY_RUN, "--dry-run", NULL, NULL, C_CLEANUP, "only say what would be restored"},
+    {O_VERBOSE, "--verbose", "-v", NULL, C_RUN, "show log lines as they happen, evidence in the text report"},
+    {O_VERBOSE, "--verbose", "-v", NULL, C_EVAL | C_EXEC | C_REPL, "tracebacks on errors"},
+    {O_HELP, "--help", "-h", NULL, C_ALL, "this help"},
+};
+const size_t cli_ncommands = sizeof cli_commands / sizeof *cli_commands;
+const size_t cli_noptions = sizeof cli_options / sizeof *cli_options;
+
+const command_def *command_named(const char *name)
+{
+    for (size_t i = 0; i < cli_ncommands; i++)
+        if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
+    return NULL;
+}
+
+/* The module table (mod/modules.c), as an operator reads it. */
+void print_modules(FILE *f)
+{
+    fputs("Modules a check can require (each is also a global in eval, exec and the REPL):\n\n", f);
+    for (const halo_module *m = halo_modules; m->name; m++)
+        fprintf(f, "  %-11s %s\n", m->name, m->summary);
+    fputs("\nEvery function, with an example: docs/modules.md\n", f);
+}
+
+/* A command's help: usage, what it does, its options from the table. */
+void print_help(const command_def *cmd, FILE *f)
+{
+    if (!cmd->usage) cmd = command_named("eval");
+    unsigned bits = cmd->bit == C_EVAL ? (C_EVAL | C_EXEC) : cmd->bit;
+    fprintf(f, "%s\n%s\n", cmd->usage, cmd->about);
+    for (size_t i = 0; i < cli_noptions; i++) {
+        const option_def *o = &cli_options[i];
+        if (!(o->commands & bits)) continue;
+        char left[40];
+        snprintf(left, sizeof left, "%s%s%s%s%s", o->shortname ? o->shortname : "", o->shortname ? ", " : "", o->name,
+                 o->arg ? " " : "", o->arg ? o->arg : "");
+        const char *h = o->help;
+        const char *nl = strchr(h, '\n');
+        fprintf(f, "  %-16s %.*s\n", left, nl ? (int)(nl - h) : (int)strlen(h), h);
+        while (nl) {
+            h = nl + 1;
+            nl = strchr(h, '\n');
+            fprintf(f, "  %-16s %.*s\n", "", nl ? (int)(nl - h) : (int)strlen(h), h);
+        }
+    }
+    if (cmd->after) fprintf(f, "\n%s", cmd->after);
+}
