@@ -3,6 +3,7 @@
 /* realpath() is XSI in glibc's headers */
 #define _XOPEN_SOURCE 700
 #include "run/adhoc.h"
+#include "run/lint.h"
 #include "proxy/proxy.h"
 #include "run/repl.h"
 #include "report/report.h"
@@ -25,6 +26,8 @@ static const char *const USAGE =
     "commands:\n"
     "  run [ID...]        run the checks (all, or the given ids) and report\n"
     "  list               list the checks with their ids, titles, timeouts and tags\n"
+    "  lint [FILE...]     load check and stack files without running them; report every problem\n"
+    "  new check NAME     write a new check file to start from (NN-NAME.lua in the checks directory)\n"
     "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
     "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
@@ -36,7 +39,7 @@ static const char *const USAGE =
     "Run `halo help run` (or `halo run --help`) for a command's options.\n";
 
 /* The commands, as bits of an option's `commands` mask. */
-enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64 };
+enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64, C_LINT = 128, C_NEW = 256 };
 
 typedef struct {
     const char *name;
@@ -55,6 +58,18 @@ static const command_def COMMANDS[] = {
     {"list", C_LIST, "usage: halo list [options]\n",
      "Lists the checks in id order. A check file that does not load is shown as\n"
      "ERROR with its file and line, and makes the exit status 3.\n",
+     NULL},
+    {"lint", C_LINT, "usage: halo lint [FILE...] [options]\n",
+     "Loads check files (default: every *.lua of the checks directory) and stack\n"
+     "files (--stack, or a FILE named stack.lua, *.stack.lua or in a stack(s)/ folder)\n"
+     "without running them, and prints every problem as FILE:LINE: message: syntax\n"
+     "errors, unknown keys, wrong types, a missing run function, duplicate ids.\n",
+     "exit status: 0 no problem (a one-line summary); 1 problems; 2 wrong usage.\n"},
+    {"new", C_NEW, "usage: halo new check NAME [options]\n",
+     "Writes CHECKS/NN-NAME.lua (NN: one more than the highest number there) from a\n"
+     "template with a title, tags, a timeout, a step, an expect and a defer, that\n"
+     "lints clean and passes as it is, and prints its path. NAME: letters, digits, -.\n"
+     "It never overwrites a file, nor writes a second check of the same NAME.\n",
      NULL},
     {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
@@ -112,10 +127,10 @@ typedef struct {
     const char *help; /* lines after the first are indented under it */
 } option_def;
 
-#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY)
+#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY | C_LINT | C_NEW)
 static const option_def OPTIONS[] = {
-    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory (default: scripts/checks)"},
-    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL | C_LINT | C_NEW, "checks directory (default: scripts/checks)"},
+    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "stack file describing the target (a Lua file)"},
     {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},
     {O_DEFER, "--defer", NULL, "ID", C_RUN, "mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)"},
@@ -128,10 +143,10 @@ static const option_def OPTIONS[] = {
     {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
     {O_GRACE, "--grace", NULL, "S", C_RUN,
      "time for cleanup after a check, and added to its hard deadline (default 10)"},
-    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
     {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},
-    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "add DIR to where require looks for Lua modules (repeatable)"},
     {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
     {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},
@@ -456,14 +471,20 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     if (parse_options(cmd, argc, argv, &o, 0)) return options_done(&o, 2);
-    int listing = strcmp(cmd, "list") == 0;
+    int listing = strcmp(cmd, "list") == 0, linting = strcmp(cmd, "lint") == 0;
     if (o.help) {
         print_help(command_named(cmd), stdout);
         return options_done(&o, 0);
     }
+    if (strcmp(cmd, "new") == 0) { /* halo new check NAME */
+        if (o.rest.n != 2 || strcmp(o.rest.items[0], "check") != 0)
+            return options_done(&o, usage_error(cmd, "%s", "give: halo new check NAME"));
+        if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+        return options_done(&o, new_check(o.checks_dir, o.rest.items[1]));
+    }
     if (listing && o.rest.n) return options_done(&o, usage_error(cmd, "unexpected argument %s", o.rest.items[0]));
     if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
-    if (!is_dir(o.checks_dir)) return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
+    if (!(linting && o.rest.n) && !is_dir(o.checks_dir)) return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
     if (o.stack_file && !file_exists(o.stack_file))
         return options_done(&o, usage_error(cmd, "stack file %s does not exist", o.stack_file));
     if (o.out && !writable_path(o.out)) return options_done(&o, usage_error(cmd, "--out %s: its directory is missing or not writable", o.out));
@@ -480,7 +501,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.lib_dirs = o.libs.items;
     ro.nlib_dirs = o.libs.n;
     ro.only_ids = o.rest.items;
-    ro.nonly = o.rest.n;
+    ro.nonly = linting ? 0 : o.rest.n; /* lint's arguments are files */
     ro.tags = o.tags.items;
     ro.ntags = o.tags.n;
     ro.defer_ids = o.defers.items;
@@ -505,7 +526,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     for (int i = 0; i < argc; i++) sb_printf(&command, " %s", argv[i]);
     ro.command = command.buf;
     ro.operator_name = o.operator_name;
-    int code = listing ? runner_list(&ro) : runner_run(&ro);
+    int code = linting ? runner_lint(&ro, o.rest.items, o.rest.n) : listing ? runner_list(&ro) : runner_run(&ro);
     sb_free(&command);
     options_free(&o);
     return code;
@@ -651,7 +672,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0) return cmd_run_or_list(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0 || strcmp(cmd, "lint") == 0 || strcmp(cmd, "new") == 0)
+        return cmd_run_or_list(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "repl") == 0) return cmd_repl(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "cleanup") == 0) return cmd_cleanup(argc - 2, argv + 2);
