@@ -18,6 +18,7 @@ packages=(
   python3 procps nginx valgrind postgresql-15 openssl
   python3-psycopg2 curl  # tests/stack: the stand-in API's PostgreSQL driver; healthchecks
   libfaketime            # docker's clock skew (p:skew) preloads it into containers running the host's /usr
+  lua-check              # e2e.test_luacheck: luacheck over scripts/, examples/, tests/ (.luacheckrc)
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lua5.4 hyperfine wrk hey apache2-utils curl)

@@ -179,7 +179,7 @@ static const char *const TEMPLATE =
     "  tags = { \"new\" },  -- words to select it by: halo run --tag new\n"
     "  timeout = 30,  -- seconds before the run stops it as an ERROR (default 60)\n"
     "  -- requires = function(stack) return stack.lb ~= nil, \"no lb in the stack file\" end,\n"
-    "  run = function(t, stack) -- luacheck: no unused args\n"
+    "  run = function(t, stack)\n"
     "    -- cleanup: runs last-in first-out once the check ends, whatever the outcome\n"
     "    t:defer(function() t:log(\"cleanup of check %%s\", t.id) end)\n"
     "    -- a named, timed step: replace it with what the stack must do\n"
