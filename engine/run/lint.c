@@ -233,7 +233,9 @@ int new_check(const char *dir, const char *name)
         free(clash);
         return 2;
     }
-    char *path = xasprintf("%s/%02ld-%s.lua", dir, highest + 1, name);
+    int dirlen = (int)strlen(dir);
+    while (dirlen > 1 && dir[dirlen - 1] == '/') dirlen--; /* checks/ gives checks/NN-x.lua, not checks//NN-x.lua */
+    char *path = xasprintf("%.*s/%02ld-%s.lua", dirlen, dir, highest + 1, name);
     /* O_EXCL: never overwrite, even a file that appeared meanwhile */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -246,7 +248,7 @@ int new_check(const char *dir, const char *name)
     char *title = xstrdup(name);
     for (char *p = title; *p; p++)
         if (*p == '-') *p = ' ';
-    fprintf(f, TEMPLATE, path + strlen(dir) + 1, title, title);
+    fprintf(f, TEMPLATE, strrchr(path, '/') + 1, title, title);
     int bad = fclose(f) != 0;
     if (bad) fprintf(stderr, "halo new check: %s: %s\n", path, strerror(errno));
     else printf("%s\n", path);
