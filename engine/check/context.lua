@@ -43,8 +43,9 @@ local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, requir
                     description = true, exclusive = true, faults = true }
 
 -- Checks a check file's returned table; returns a normalised copy or raises
--- a message saying what is wrong: every problem, one a line, so that `halo
--- lint` can report them all at once (`halo list` shows the same lines).
+-- a message saying what is wrong: every problem, joined by "; " (one line,
+-- as every report shows a message), which `halo lint` (run/lint.c) splits
+-- to report each at its line.
 function M.validate(spec, file)
   if type(spec) ~= "table" then
     error(format("must return a table with a run function (returned %s)", type(spec)), 0)
@@ -107,7 +108,7 @@ function M.validate(spec, file)
   local timeout = spec.timeout or 60
   if type(timeout) ~= "number" or timeout <= 0 then problem("timeout must be a positive number of seconds") end
   if spec.title ~= nil and type(spec.title) ~= "string" then problem("title must be a string") end
-  if #problems > 0 then error(concat(problems, "\n"), 0) end
+  if #problems > 0 then error(concat(problems, "; "), 0) end
   return {
     id = id,
     title = spec.title or gsub(match(file, "([^/]+)$"), "%.lua$", ""),

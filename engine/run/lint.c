@@ -85,16 +85,28 @@ static void report_line(const char *file, const char *shown, const char *msg)
     else printf("%s: %s\n", file, msg);
 }
 
-/* Every line of a (multi-line) message; returns how many. */
+/* Every problem of a message; returns how many. context.lua's validate
+ * joins a file's spec problems with "; "; a message that carries Lua's
+ * "FILE:LINE:" (a syntax or runtime error, whose text is the script's own)
+ * is one problem, never split. */
 static int report_message(const char *file, const char *message)
 {
     char shown[128];
     sandbox_display_path(file, shown, sizeof shown);
-    char *copy = xstrdup(message ? message : "does not load");
+    const char *m = message ? message : "does not load";
+    size_t fl = strlen(file), sl = strlen(shown);
+    const char *rest = strncmp(m, file, fl) == 0 && m[fl] == ':' ? m + fl + 1
+                       : strncmp(m, shown, sl) == 0 && m[sl] == ':' ? m + sl + 1 : m;
+    if (isdigit((unsigned char)*rest) || strncmp(m, "stack file ", 11) == 0) {
+        report_line(file, shown, m);
+        return 1;
+    }
+    char *copy = xstrdup(rest);
     int count = 0;
-    char *save = NULL;
-    for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        report_line(file, shown, l);
+    for (char *p = copy, *next; p; p = next) {
+        next = strstr(p, "; ");
+        if (next) *next = '\0', next += 2;
+        report_line(file, shown, p);
         count++;
     }
     free(copy);

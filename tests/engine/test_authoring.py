@@ -45,12 +45,16 @@ class Lint(HaloTestCase):
     def test_syntax_and_load_errors_carry_luas_line(self):
         d = self.checks_dir({"01-syntax.lua": "return {\n  run = function( end\n}\n",
                              "02-raises.lua": "local x\nreturn { run = x.y }\n",
-                             "03-nothing.lua": "return 42\n"})
+                             "03-nothing.lua": "return 42\n",
+                             "04-semicolon.lua": "\nerror('one; problem')\n"})
         rc, out, _ = self.lint("--checks", d)
         self.assertEqual(rc, 1)
         self.assertRegex(out, re.escape(os.path.join(d, "01-syntax.lua")) + r":2: .*expected")
         self.assertRegex(out, re.escape(os.path.join(d, "02-raises.lua")) + r":2: attempt to index")
         self.assertRegex(out, re.escape(os.path.join(d, "03-nothing.lua")) + r": must return a table")
+        # a script's own message is one problem, whatever it says
+        self.assertIn(os.path.join(d, "04-semicolon.lua") + ":2: one; problem\n", out)
+        self.assertEqual(len(out.splitlines()), 4, out)
 
     def test_missing_run_and_duplicate_ids_across_files(self):
         d = self.checks_dir({"01-a.lua": "return { run = function() end }\n",
