@@ -3,9 +3,11 @@ files without running them, one FILE:LINE line each; `halo new check`
 scaffolds a check that lints clean, lists and passes as it is."""
 import os
 import re
+import shutil
+import subprocess
 import unittest
 
-from halotest import HaloTestCase, line_of, run, write_checks
+from halotest import SOURCE, HaloTestCase, line_of, run, write_checks
 
 BAD = """return {
   title = 5,
@@ -110,6 +112,10 @@ class NewCheck(HaloTestCase):
         rc, out, err = run(["run", "8", "--checks", d])
         self.assertEqual(rc, 0, out + err)
         self.assertRegex(out, r"8\s+PASS")
+        if shutil.which("luacheck"):  # and luacheck with the repository's configuration finds nothing
+            r = subprocess.run(["luacheck", "--no-color", "--config", os.path.join(SOURCE, ".luacheckrc"), path],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout)
 
     def test_first_in_an_empty_directory_and_no_overwrite(self):
         d = self.checks_dir({})
