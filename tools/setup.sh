@@ -21,6 +21,7 @@ packages=(
   man-db                 # test_install renders the generated halo.1
   python3-psycopg2 curl  # tests/stack: the stand-in API's PostgreSQL driver; healthchecks
   libfaketime            # docker's clock skew (p:skew) preloads it into containers running the host's /usr
+  lua-check              # e2e.test_luacheck: luacheck over scripts/, examples/, tests/ (.luacheckrc)
 )
 if [ "${1:-}" = "--runtime" ]; then
   packages=(python3 procps nginx postgresql-15 python3-psycopg2 curl libfaketime)

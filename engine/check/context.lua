@@ -12,7 +12,7 @@ local format, tostring, type, select, error, pcall = string.format, tostring, ty
 -- print as the host gave it (a log line in a check), before a check can
 -- replace the global: t:log without a format is this print
 local host_print = print
-local pack, unpack, concat, insert = table.pack, table.unpack, table.concat, table.insert
+local pack, unpack, concat, insert, sort = table.pack, table.unpack, table.concat, table.insert, table.sort
 -- string functions as locals, never methods: the string metatable is the
 -- check's to change, and a changed one must not change how it is reported
 local match, gsub, find, sub, floor, tonumber = string.match, string.gsub, string.find, string.sub, math.floor, tonumber
@@ -43,21 +43,28 @@ local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, requir
                     description = true, exclusive = true, faults = true }
 
 -- Checks a check file's returned table; returns a normalised copy or raises
--- a message saying what is wrong.
+-- a message saying what is wrong: every problem, joined by "; " (one line,
+-- as every report shows a message), which `halo lint` (run/lint.c) splits
+-- to report each at its line.
 function M.validate(spec, file)
   if type(spec) ~= "table" then
     error(format("must return a table with a run function (returned %s)", type(spec)), 0)
   end
+  local problems = {}
+  local function problem(text) problems[#problems + 1] = text end
+  local unknown = {}
   for k in pairs(spec) do
-    if not SPEC_KEYS[k] then
-      error(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, faults, " ..
-                   "requires, run, description)",
-                   tostring(k)), 0)
-    end
+    if not SPEC_KEYS[k] then unknown[#unknown + 1] = tostring(k) end
   end
-  if type(spec.run) ~= "function" then error("the check table has no run function", 0) end
+  -- pairs' order is not the file's: sorted, the lines are the same every time
+  sort(unknown)
+  for _, k in ipairs(unknown) do
+    problem(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, faults, " ..
+                   "requires, run, description)", k))
+  end
+  if type(spec.run) ~= "function" then problem("the check table has no run function") end
   if spec.requires ~= nil and type(spec.requires) ~= "function" then
-    error("requires must be a function(stack) returning ok, reason", 0)
+    problem("requires must be a function(stack) returning ok, reason")
   end
   local id = spec.id
   if id == nil then
@@ -66,38 +73,42 @@ function M.validate(spec, file)
   elseif math_type(id) == "float" and id == floor(id) then
     id = floor(id)
   elseif math_type(id) ~= "integer" and type(id) ~= "string" then
-    error("id must be an integer or a string", 0)
+    problem("id must be an integer or a string")
   end
   local tags = {}
   if spec.tags ~= nil then
-    if type(spec.tags) ~= "table" then error("tags must be a list of strings", 0) end
-    for _, tag in ipairs(spec.tags) do
-      if type(tag) ~= "string" or not match(tag, "^[%w_%-%.]+$") then
-        error("tags must be words (letters, digits, _ - .)", 0)
+    if type(spec.tags) ~= "table" then problem("tags must be a list of strings")
+    else
+      for _, tag in ipairs(spec.tags) do
+        if type(tag) ~= "string" or not match(tag, "^[%w_%-%.]+$") then
+          problem("tags must be words (letters, digits, _ - .)")
+          break
+        end
+        tags[#tags + 1] = tag
       end
-      tags[#tags + 1] = tag
     end
   end
   -- exclusive = true: never alongside another check (a check that kills or
   -- recreates what others use). The tag "exclusive" said the same before
   -- and still does; either way the check carries the tag, as `halo list`
   -- shows it.
-  if spec.exclusive ~= nil and type(spec.exclusive) ~= "boolean" then error("exclusive must be true or false", 0) end
+  if spec.exclusive ~= nil and type(spec.exclusive) ~= "boolean" then problem("exclusive must be true or false") end
   local tagged = false
   for _, tag in ipairs(tags) do tagged = tagged or tag == "exclusive" end
   if spec.exclusive and not tagged then tags[#tags + 1] = "exclusive" end
   -- faults = true: the check kills, stops, pauses or recreates part of the
   -- stack; it runs only where the stack file (allow_faults = true) or the
   -- operator (--allow-faults) allows that, and carries the tag "faults".
-  if spec.faults ~= nil and type(spec.faults) ~= "boolean" then error("faults must be true or false", 0) end
+  if spec.faults ~= nil and type(spec.faults) ~= "boolean" then problem("faults must be true or false") end
   if spec.faults then
     local has = false
     for _, tag in ipairs(tags) do has = has or tag == "faults" end
     if not has then tags[#tags + 1] = "faults" end
   end
   local timeout = spec.timeout or 60
-  if type(timeout) ~= "number" or timeout <= 0 then error("timeout must be a positive number of seconds", 0) end
-  if spec.title ~= nil and type(spec.title) ~= "string" then error("title must be a string", 0) end
+  if type(timeout) ~= "number" or timeout <= 0 then problem("timeout must be a positive number of seconds") end
+  if spec.title ~= nil and type(spec.title) ~= "string" then problem("title must be a string") end
+  if #problems > 0 then error(concat(problems, "; "), 0) end
   return {
     id = id,
     title = spec.title or gsub(match(file, "([^/]+)$"), "%.lua$", ""),

@@ -10,6 +10,8 @@ const char *const cli_usage =
     "commands:\n"
     "  run [ID...]        run the checks (all, or the given ids) and report\n"
     "  list               list the checks with their ids, titles, timeouts and tags\n"
+    "  lint [FILE...]     load check and stack files without running them; report every problem\n"
+    "  new check NAME     write a new check file to start from (NN-NAME.lua in the checks directory)\n"
     "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
     "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
     "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
@@ -29,6 +31,18 @@ const command_def cli_commands[] = {
     {"list", C_LIST, "usage: halo list [options]\n",
      "Lists the checks in id order. A check file that does not load is shown as\n"
      "ERROR with its file and line, and makes the exit status 3.\n",
+     NULL},
+    {"lint", C_LINT, "usage: halo lint [FILE...] [options]\n",
+     "Loads check files (default: every *.lua of the checks directory) and stack\n"
+     "files (--stack, or a FILE named stack.lua, *.stack.lua or in a stack(s)/ folder)\n"
+     "without running them, and prints every problem as FILE:LINE: message: syntax\n"
+     "errors, unknown keys, wrong types, a missing run function, duplicate ids.\n",
+     "exit status: 0 no problem (a one-line summary); 1 problems; 2 wrong usage.\n"},
+    {"new", C_NEW, "usage: halo new check NAME [options]\n",
+     "Writes CHECKS/NN-NAME.lua (NN: one more than the highest number there) from a\n"
+     "template with a title, tags, a timeout, a step, an expect and a defer, that\n"
+     "lints clean and passes as it is, and prints its path. NAME: letters, digits, -.\n"
+     "It never overwrites a file, nor writes a second check of the same NAME.\n",
      NULL},
     {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
@@ -70,10 +84,10 @@ const command_def cli_commands[] = {
 };
 
 const option_def cli_options[] = {
-    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL, "checks directory; without it: the stack file's checks = \"DIR\"\n"
+    {O_CHECKS, "--checks", NULL, "DIR", C_RUN | C_LIST | C_REPL | C_LINT | C_NEW, "checks directory; without it: the stack file's checks = \"DIR\"\n"
      "(relative to the stack file), else ./scripts/checks, else the\n"
      "checks installed with halo (PREFIX/share/halo/checks)"},
-    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_STACK, "--stack", NULL, "FILE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "stack file describing the target (a Lua file)"},
     {O_TAG, "--tag", NULL, "T", C_RUN, "only checks tagged T (repeatable: any of them)"},
     {O_DEFER, "--defer", NULL, "ID", C_RUN, "mark check ID as DEFERRED instead of running it (repeatable, or ID,ID)"},
@@ -86,10 +100,10 @@ const option_def cli_options[] = {
     {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
     {O_GRACE, "--grace", NULL, "S", C_RUN,
      "time for cleanup after a check, and added to its hard deadline (default 10)"},
-    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
     {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},
-    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL,
+    {O_LIB, "--lib", NULL, "DIR", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "add DIR to where require looks for Lua modules (repeatable)"},
     {O_OPERATOR, "--operator", NULL, "NAME", C_RUN, "operator named in the md report (default: $HALO_OPERATOR or $USER)"},
     {O_UP, "--up", NULL, NULL, C_RUN, "bring the stack up first: the stack file's harness.up command"},

@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 /* The commands, as bits of an option's `commands` mask. */
-enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64 };
+enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 32, C_PROXY = 64, C_LINT = 128,
+       C_NEW = 256 };
 
 typedef struct {
     const char *name;
@@ -35,7 +36,7 @@ typedef struct {
     const char *help; /* lines after the first are indented under it */
 } option_def;
 
-#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY)
+#define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY | C_LINT | C_NEW)
 
 extern const char *const cli_usage;
 extern const command_def cli_commands[];

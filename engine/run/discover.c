@@ -101,7 +101,14 @@ int discover(const runner_opts *o, run_report *rep)
     }
     closedir(d);
     qsort(names, n, sizeof *names, by_name);
+    discover_files(o, (const char *const *)names, n, rep);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return 0;
+}
 
+void discover_files(const runner_opts *o, const char *const *names, size_t n, run_report *rep)
+{
     worker_opts wo = base_worker_opts(o);
     size_t next = 0;
     while (next < n || children_alive() > 0) {
@@ -122,8 +129,6 @@ int discover(const runner_opts *o, run_report *rep)
         }
         loop_step(-1);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
     qsort(rep->checks, rep->nchecks, sizeof *rep->checks, by_order);
 
     for (size_t i = 0; i < rep->nchecks; i++) {
@@ -136,7 +141,6 @@ int discover(const runner_opts *o, run_report *rep)
             }
         }
     }
-    return 0;
 }
 
 static int in_list(const char *s, const char *const *list, size_t n)

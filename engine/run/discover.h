@@ -13,6 +13,9 @@ worker_opts base_worker_opts(const runner_opts *o);
  * id; duplicate ids are ERRORs. Returns -1 (after saying why) when the
  * directory cannot be read. */
 int discover(const runner_opts *o, run_report *rep);
+/* The same for the given files (halo lint), in the order given before the
+ * sort by id; a file that cannot be read is an ERROR like any other. */
+void discover_files(const runner_opts *o, const char *const *names, size_t n, run_report *rep);
 /* The first line of DIR/README.md when it is a Markdown heading ("# the
  * six HA checks"), without the #s: what the reports call these checks.
  * NULL when there is none. */

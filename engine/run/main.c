@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700
 #include "run/adhoc.h"
 #include "run/cli.h"
+#include "run/lint.h"
 #include "run/completion.h"
 #include "run/manpage.h"
 #include "proxy/proxy.h"
@@ -318,14 +319,21 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     if (parse_options(cmd, argc, argv, &o, 0)) return options_done(&o, 2);
-    int listing = strcmp(cmd, "list") == 0;
+    int listing = strcmp(cmd, "list") == 0, linting = strcmp(cmd, "lint") == 0;
     if (o.help) {
         print_help(command_named(cmd), stdout);
         return options_done(&o, 0);
     }
     if (listing && o.rest.n) return options_done(&o, usage_error(cmd, "unexpected argument %s", o.rest.items[0]));
+    if (strcmp(cmd, "new") == 0) { /* halo new check NAME */
+        if (o.rest.n != 2 || strcmp(o.rest.items[0], "check") != 0)
+            return options_done(&o, usage_error(cmd, "%s", "give: halo new check NAME"));
+        if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+        return options_done(&o, new_check(o.checks_dir, o.rest.items[1]));
+    }
     if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
-    if (!is_dir(o.checks_dir)) return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
+    if (!(linting && o.rest.n) && !is_dir(o.checks_dir))
+        return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
     if (o.stack_file && !file_exists(o.stack_file))
         return options_done(&o, usage_error(cmd, "stack file %s does not exist", o.stack_file));
     if (o.out && !writable_path(o.out)) return options_done(&o, usage_error(cmd, "--out %s: its directory is missing or not writable", o.out));
@@ -342,7 +350,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     ro.lib_dirs = o.libs.items;
     ro.nlib_dirs = o.libs.n;
     ro.only_ids = o.rest.items;
-    ro.nonly = o.rest.n;
+    ro.nonly = linting ? 0 : o.rest.n; /* lint's arguments are files */
     ro.tags = o.tags.items;
     ro.ntags = o.tags.n;
     ro.defer_ids = o.defers.items;
@@ -367,7 +375,7 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     for (int i = 0; i < argc; i++) sb_printf(&command, " %s", argv[i]);
     ro.command = command.buf;
     ro.operator_name = o.operator_name;
-    int code = listing ? runner_list(&ro) : runner_run(&ro);
+    int code = linting ? runner_lint(&ro, o.rest.items, o.rest.n) : listing ? runner_list(&ro) : runner_run(&ro);
     sb_free(&command);
     options_free(&o);
     return code;
@@ -513,7 +521,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0) return cmd_run_or_list(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "list") == 0 || strcmp(cmd, "lint") == 0 || strcmp(cmd, "new") == 0)
+        return cmd_run_or_list(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "exec") == 0) return cmd_eval_or_exec(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "repl") == 0) return cmd_repl(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "cleanup") == 0) return cmd_cleanup(argc - 2, argv + 2);

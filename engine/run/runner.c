@@ -168,7 +168,7 @@ static void tick(void *ud)
     loop_timer(0.2, tick, NULL);
 }
 
-static void run_report_free(run_report *rep)
+void run_report_free(run_report *rep)
 {
     for (size_t i = 0; i < rep->nfacts; i++) {
         free(rep->fact_keys[i]);
@@ -196,7 +196,7 @@ static void install_runner_signals(void)
 static void starter_gone(void) { on_signal(SIGTERM); }
 
 /* What runner_run and runner_list both start from. */
-static void runner_init(const runner_opts *o)
+void runner_init(const runner_opts *o)
 {
     R.o = o;
     RUN.grace = o->grace;

@@ -1,6 +1,6 @@
 -- SHA-256 of a string, as hex: evidence that two replicas returned the
 -- very same bytes. Plain Lua 5.4 (64-bit integers, bit operators).
-local string_pack, string_unpack, format, rep, concat = string.pack, string.unpack, string.format, string.rep, table.concat
+local string_pack, string_unpack, format, rep = string.pack, string.unpack, string.format, string.rep
 
 local K = {
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

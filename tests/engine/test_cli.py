@@ -51,7 +51,7 @@ class UsageErrorTest(HaloTestCase):
                 (["list", "--format", "tap"], r"--format is an option of run, not of list"),
                 (["list", "--history", "x"], r"--history is an option of run, not of list"),
                 (["repl", "--timeout", "3"], r"--timeout is an option of run, eval, exec, not of repl"),
-                (["cleanup", "--stack", "s.lua"], r"--stack is an option of run, list, eval, exec, repl, not of cleanup"),
+                (["cleanup", "--stack", "s.lua"], r"--stack is an option of run, list, lint, eval, exec, repl, not of cleanup"),
                 (["run", "--checks", BASIC, "--dry-run"], r"--dry-run is an option of cleanup, not of run"),
                 (["run", "--checks", BASIC, "--up=yes"], r"--up takes no value")):
             with self.subTest(args=args):

@@ -4,7 +4,7 @@
 -- Run: build/halo exec --lib tests/lua/lib tests/lua/test_coroutine.lua  (an error = a failure)
 
 local unit = require "unit"
-local test, eq = unit.test, unit.eq
+local test = unit.test
 local function eq(got, want, what)
   if got ~= want then
     error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
@@ -186,7 +186,7 @@ end)
 test("coroutine.close of a user-suspended coroutine runs its __close", function()
   local closed = false
   local co = coroutine.create(function()
-    local g <close> = setmetatable({}, { __close = function() closed = true end })
+    local _g <close> = setmetatable({}, { __close = function() closed = true end })
     time.sleep(0.001)
     coroutine.yield()
   end)

@@ -114,7 +114,7 @@ end)
 test("cancel closes the task's to-be-closed variables", function()
   local closed = false
   local h = task.spawn(function()
-    local guard <close> = setmetatable({}, { __close = function() closed = true end })
+    local _guard <close> = setmetatable({}, { __close = function() closed = true end })
     time.sleep(5)
   end)
   time.sleep(0)
@@ -131,7 +131,8 @@ test("a task that was never started can be cancelled", function()
 end)
 
 test("<close> on a handle cancels the task at the end of the scope", function()
-  local h, after = nil, false
+  local h
+  local after = false
   do
     local t <close> = task.spawn(function() time.sleep(0.05) after = true end)
     h = t
