@@ -23,7 +23,7 @@ import unittest
 import urllib.request
 
 import dockerenv
-from halotest import HALO, HaloTestCase, Running, descendants_of, run, run_json
+from halotest import HALO, HaloTestCase, Running, kill_9_run, run, run_json
 from test_docker import result_of, PRELUDE
 
 FAKETIME_LIB_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
@@ -309,14 +309,7 @@ class CleanupTest(FaultsCase):
 
         # as a crash of the machine would end them: the runner and every
         # process under it at once, none left to undo anything
-        procs = descendants_of(h.pid)
-        os.kill(h.pid, signal.SIGKILL)
-        for pid in procs:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        h.proc.wait(10)
+        kill_9_run(h)
         p = self.project
         self.assertIn("FAKETIME", env_of(p.inspect("web")), "kill -9 undid the skew?")
         self.assertEqual(p.inspect("logger")["HostConfig"]["NanoCpus"], 500000000)

@@ -73,6 +73,9 @@ class PythonReplTest(unittest.TestCase):
         self.assertLess(time.monotonic() - start, 3)
         t.send("print('still' + ' alive')\r")        # the REPL carries on
         t.expect(r"\nstill alive\n")
+        # at the prompt, not before it: a ^D typed while Python is between
+        # lines can be flushed when readline takes the terminal back
+        t.expect(PROMPT, timeout=3)
         t.send("\x04")                               # Ctrl-D at the prompt
         self.assertEqual(t.wait(), 0)
 
