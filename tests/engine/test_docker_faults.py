@@ -99,7 +99,10 @@ class FaultsCase(HaloTestCase):
 
     def run_check(self, source, timeout=180):
         checks = self.checks_dir({"01-fault.lua": textwrap.dedent(source)})
-        return run_json(["--checks", checks, "--stack", self.stack], env=self.env(), timeout=timeout)
+        # a skew's heal recreates the service and waits for it: on a busy
+        # host longer than the default 10 s cleanup grace
+        return run_json(["--checks", checks, "--stack", self.stack, "--grace", "60"], env=self.env(),
+                        timeout=timeout)
 
     def exec_lua(self, code, stack=None, timeout=120):
         path = self.tmp_path("script.lua")
