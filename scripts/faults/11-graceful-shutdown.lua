@@ -70,6 +70,9 @@ return {
     t:step("heal " .. name .. "'s database link", function() assert(db_link:heal()) end)
     t:step("start " .. name, function() assert(c:start()) end)
     t:step("wait until " .. name .. " serves again", function()
+      -- healthy as it was, for its container's healthcheck too (the next
+      -- check, or the operator, finds it as it was)
+      assert(c:wait{ state = "healthy", timeout = 90 })
       assert(pulp.wait_ready(stack, name, 90))
       return pulp.wait_rejoined(stack, name, stack.lb_fail_timeout)
     end)
