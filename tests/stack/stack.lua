@@ -29,6 +29,9 @@ local project = env("COMPOSE_PROJECT_NAME", "halo")
 local lb_port, api1_port, api2_port, db_port =
   port("LB_PORT", 3000), port("API1_PORT", 3001), port("API2_PORT", 3002), port("DB_PORT", 55432)
 local proxy_port = port("PROXY_PORT", 3010)
+-- the links go through the fault proxy only when the stack was brought up
+-- with PROXY_LINKS=1 (tests/stack/up); the checks in scripts/faults need it
+local proxied = flag("PROXY_LINKS", "0")
 local lb_upstream_timeout = tonumber(env("LB_UPSTREAM_TIMEOUT_S", "5"))  -- nginx proxy_read_timeout
 
 return {
@@ -50,9 +53,9 @@ return {
   -- and its links through the fault proxy: the LB's to it, its own to the database
   replicas = {
     api1 = { url = "http://127.0.0.1:" .. api1_port, service = "api1", container = "api1",
-             links = { lb = "lb-api1", db = "api1-db" } },
+             links = proxied and { lb = "lb-api1", db = "api1-db" } or nil },
     api2 = { url = "http://127.0.0.1:" .. api2_port, service = "api2", container = "api2",
-             links = { lb = "lb-api2", db = "api2-db" } },
+             links = proxied and { lb = "lb-api2", db = "api2-db" } or nil },
   },
 
   -- halo's fault proxy (`halo proxy`, the compose service `proxy`), which
