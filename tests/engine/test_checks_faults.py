@@ -49,7 +49,7 @@ FAULTS = {
 class FaultChecksTest(ChecksHarness):
     refstack = RefStack("halotest-faults")
     # every path through the fault proxy's links, for `up` and halo alike
-    mode = {"PROXY_LINKS": "1"}
+    mode = {"PROXY_LINKS": "1", "LB_UPSTREAM_TIMEOUT_S": "5"}
 
     def links(self):
         status, _, body = http_get(f"http://127.0.0.1:{self.refstack.proxy_port}/links")

@@ -32,7 +32,7 @@ local proxy_port = port("PROXY_PORT", 3010)
 -- the links go through the fault proxy only when the stack was brought up
 -- with PROXY_LINKS=1 (tests/stack/up); the checks in scripts/faults need it
 local proxied = flag("PROXY_LINKS", "0")
-local lb_upstream_timeout = tonumber(env("LB_UPSTREAM_TIMEOUT_S", "5"))  -- nginx proxy_read_timeout
+local lb_upstream_timeout = tonumber(env("LB_UPSTREAM_TIMEOUT_S", "60"))  -- nginx proxy_read_timeout
 
 return {
   name = "halo reference stack (tests/stack)",
