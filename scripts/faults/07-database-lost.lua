@@ -59,14 +59,8 @@ return {
       assert(db_link:heal())
       return time.mono()
     end)
-    local status
-    local served, back = t:step(name .. " serves GET /templates again", function()
-      return eventually{ timeout = recover, interval = 0.2 }(function()
-        local res, err = replica:call("GET", "/templates", { timeout = 3 })
-        status = res and ("HTTP " .. res.status) or tostring(err and err.message)
-        return res and res.status == 200
-      end)
-    end)
+    local served, back, status = t:step(name .. " serves GET /templates again", pulp.wait_serving, stack, name,
+                                        recover)
     t:evidence("time to recover (s)", served and back or nil)
     t:expect(served, "%s did not serve GET /templates within %g s of its database link being restored " ..
                      "(last answer: %s): it does not reconnect by itself", name, recover, tostring(status))

@@ -5,7 +5,6 @@
 local pulp = require "pulp"
 local docker = require "docker"
 local traffic = require "traffic"
-local eventually = require "eventually"
 local time = require "time"
 
 return {
@@ -42,16 +41,10 @@ return {
       return time.mono()
     end)
 
-    -- each replica, asked directly and side by side: the slowest decides
+    -- each replica, asked directly, one after the other
     local recovered = {}
     for _, name in ipairs(names) do
-      local replica = pulp.replica(stack, name)
-      local last
-      local ok = eventually{ timeout = recover, interval = 0.2 }(function()
-        local res, err = replica:call("GET", "/templates", { timeout = 3 })
-        last = res and ("HTTP " .. res.status) or tostring(err and err.message)
-        return res and res.status == 200
-      end)
+      local ok, _, last = pulp.wait_serving(stack, name, recover)
       recovered[name] = ok and string.format("serving %.2f s after the database was back", time.mono() - back_at)
                         or string.format("not serving after %g s (last: %s)", recover, tostring(last))
       t:expect(ok, "%s did not serve GET /templates within %g s of PostgreSQL being back (last answer: %s): " ..

@@ -39,13 +39,10 @@ return {
     local function put_right()
       t:step(string.format("put %s's clock right", skewed), function() assert(skewing:heal()) end)
     end
-    local date
-    t:step("wait until " .. skewed .. " serves again", function()
-      assert(eventually{ timeout = 60, interval = 0.2 }(function()
-        local res = pulp.replica(stack, skewed):call("GET", "/templates", { timeout = 3 })
-        date = res and res.headers["date"]
-        return res and res.status == 200
-      end))
+    local date = t:step("wait until " .. skewed .. " serves again", function()
+      local ok, _, last, res = pulp.wait_serving(stack, skewed, 60)
+      assert(ok, skewed .. " does not serve GET /templates after the skew: " .. tostring(last))
+      return res.headers["date"]
     end)
     -- what the replica's clock says, from the Date header of its answer
     -- (whole seconds): the skew must be real, or nothing below is tested

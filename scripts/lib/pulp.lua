@@ -485,6 +485,24 @@ function M.wait_rejoined(stack, name, settle)
   return format("the LB served from %s again %.1f s later", label, took)
 end
 
+-- M.wait_serving(stack, name, timeout) -> ok, seconds, last, res
+-- Asks replica `name` directly for a real route (GET /templates, the
+-- stack's admin key) every 0.2 s until it answers 200, at most `timeout`
+-- s: whether it serves, not whether it says it is ready. `last` is the
+-- last answer ("HTTP 503", or the network error), `res` the 200.
+function M.wait_serving(stack, name, timeout)
+  local eventually = require "eventually"
+  local ep = M.replica(stack, name)
+  local last, served
+  local ok, took = eventually{ timeout = timeout, interval = 0.2 }(function()
+    local res, err = ep:call("GET", "/templates", { timeout = 3 })
+    last = res and ("HTTP " .. res.status) or tostring(err and err.message)
+    if res and res.status == 200 then served = res end
+    return served ~= nil
+  end)
+  return ok, took, last, served
+end
+
 ---------------------------------------------------------------- links
 
 -- M.link(stack, name, which) -> a netfault link handle: the path to
