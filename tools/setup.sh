@@ -22,6 +22,7 @@ packages=(
   python3-psycopg2 curl  # tests/stack: the stand-in API's PostgreSQL driver; healthchecks
   libfaketime            # docker's clock skew (p:skew) preloads it into containers running the host's /usr
   lua-check              # e2e.test_luacheck: luacheck over scripts/, examples/, tests/ (.luacheckrc)
+  python3-yaml           # e2e.test_ci_examples: the CI examples (examples/ci) parse
 )
 if [ "${1:-}" = "--runtime" ]; then
   packages=(python3 procps nginx postgresql-15 python3-psycopg2 curl libfaketime)

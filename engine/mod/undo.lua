@@ -239,7 +239,8 @@ local function restore_entry(e)
   stack.compose = { project = e.project, files = e.files }
   if e.undo == "compose up" then
     local compose = docker.compose{ files = e.files, project = e.project, cwd = e.cwd,
-                                    env_file = type(e.env_file) == "string" and e.env_file or nil }
+                                    env_file = (type(e.env_file) == "string" or type(e.env_file) == "table")
+                                               and e.env_file or nil }
     assert(compose:up{ services = { e.service }, no_deps = true })
     return "recreated " .. e.service .. " with its own configuration"
   end

@@ -4,54 +4,52 @@
 
 #include <string.h>
 
-const char *const cli_usage =
-    "usage: halo <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  run [ID...]        run the checks (all, or the given ids) and report\n"
-    "  list               list the checks with their ids, titles, timeouts and tags\n"
-    "  lint [FILE...]     load check and stack files without running them; report every problem\n"
-    "  new check NAME     write a new check file to start from (NN-NAME.lua in the checks directory)\n"
-    "  eval 'CODE'        run a Lua chunk or expression in the sandbox and print its values\n"
-    "  exec FILE [ARGS]   run a Lua script in the sandbox (args in `...` and `arg`)\n"
-    "  repl               an interactive Lua prompt on the stack (modules as globals)\n"
-    "  cleanup            restore what a killed run left changed (a container killed or paused, a fixture)\n"
-    "  proxy              a TCP fault proxy with an HTTP control API (for require \"netfault\")\n"
-    "  version            print the version\n"
-    "  help [COMMAND]     show help (`halo help modules`: what a check can require)\n"
-    "\n"
-    "Run `halo help run` (or `halo run --help`) for a command's options.\n";
-
 const command_def cli_commands[] = {
-    {"run", C_RUN, "usage: halo run [ID...] [options]\n",
+    {"run", C_RUN, "run [ID...]",
+     "run the checks (all, or the given ids) and report",
+     "usage: halo run [ID...] [options]\n",
      "Runs every check in the checks directory in id order (or only the given ids),\n"
      "each in its own sandboxed worker, and prints a report.\n",
      "exit status: 0 all passed (or N/A, deferred); 1 a check FAILed; 3 a check ERRORed;\n"
      "2 wrong usage or a bad stack file; 130/143 interrupted by SIGINT/SIGTERM.\n"},
-    {"list", C_LIST, "usage: halo list [options]\n",
+    {"list", C_LIST, "list",
+     "list the checks with their ids, titles, timeouts and tags",
+     "usage: halo list [options]\n",
      "Lists the checks in id order. A check file that does not load is shown as\n"
      "ERROR with its file and line, and makes the exit status 3.\n",
      NULL},
-    {"lint", C_LINT, "usage: halo lint [FILE...] [options]\n",
+    {"lint", C_LINT, "lint [FILE...]",
+     "load check and stack files without running them; report every problem",
+     "usage: halo lint [FILE...] [options]\n",
      "Loads check files (default: every *.lua of the checks directory) and stack\n"
      "files (--stack, or a FILE named stack.lua, *.stack.lua or in a stack(s)/ folder)\n"
      "without running them, and prints every problem as FILE:LINE: message: syntax\n"
      "errors, unknown keys, wrong types, a missing run function, duplicate ids.\n",
      "exit status: 0 no problem (a one-line summary); 1 problems; 2 wrong usage.\n"},
-    {"new", C_NEW, "usage: halo new check NAME [options]\n",
+    {"new", C_NEW, "new check NAME",
+     "write a new check file to start from (NN-NAME.lua in the checks directory)",
+     "usage: halo new check NAME [options]\n",
      "Writes CHECKS/NN-NAME.lua (NN: one more than the highest number there) from a\n"
      "template with a title, tags, a timeout, a step, an expect and a defer, that\n"
      "lints clean and passes as it is, and prints its path. NAME: letters, digits, -.\n"
-     "It never overwrites a file, nor writes a second check of the same NAME.\n",
+     "It never overwrites a file, nor writes a second check of the same NAME.\n"
+     "CHECKS: --checks, else the stack file's checks = \"DIR\", else ./scripts/checks\n"
+     "if there is one, else ./checks (made if missing; never the installed checks).\n",
      NULL},
-    {"eval", C_EVAL, "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
+    {"eval", C_EVAL, "eval 'CODE'",
+     "run a Lua chunk or expression in the sandbox and print its values",
+     "usage: halo eval [options] 'CODE'\n       halo exec [options] FILE [ARGS...]\n",
      "Runs Lua in the same sandbox as the checks, with the modules as globals\n"
      "(time, task, json, zlib, http, sql, docker, proc, traffic, eventually, netfault, undo)\n"
      "and the stack file as `stack`, and prints the values the chunk returns. An\n"
      "expression needs no `return`. exec passes ARGS as `...` and `arg`.\n",
      NULL},
-    {"exec", C_EXEC, NULL, NULL, NULL}, /* its help is eval's */
-    {"repl", C_REPL, "usage: halo repl [options]\n",
+    {"exec", C_EXEC, "exec FILE [ARGS]",
+     "run a Lua script in the sandbox (args in `...` and `arg`)",
+     NULL, NULL, NULL}, /* its help is eval's */
+    {"repl", C_REPL, "repl",
+     "an interactive Lua prompt on the stack (modules as globals)",
+     "usage: halo repl [options]\n",
      "An interactive Lua prompt in the checks' sandbox: every module is a global,\n"
      "the stack file is `stack`, `t` offers expect/evidence/step/defer, and an\n"
      "expression prints its value. Each line runs as a task, so tasks it spawns\n"
@@ -61,7 +59,9 @@ const command_def cli_commands[] = {
      "History: $XDG_STATE_HOME/halo/history (default ~/.local/state/halo/history).\n",
      "Without a terminal it reads lines from stdin, prints the results, and exits 3\n"
      "if a line raised.\n"},
-    {"cleanup", C_CLEANUP, "usage: halo cleanup [options]\n",
+    {"cleanup", C_CLEANUP, "cleanup",
+     "restore what a killed run left changed (a container killed or paused, a fixture)",
+     "usage: halo cleanup [options]\n",
      "Every run journals the faults it injected and has not undone yet (a container\n"
      "it killed, stopped or paused; a service it recreated with other environment\n"
      "or a skewed clock; a container's limits it lowered)\n"
@@ -75,7 +75,9 @@ const command_def cli_commands[] = {
      "going are left alone. Start it with the environment the run had: the stack\n"
      "file reads its keys and URLs from it.\n",
      "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
-    {"proxy", C_PROXY, "usage: halo proxy --control HOST:PORT [--link NAME=LISTEN,UPSTREAM ...]\n",
+    {"proxy", C_PROXY, "proxy",
+     "a TCP fault proxy with an HTTP control API (for require \"netfault\")",
+     "usage: halo proxy --control HOST:PORT [--link NAME=LISTEN,UPSTREAM ...]\n",
      "A long-lived TCP proxy whose links (a listening address and an upstream) can be\n"
      "slowed, throttled, sliced, blackholed, limited, reset or cut through an HTTP\n"
      "control API with JSON bodies (docs/operator-guide.md), as checks do with\n"
@@ -130,6 +132,18 @@ const command_def *command_named(const char *name)
     for (size_t i = 0; i < cli_ncommands; i++)
         if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
     return NULL;
+}
+
+/* `halo` alone and `halo help`: every command of the table, one line each,
+ * then the two main.c answers itself. */
+void print_usage(FILE *f)
+{
+    fputs("usage: halo <command> [options]\n\ncommands:\n", f);
+    for (size_t i = 0; i < cli_ncommands; i++)
+        fprintf(f, "  %-18s %s\n", cli_commands[i].synopsis, cli_commands[i].summary);
+    fprintf(f, "  %-18s %s\n", "version", "print the version");
+    fprintf(f, "  %-18s %s\n", "help [COMMAND]", "show help (`halo help modules`: what a check can require)");
+    fputs("\nRun `halo help run` (or `halo run --help`) for a command's options.\n", f);
 }
 
 /* The module table (mod/modules.c), as an operator reads it. */

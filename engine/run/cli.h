@@ -14,6 +14,8 @@ enum { C_RUN = 1, C_LIST = 2, C_EVAL = 4, C_EXEC = 8, C_REPL = 16, C_CLEANUP = 3
 typedef struct {
     const char *name;
     unsigned bit;
+    const char *synopsis; /* its line in `halo help`: the name and its arguments */
+    const char *summary;  /* and what it does, in a line */
     const char *usage; /* the first line(s) of its help */
     const char *about; /* what it does, before the options */
     const char *after; /* after the options: exit statuses and such */
@@ -38,7 +40,6 @@ typedef struct {
 
 #define C_ALL (C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_CLEANUP | C_PROXY | C_LINT | C_NEW)
 
-extern const char *const cli_usage;
 extern const command_def cli_commands[];
 extern const size_t cli_ncommands;
 extern const option_def cli_options[];
@@ -46,6 +47,8 @@ extern const size_t cli_noptions;
 
 /* The command called name, or NULL. */
 const command_def *command_named(const char *name);
+/* `halo help`: the commands, one line each, from the table. */
+void print_usage(FILE *f);
 /* `halo help CMD`: usage, what it does, its options from the table. */
 void print_help(const command_def *cmd, FILE *f);
 /* `halo help modules`: the module table (mod/modules.c). */

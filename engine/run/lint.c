@@ -222,6 +222,8 @@ int new_check(const char *dir, const char *name)
         return 2;
     }
     DIR *d = opendir(dir);
+    if (!d && errno == ENOENT && mkdir(dir, 0777) == 0) /* a new checks directory: its parent must exist */
+        d = opendir(dir);
     if (!d) {
         fprintf(stderr, "halo new check: checks directory %s: %s\n", dir, strerror(errno));
         return 2;

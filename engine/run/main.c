@@ -268,7 +268,10 @@ static void default_lib_dirs(options *o, const char *checks_dir)
  * checks = "DIR", relative to the stack file; else ./scripts/checks, so a
  * source tree works as it always did; else the shipped checks. A stack
  * file that does not load names nothing here: the runner reports it. */
-static const char *default_checks_dir(options *o)
+/* The stack file's checks directory, else ./scripts/checks, else (for
+ * reading) the installed checks. A new check is written to ./checks
+ * instead of the installed ones: those belong to the package. */
+static const char *default_checks_dir(options *o, int writing)
 {
     if (o->stack_file) {
         stack_harness h;
@@ -285,6 +288,7 @@ static const char *default_checks_dir(options *o)
         if (named) return named;
     }
     if (is_dir("scripts/checks")) return "scripts/checks";
+    if (writing) return "checks";
     return shipped_dir(o, "share/halo/checks", "scripts/checks");
 }
 
@@ -328,10 +332,10 @@ static int cmd_run_or_list(const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "new") == 0) { /* halo new check NAME */
         if (o.rest.n != 2 || strcmp(o.rest.items[0], "check") != 0)
             return options_done(&o, usage_error(cmd, "%s", "give: halo new check NAME"));
-        if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+        if (!o.checks_dir) o.checks_dir = default_checks_dir(&o, 1);
         return options_done(&o, new_check(o.checks_dir, o.rest.items[1]));
     }
-    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o, 0);
     if (!(linting && o.rest.n) && !is_dir(o.checks_dir))
         return options_done(&o, usage_error(cmd, "checks directory %s does not exist", o.checks_dir));
     if (o.stack_file && !file_exists(o.stack_file))
@@ -442,7 +446,7 @@ static int cmd_repl(int argc, char **argv, const char *argv0)
     if (o.rest.n) return options_done(&o, usage_error("repl", "unexpected argument %s", o.rest.items[0]));
     if (o.stack_file && !file_exists(o.stack_file))
         return options_done(&o, usage_error("repl", "stack file %s does not exist", o.stack_file));
-    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o);
+    if (!o.checks_dir) o.checks_dir = default_checks_dir(&o, 0);
     default_lib_dirs(&o, o.checks_dir);
     repl_opts ro;
     memset(&ro, 0, sizeof ro);
@@ -517,7 +521,7 @@ int main(int argc, char **argv)
 {
     report_html_renderer = report_html;
     if (argc < 2) {
-        fputs(cli_usage, stderr);
+        print_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
@@ -533,7 +537,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
-        if (!topic) fputs(cli_usage, stdout);
+        if (!topic) print_usage(stdout);
         /* hidden: what the build turns into halo.1 and the bash completion */
         else if (strcmp(topic, "--man") == 0) print_manpage(stdout, HALO_VERSION);
         else if (strcmp(topic, "--completion") == 0 && argc > 3 && strcmp(argv[3], "bash") == 0)

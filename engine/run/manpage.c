@@ -5,6 +5,7 @@
 #include "run/cli.h"
 #include "mod/modules.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* One line of text, made safe for roff: a backslash is \e, a leading dot or
@@ -73,7 +74,15 @@ void print_manpage(FILE *f, const char *version)
     fputs(".SH NAME\nhalo \\- run high-availability checks against a stack\n", f);
     fputs(".SH SYNOPSIS\n.B halo\n.I command\n[\\fIoptions\\fR]\n", f);
     fputs(".SH DESCRIPTION\n.nf\n", f);
-    roff_text(f, cli_usage);
+    char *usage = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&usage, &len);
+    if (mem) {
+        print_usage(mem);
+        fclose(mem);
+        roff_text(f, usage);
+        free(usage);
+    }
     fputs(".fi\n.SH COMMANDS\n", f);
     for (size_t i = 0; i < cli_ncommands; i++) {
         const command_def *c = &cli_commands[i];

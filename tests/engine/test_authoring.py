@@ -135,7 +135,21 @@ class NewCheck(HaloTestCase):
         self.assertEqual(os.listdir(d), [])
         self.assertEqual(run(["new", "thing", "x", "--checks", d]).rc, 2)
         self.assertEqual(run(["new", "check", "--checks", d]).rc, 2)
-        self.assertEqual(run(["new", "check", "x", "--checks", d + "/missing"]).rc, 2)
+        self.assertEqual(run(["new", "check", "x", "--checks", d + "/missing/deeper"]).rc, 2)
+
+    def test_where_a_new_check_goes_without_checks(self):
+        """A named directory that is missing is made; with no --checks, no
+        stack file naming one and no ./scripts/checks, it is ./checks (made),
+        never the checks installed with halo (the package's)."""
+        d = self.checks_dir({})
+        self.assertEqual(run(["new", "check", "x", "--checks", d + "/mine"]).out, d + "/mine/01-x.lua\n")
+        shipped = sorted(os.listdir(os.path.join(SOURCE, "scripts", "checks")))
+        r = run(["new", "check", "first", "--checks", "checks"], cwd=d)
+        self.assertEqual((r.rc, r.out), (0, "checks/01-first.lua\n"), r.err)
+        r = run(["new", "check", "second"], cwd=d)
+        self.assertEqual((r.rc, r.out), (0, "checks/02-second.lua\n"), r.err)
+        self.assertEqual(sorted(os.listdir(os.path.join(SOURCE, "scripts", "checks"))), shipped)
+        self.assertEqual(run(["lint", "--checks", "checks"], cwd=d).rc, 0)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from the shared libraries.
 Installed and ManAndCompletion are quick (ctest e2e.test_install);
 DebianPackage runs cpack with dpkg-shlibdeps, slow on a busy machine
 (e2e.test_install_deb)."""
+import json
 import os
 import re
 import shutil
@@ -76,8 +77,15 @@ class Installed(unittest.TestCase):
                     "share/halo/stacks/reference/api/pulp_standin.py",
                     "share/halo/stacks/reference/nginx/nginx.conf.template",
                     "share/halo/tools/setup.sh", "share/halo/tools/docker-up.sh",
+                    "share/halo/stacks/reference/settings-file.sh",
+                    "share/halo/types/halo/check.lua", "share/halo/types/halo/http.lua",
+                    "share/halo/checks/.luarc.json", "share/halo/faults/.luarc.json",
                     "share/man/man1/halo.1", "share/bash-completion/completions/halo"]:
             self.assertTrue(os.path.exists(os.path.join(p, rel)), rel)
+        # the installed checks' .luarc.json finds the installed types
+        with open(os.path.join(p, "share/halo/checks/.luarc.json")) as f:
+            library = json.load(f)["workspace.library"]
+        self.assertTrue(all(os.path.isdir(os.path.join(p, "share/halo/checks", d)) for d in library), library)
         for rel in ["bin/halo", "share/halo/stacks/reference/up", "share/halo/tools/setup.sh"]:
             self.assertTrue(os.access(os.path.join(p, rel), os.X_OK), rel)
         # the stack's up finds the tools and the halo beside it, as in the source tree
@@ -175,6 +183,11 @@ class ManAndCompletion(unittest.TestCase):
             warn = sh(["groff", "-man", "-ww", "-z", self.man]).stderr
             self.assertEqual(warn, "")
 
+    def test_help_lists_every_command_of_the_table(self):
+        text = sh([HALO, "help"]).stdout
+        listed = re.findall(r"(?m)^  ([a-z]+)\b", text)
+        self.assertEqual(listed, table_commands() + ["version", "help"])
+
     def complete(self, *words):
         """COMPREPLY for the words typed so far (the last is the one under the cursor)."""
         script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
@@ -203,31 +216,110 @@ class ManAndCompletion(unittest.TestCase):
 @unittest.skipUnless(shutil.which("cpack") and shutil.which("dpkg-shlibdeps") and shutil.which("dpkg-deb"),
                      "cpack, dpkg-shlibdeps (package dpkg-dev) or dpkg-deb missing: tools/setup.sh installs them")
 class DebianPackage(unittest.TestCase):
+    """The .deb as built (inspected), and as an operator uses it: dpkg -i,
+    then halo from $HOME with only the installed files, dpkg --purge."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(prefix="halo-deb-")
+        sh(["cpack", "-G", "DEB", "-B", cls.out], cwd=BUILD)
+        cls.debs = [n for n in os.listdir(cls.out) if n.endswith(".deb")]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, ignore_errors=True)
+
     def test_deb(self):
-        out = tempfile.mkdtemp(prefix="halo-deb-")
-        try:
-            sh(["cpack", "-G", "DEB", "-B", out], cwd=BUILD)
-            debs = [n for n in os.listdir(out) if n.endswith(".deb")]
-            self.assertEqual(len(debs), 1, debs)
-            self.assertRegex(debs[0], r"^halo_\d+\.\d+\.\d+_[a-z0-9]+\.deb$")
-            deb = os.path.join(out, debs[0])
-            info = sh(["dpkg-deb", "-I", deb]).stdout
-            depends = re.search(r"(?m)^ Depends: (.*)$", info).group(1)
-            for lib in ("liblua5.4", "libcurl", "libpq"):
-                self.assertIn(lib, depends)
-            # the reference stack's needs are not dependencies of halo
-            for pkg in ("docker", "nginx", "postgresql"):
-                self.assertNotIn(pkg, depends)
-            self.assertIn("docker.io", re.search(r"(?m)^ Recommends: (.*)$", info).group(1))
-            self.assertIn("nginx", re.search(r"(?m)^ Suggests: (.*)$", info).group(1))
-            files = sh(["dpkg-deb", "-c", deb]).stdout
-            for path in ("./usr/bin/halo", "./usr/lib/halo/halo_http.so", "./usr/lib/halo/halo_sql.so",
-                         "./usr/share/halo/checks/01-shared-asset.lua", "./usr/share/man/man1/halo.1",
-                         "./usr/share/bash-completion/completions/halo",
-                         "./usr/share/halo/stacks/reference/up"):
-                self.assertIn(path, files)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
+        self.assertEqual(len(self.debs), 1, self.debs)
+        self.assertRegex(self.debs[0], r"^halo_\d+\.\d+\.\d+_[a-z0-9]+\.deb$")
+        deb = os.path.join(self.out, self.debs[0])
+        info = sh(["dpkg-deb", "-I", deb]).stdout
+        depends = re.search(r"(?m)^ Depends: (.*)$", info).group(1)
+        for lib in ("liblua5.4", "libcurl", "libpq"):
+            self.assertIn(lib, depends)
+        # the reference stack's needs are not dependencies of halo
+        for pkg in ("docker", "nginx", "postgresql"):
+            self.assertNotIn(pkg, depends)
+        self.assertIn("docker.io", re.search(r"(?m)^ Recommends: (.*)$", info).group(1))
+        self.assertIn("nginx", re.search(r"(?m)^ Suggests: (.*)$", info).group(1))
+        files = sh(["dpkg-deb", "-c", deb]).stdout
+        for path in ("./usr/bin/halo", "./usr/lib/halo/halo_http.so", "./usr/lib/halo/halo_sql.so",
+                     "./usr/share/halo/checks/01-shared-asset.lua", "./usr/share/man/man1/halo.1",
+                     "./usr/share/bash-completion/completions/halo",
+                     "./usr/share/halo/stacks/reference/up", "./usr/share/halo/types/halo/http.lua",
+                     "./usr/share/halo/checks/.luarc.json"):
+            self.assertIn(path, files)
+        self.assertNotIn(".env", files)
+
+    def test_installed_used_and_purged(self):
+        """dpkg -i; from a new $HOME, with no source tree or build in
+        sight: halo version, man halo, the six checks on the installed
+        reference stack (--up --down: single-tenant, 1-4 and 6 PASS, 5
+        N/A); dpkg --purge removes every file the package installed and
+        every directory it made, and the run left nothing under /usr."""
+        if os.geteuid() != 0:
+            self.skipTest("dpkg -i needs root (CI runs as root)")
+        if os.path.exists("/usr/bin/halo") or subprocess.run(["dpkg", "-s", "halo"], capture_output=True).returncode == 0:
+            self.skipTest("a halo is already installed here: not replacing it")
+        import dockerenv
+        from refstack import RefStack
+        deb = os.path.join(self.out, self.debs[0])
+        stack = RefStack("halotest-deb")
+        home = tempfile.mkdtemp(prefix="halo-home-")
+        self.addCleanup(shutil.rmtree, home, True)
+        # last registered, first run: the stack goes before the package
+        self.addCleanup(lambda: sh(["dpkg", "--purge", "halo"], check=False))
+        dockerenv.ensure_docker()
+        sh(["dpkg", "-i", deb])
+        self.addCleanup(dockerenv.remove_project, stack.project)
+        listed = sh(["dpkg", "-L", "halo"]).stdout.split("\n")
+        listed = [f for f in listed if f.startswith("/")]
+        env = {k: v for k, v in stack.env().items() if k not in ("HALO_HOME", "HALO_PLUGIN_DIR", "PROXY_BIN")}
+        env.update(HOME=home, PATH="/usr/sbin:/usr/bin:/sbin:/bin", MANPAGER="cat", MANWIDTH="100")
+        env.pop("XDG_STATE_HOME", None)
+
+        def installed(args, timeout=300):
+            p = subprocess.run(args, cwd=home, env=env, capture_output=True, text=True, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+            return p
+
+        p = installed(["halo", "version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"halo \d+\.\d+\.\d+")
+        p = installed(["man", "halo"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("halo run", p.stdout)
+        # Tab completion as bash loads it for the installed halo
+        script = ('source /usr/share/bash-completion/completions/halo; COMP_WORDS=(halo run --st); COMP_CWORD=2; '
+                  '_halo; printf "%s\\n" "${COMPREPLY[@]}"')
+        p = installed(["bash", "-c", script])
+        self.assertEqual(p.stdout.split(), ["--stack"], p.stderr)
+        # a check of the operator's own: scaffolded in ./checks, linted, run
+        p = installed(["halo", "new", "check", "disk-full"])
+        self.assertEqual((p.returncode, p.stdout), (0, "checks/01-disk-full.lua\n"), p.stderr)
+        self.assertEqual(installed(["halo", "lint", "--checks", "checks"]).returncode, 0)
+        p = installed(["halo", "run", "--checks", "checks"])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1 passed", p.stdout)
+
+        report = os.path.join(home, "run.json")
+        p = installed(["halo", "run", "--stack", "/usr/share/halo/stacks/reference/stack.lua", "--up", "--down",
+                       "--parallel", "4", "--format", "json", "--out", report], timeout=900)
+        statuses = {}
+        if os.path.exists(report):
+            with open(report) as f:
+                statuses = {c["id"]: c["status"] for c in json.load(f)["checks"]}
+        self.assertEqual(statuses, {1: "PASS", 2: "PASS", 3: "PASS", 4: "PASS", 5: "N/A", 6: "PASS"},
+                         f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        # the stack's settings lived in the user's state directory, and --down forgot them
+        self.assertFalse(os.path.exists(os.path.join(home, ".local/state/halo/stacks/halotest-deb.env")))
+        self.assertEqual(os.listdir("/usr/share/halo/stacks/reference").count(".env.halotest-deb"), 0)
+
+        sh(["dpkg", "--purge", "halo"])
+        left = [f for f in listed if os.path.lexists(f) and not os.path.isdir(f)]
+        self.assertEqual(left, [], "files of the package left after dpkg --purge")
+        for d in ("/usr/share/halo", "/usr/lib/halo", "/usr/share/doc/halo"):
+            self.assertFalse(os.path.exists(d), f"{d} left after dpkg --purge")
 
 
 if __name__ == "__main__":

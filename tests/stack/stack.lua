@@ -81,8 +81,12 @@ return {
     project = project,
     files = { "docker-compose.yml" },     -- relative to this file
     -- the settings tests/stack/up brought this project up with: a replica
-    -- that a check recreates gets the same ports, keys and faults
-    env_file = stack_dir .. "/.env." .. project,
+    -- that a check recreates gets the same ports, keys and faults. Beside
+    -- this file in a source tree, or, installed, under
+    -- the user's state directory (settings-file.sh): the first that exists.
+    env_file = { stack_dir .. "/.env." .. project,
+                 env("XDG_STATE_HOME", env("HOME", "/nonexistent") .. "/.local/state")
+                   .. "/halo/stacks/" .. project .. ".env" },
   },
 
   -- check 2: a schedule with a seconds field, observed for this many ticks

@@ -20,7 +20,7 @@
 ---The stack file's table as the check gets it (whatever the stack file
 ---returns: URLs, keys, compose, ...).
 ---@class halo.Stack
----@field compose? { files?: string[], project?: string, env_file?: string }
+---@field compose? { files?: string[], project?: string, env_file?: string|string[] }
 ---@field allow_faults? boolean
 ---@field allow_exec? string[]
 ---@field harness? { up?: string[], down?: string[] }

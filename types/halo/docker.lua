@@ -142,7 +142,7 @@ function docker.container(ref) end
 function docker.demux() end
 
 ---A project handle; without options, the stack file's project.
----@param opts? { files?: string[], project?: string, env?: table<string, string>, cwd?: string, env_file?: string }
+---@param opts? { files?: string[], project?: string, env?: table<string, string>, cwd?: string, env_file?: string|string[] }
 ---@return halo.ComposeProject
 function docker.compose(opts) end
 

@@ -187,23 +187,46 @@ class Unavailable(Exception):
 
 class Database:
     """A small pool of psycopg2 connections. `with db.tx() as cur:` is one
-    transaction; a lost connection is dropped and becomes Unavailable."""
+    transaction; a lost connection is dropped and becomes Unavailable.
+
+    New connections are opened one at a time, and a request waiting to open
+    one takes an idle connection instead if one is returned meanwhile: a
+    replica that starts (or restarts) under traffic must not send the
+    database a burst of 16 connection attempts at once, each of which, on a
+    loaded machine, then takes longer than the connect timeout (HikariCP
+    and node-postgres grow their pools the same way). A refused connection
+    still fails at once: only a database that accepts but does not answer
+    costs the timeout."""
+
+    CONNECT_TIMEOUT_S = 10
 
     def __init__(self, url, size=16):
         self.url = url
         self.idle = []
         self.lock = threading.Lock()
+        self.opening = threading.Lock()
         self.slots = threading.BoundedSemaphore(size)
         self.lost = None     # FAULT_DB_NO_RECONNECT: why the database is given up on
+
+    def _take_idle(self):
+        with self.lock:
+            return self.idle.pop() if self.idle else None
 
     def _connect(self):
         if self.lost:
             raise Unavailable("gave up on the database after: " + self.lost)
+        if not self.opening.acquire(timeout=self.CONNECT_TIMEOUT_S):
+            raise Unavailable("no database connection could be opened within %d s" % self.CONNECT_TIMEOUT_S)
         try:
-            return psycopg2.connect(self.url, connect_timeout=2,
+            conn = self._take_idle()
+            if conn is not None:
+                return conn
+            return psycopg2.connect(self.url, connect_timeout=self.CONNECT_TIMEOUT_S,
                                     options="-c TimeZone=UTC -c statement_timeout=15000")
         except psycopg2.Error as e:
             raise Unavailable(str(e).strip()) from None
+        finally:
+            self.opening.release()
 
     @contextlib.contextmanager
     def tx(self):
@@ -211,8 +234,7 @@ class Database:
             raise Unavailable("every database connection is busy")
         conn = None
         try:
-            with self.lock:
-                conn = self.idle.pop() if self.idle else None
+            conn = self._take_idle()
             if conn is None:
                 conn = self._connect()
             try:
@@ -1312,6 +1334,7 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload, ctype, extra = e.status, e.body, None, {}
             except Unavailable as e:
                 status, payload, ctype, extra = 503, {"error": "database unavailable", "reason": str(e)}, None, {}
+                reason = str(e)
             except Exception:
                 log("error", error=traceback.format_exc(), path=url.path)
                 status, payload, ctype, extra = 500, {"error": "internal error"}, None, {}
@@ -1329,6 +1352,8 @@ class Handler(BaseHTTPRequestHandler):
                 fields["actor"] = self.principal.actor
             if status == 401:
                 log("Auth failure", **fields, reason=reason)
+            elif reason:
+                log("request", **fields, reason=reason)
             else:
                 log("request", **fields)
 
