@@ -2,11 +2,13 @@
 that works wherever it is copied to, from any directory; the man page and
 the bash completion are generated from the CLI's table and say every
 option it has; `cpack -G DEB` makes a package whose Depends was computed
-from the shared libraries.
+from the shared libraries, which installs with dpkg -i, runs from $HOME
+(version, man page, completion, a new check linted and run, the six checks
+on the installed reference stack) and leaves nothing after dpkg --purge.
 
 Installed and ManAndCompletion are quick (ctest e2e.test_install);
-DebianPackage runs cpack with dpkg-shlibdeps, slow on a busy machine
-(e2e.test_install_deb)."""
+DebianPackage runs cpack with dpkg-shlibdeps and a stack (ctest
+e2e.test_install_deb_with_html_report, beside test_html_report)."""
 import json
 import os
 import re
