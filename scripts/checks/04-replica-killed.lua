@@ -56,9 +56,12 @@ return {
     local revived = {}
     for _, name in ipairs(names) do
       local r = set:replica(name)
-      t:step("kill " .. name .. " (on " .. r:node() .. ")", function() assert(r:kill()) end)
+      local node = r:node()
+      t:step("kill " .. name, function() assert(r:kill()) end)
       t:step(string.format("traffic for %g s with %s down", window, name), time.sleep, window)
-      revived[name] = t:step("bring " .. name .. " back", function() return assert(r:revive()) end)
+      revived[name] = "killed on " .. node .. ", " .. t:step("bring " .. name .. " back", function()
+        return assert(r:revive())
+      end)
       local started = time.mono()
       -- From the start on, so the evidence can say when it first served;
       -- kept in the request history (the report's timeline) only once the
