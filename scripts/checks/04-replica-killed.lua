@@ -6,8 +6,8 @@
 -- from then on: a health endpoint saying 200 is a promise, the route is
 -- the proof.
 local pulp = require "pulp"
+local replicas = require "replicas"
 local http = require "http"
-local docker = require "docker"
 local traffic = require "traffic"
 local time = require "time"
 
@@ -45,19 +45,23 @@ return {
     local rate = cfg.rate or 200
     local direct_rate = cfg.direct_rate or 50
     local method, path, auth = route(stack, cfg)
-    local names = pulp.replica_names(stack)
+    local set = replicas.of(stack)
+    local names = set:names()
     local what = method .. " " .. path
     t:evidence("route", string.format("%s with the %s key, %g requests/s through the LB, %g/s to each restarted replica",
                                       what, (cfg.request or {}).key or "admin", rate, direct_rate))
 
     local flow <close> = traffic.start{ request = request_on(stack.lb, method, path, auth), rate = rate }
     local direct, recovered = {}, {}
+    local revived = {}
     for _, name in ipairs(names) do
-      local service = stack.replicas[name].service or name
-      local c = t:step("find " .. name .. "'s container", function() return assert(docker.container{ service = service }) end)
-      t:step("kill " .. name, function() assert(c:kill()) end)
+      local r = set:replica(name)
+      local node = r:node()
+      t:step("kill " .. name, function() assert(r:kill()) end)
       t:step(string.format("traffic for %g s with %s down", window, name), time.sleep, window)
-      t:step("start " .. name, function() assert(c:start()) end)
+      revived[name] = "killed on " .. node .. ", " .. t:step("bring " .. name .. " back", function()
+        return assert(r:revive())
+      end)
       local started = time.mono()
       -- From the start on, so the evidence can say when it first served;
       -- kept in the request history (the report's timeline) only once the
@@ -68,7 +72,7 @@ return {
       direct[name] = traffic.start{ request = function() return http.request(healthy and judged or quiet) end,
                                     rate = direct_rate }
       local ok, took = t:step("wait until " .. name .. " reports healthy", function()
-        return c:wait{ state = "healthy", timeout = 90 }
+        return r:wait_healthy{ timeout = 90 }
       end)
       t:assert(ok, "%s did not report healthy again: %s", name, tostring(took))
       healthy = true
@@ -102,8 +106,8 @@ return {
       local after = direct[name]:stats{ since = r.healthy + grace }
       local first_ok = all.first_ok and (all.origin + all.first_ok - r.started)
       served[name] = string.format(
-        "healthy %.2f s after its start, first real 200 %s; after healthy %d requests straight to it, %d failed; %s",
-        r.healthy - r.started, first_ok and string.format("%.2f s after its start", first_ok) or "never",
+        "%s; healthy %.2f s after its start, first real 200 %s; after healthy %d requests straight to it, %d failed; %s",
+        revived[name], r.healthy - r.started, first_ok and string.format("%.2f s after its start", first_ok) or "never",
         after.sent, after.failures, r.lb)
       t:expect(after.sent > 0, "no request reached %s directly after it reported healthy", name)
       t:expect(after.failures == 0,

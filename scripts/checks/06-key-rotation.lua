@@ -8,7 +8,7 @@
 -- through the LB; the post-rollover step; the original keys restored.
 -- Any 401 for the old token, anywhere in the window, fails the check.
 local pulp = require "pulp"
-local docker = require "docker"
+local replicas = require "replicas"
 local traffic = require "traffic"
 local time = require "time"
 
@@ -41,10 +41,8 @@ return {
     local old = var == "API_KEY_EDITOR" and keys.editor or keys.admin
     t:assert(type(old) == "string" and old ~= "", "the stack file gives no key for %s (stack.keys)", var)
     local new = random_key()
-    local names = pulp.replica_names(stack)
-    local compose = docker.compose{ files = stack.compose.files, project = stack.compose.project,
-                                    env_file = stack.compose.env_file }
-    local function service(name) return stack.replicas[name].service or name end
+    local set = replicas.of(stack)
+    local names = set:names()
     t:evidence("cutover", mode == "together" and "together: every replica recreated at once (the report's own cutover)"
                           or "rolling: one replica at a time, the next once the LB serves the previous again")
 
@@ -98,38 +96,30 @@ return {
       return rows
     end
 
-    -- Recreate a group of replicas at once with env (nil: the stack's own
-    -- configuration), wait until each reports ready and hand it to
-    -- `on_ready` at once; in rolling mode, then let the LB take it back
-    -- before the next group. One line of evidence per replica.
-    local groups = {}
-    if mode == "together" then groups[1] = names else for i, name in ipairs(names) do groups[i] = { name } end end
+    -- Replace the replicas with env (nil: the stack's own configuration),
+    -- a group at a time (one replica when rolling, all together): wait
+    -- until each reports ready and hand it to `on_ready` at once, then let
+    -- the LB take the group back before the next. One line of evidence per
+    -- replica.
     local function phase(label, env, hooks)
       local seen = {}
-      for _, group in ipairs(groups) do
+      assert(set:roll{ env = env, mode = mode, each = function(group, replace)
         t:step(label .. " " .. concat(group, " and "), function()
           if hooks and hooks.before then hooks.before(group) end
-          local services, envs = {}, env and {} or nil
-          for i, name in ipairs(group) do
-            services[i] = service(name)
-            if envs then envs[service(name)] = env end
-          end
           local began = time.mono()
-          assert(compose:up{ services = services, no_deps = true, env = envs })
+          assert(replace())
           for _, name in ipairs(group) do
             assert(pulp.wait_ready(stack, name))
-            seen[name] = format("ready %.2f s after the recreate began", time.mono() - began)
+            seen[name] = format("ready %.2f s after the replacement began", time.mono() - began)
             if hooks and hooks.on_ready then seen[name] = seen[name] .. "; " .. hooks.on_ready(name) end
           end
           -- The platform's own view too (its healthcheck polls more slowly):
           -- nothing is disturbed next, nor the check ended, before it agrees.
-          for _, name in ipairs(group) do
-            assert(assert(docker.container{ service = service(name) }):wait{ state = "healthy", timeout = 90 })
-          end
+          for _, name in ipairs(group) do assert(set:replica(name):wait_healthy{ timeout = 90 }) end
           local rejoined = pulp.wait_rejoined(stack, group, rotation.settle)
           for _, name in ipairs(group) do seen[name] = seen[name] .. "; " .. rejoined end
         end)
-      end
+      end })
       return seen
     end
 
@@ -138,11 +128,7 @@ return {
     -- when that step was never reached (a failed assertion, an error, Ctrl-C).
     local restored = true
     t:defer(function()
-      if not restored then
-        local services = {}
-        for i, name in ipairs(names) do services[i] = service(name) end
-        assert(compose:up{ services = services, no_deps = true })
-      end
+      if not restored then assert(set:restore()) end
     end)
 
     -- Steps 4-5: the cutover, with the old token in use all along, straight
@@ -162,18 +148,18 @@ return {
     local cutover, cutover_mono = time.now(), time.mono()
     restored = false
     -- Compose removes a container it recreates, and its logs with it: read
-    -- each outgoing container's log of the window before it goes.
+    -- each outgoing replica's log of the window before it goes.
     local log_lines, scanned = {}, {}
     local function keep_logs(name, label)
-      local c = assert(docker.container{ service = service(name) })
-      local lines = assert(c:logs{ since = cutover })
+      local r = set:replica(name)
+      local lines = assert(r:logs{ since = cutover })
       for _, l in ipairs(lines) do
         if is_auth_failure(l.text) then log_lines[#log_lines + 1] = { replica = name, label = label, text = l.text } end
       end
-      scanned[#scanned + 1] = format("%s (%s, %d lines)", label, c.id:sub(1, 12), #lines)
+      scanned[#scanned + 1] = format("%s (%s, %d lines)", label, r:id(), #lines)
     end
     local right_after_ready = {}
-    local replicas = phase("cut over to the new key:", { [var] = new, [var .. "_PREVIOUS"] = old }, {
+    local cut_over = phase("cut over to the new key:", { [var] = new, [var .. "_PREVIOUS"] = old }, {
       before = function(group)
         for _, name in ipairs(group) do keep_logs(name, name .. " before") end
       end,
@@ -208,7 +194,7 @@ return {
       t:expect(seen.sent > 0, "no request with the old token reached %s during the restart window", target)
     end
     t:evidence("restart window (s)", format("%.1f", window))
-    t:evidence("replicas", replicas)
+    t:evidence("replicas", cut_over)
     t:evidence("probes right after ready", right_after_ready)
     t:evidence("traffic with the old token", traffic_seen)
 
