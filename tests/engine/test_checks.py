@@ -224,7 +224,7 @@ class ChecksTest(ChecksHarness):
             self.assertEqual(len(ev6["probes right after ready"][replica]), 4)
             for line, want in zip(ev6["probes right after ready"][replica], (200, 200, 401, 401)):
                 self.assertRegex(line, rf" {want} \(expected {want}\)(; .*)?$")
-            self.assertRegex(ev6["replicas"][replica], r"^ready [\d.]+ s after the recreate began; probed at once; ")
+            self.assertRegex(ev6["replicas"][replica], r"^ready [\d.]+ s after the replacement began; probed at once; ")
         self.assertRegex(ev6["cutover"], "^together" if self.mode.get("ROTATION_MODE") == "together" else "^rolling")
         self.assertEqual(sorted(ev6["traffic with the old token"]), ["api1", "api2", "the LB"])
         for target, line in ev6["traffic with the old token"].items():
@@ -236,7 +236,8 @@ class ChecksTest(ChecksHarness):
         self.assertGreater(ev4["requests"], 2000, "check 4 sends about 200 requests/s through the LB")
         self.assertEqual(sorted(ev4["restarted replicas"]), ["api1", "api2"])
         for replica, line in ev4["restarted replicas"].items():
-            self.assertRegex(line, r"^healthy [\d.]+ s after its start, first real 200 [\d.]+ s after its start; "
+            self.assertRegex(line, r"^killed on local, started; healthy [\d.]+ s after its start, "
+                                   r"first real 200 [\d.]+ s after its start; "
                                    r"after healthy [1-9]\d* requests straight to it, 0 failed; ", replica)
         self.assertGreaterEqual(len(checks[2]["evidence"]["schedule_executions"]), 3)
         ev1 = checks[1]["evidence"]
