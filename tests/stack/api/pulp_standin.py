@@ -189,44 +189,61 @@ class Database:
     """A small pool of psycopg2 connections. `with db.tx() as cur:` is one
     transaction; a lost connection is dropped and becomes Unavailable.
 
-    New connections are opened one at a time, and a request waiting to open
-    one takes an idle connection instead if one is returned meanwhile: a
-    replica that starts (or restarts) under traffic must not send the
-    database a burst of 16 connection attempts at once, each of which, on a
-    loaded machine, then takes longer than the connect timeout (HikariCP
-    and node-postgres grow their pools the same way). A refused connection
-    still fails at once: only a database that accepts but does not answer
-    costs the timeout."""
+    The pool grows by at most OPENING connections at a time, and a request
+    that needs one takes whichever comes first: a connection another
+    request returns, or its turn to open a new one. A replica that starts
+    (or restarts) under traffic thus neither sends the database a burst of
+    16 connection attempts at once (on a loaded machine each then took
+    longer than the connect timeout: 503s) nor makes requests queue behind
+    a slow connect while connections sit idle; HikariCP and node-postgres
+    grow their pools the same way. A refused connection still fails at
+    once: only a database that accepts but does not answer costs the
+    timeout."""
 
     CONNECT_TIMEOUT_S = 10
+    OPENING = 2
 
     def __init__(self, url, size=16):
         self.url = url
         self.idle = []
-        self.lock = threading.Lock()
-        self.opening = threading.Lock()
+        self.opening = 0
+        self.cond = threading.Condition()
         self.slots = threading.BoundedSemaphore(size)
         self.lost = None     # FAULT_DB_NO_RECONNECT: why the database is given up on
 
-    def _take_idle(self):
-        with self.lock:
-            return self.idle.pop() if self.idle else None
-
-    def _connect(self):
-        if self.lost:
-            raise Unavailable("gave up on the database after: " + self.lost)
-        if not self.opening.acquire(timeout=self.CONNECT_TIMEOUT_S):
-            raise Unavailable("no database connection could be opened within %d s" % self.CONNECT_TIMEOUT_S)
+    def _checkout(self):
+        """An idle connection, else a new one once it is this request's turn."""
+        deadline = time.monotonic() + self.CONNECT_TIMEOUT_S
+        with self.cond:
+            while True:
+                if self.lost:
+                    raise Unavailable("gave up on the database after: " + self.lost)
+                if self.idle:
+                    return self.idle.pop()
+                if self.opening < self.OPENING:
+                    self.opening += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable("no database connection within %d s" % self.CONNECT_TIMEOUT_S)
+                self.cond.wait(left)
         try:
-            conn = self._take_idle()
-            if conn is not None:
-                return conn
             return psycopg2.connect(self.url, connect_timeout=self.CONNECT_TIMEOUT_S,
                                     options="-c TimeZone=UTC -c statement_timeout=15000")
         except psycopg2.Error as e:
             raise Unavailable(str(e).strip()) from None
         finally:
-            self.opening.release()
+            with self.cond:
+                self.opening -= 1
+                self.cond.notify()
+
+    def _checkin(self, conn):
+        with self.cond:
+            if self.lost:
+                conn.close()
+            else:
+                self.idle.append(conn)
+                self.cond.notify()
 
     @contextlib.contextmanager
     def tx(self):
@@ -234,9 +251,7 @@ class Database:
             raise Unavailable("every database connection is busy")
         conn = None
         try:
-            conn = self._take_idle()
-            if conn is None:
-                conn = self._connect()
+            conn = self._checkout()
             try:
                 with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                     yield cur
@@ -245,11 +260,12 @@ class Database:
                 conn.close()
                 conn = None
                 if FAULT_DB_NO_RECONNECT and not self.lost:
-                    self.lost = str(e).strip() or type(e).__name__
-                    with self.lock:
+                    with self.cond:
+                        self.lost = str(e).strip() or type(e).__name__
                         for idle in self.idle:
                             idle.close()
                         self.idle = []
+                        self.cond.notify_all()
                 raise Unavailable(str(e).strip()) from None
             except BaseException:
                 try:
@@ -260,11 +276,7 @@ class Database:
                 raise
         finally:
             if conn is not None and not conn.closed:
-                if self.lost:
-                    conn.close()
-                else:
-                    with self.lock:
-                        self.idle.append(conn)
+                self._checkin(conn)
             self.slots.release()
 
 
