@@ -148,6 +148,30 @@ class DemuxTest(LuaCase):
         self.assertTrue(r["partial"])
 
 
+class SettingsFileTest(LuaCase):
+    """compose.env_file as a list: the first candidate that exists is the
+    settings file (an installed stack keeps it under the state directory,
+    a source tree beside the stack); none: no --env-file at all."""
+
+    def test_first_existing_candidate(self):
+        here = self.tmp_path("settings.env")
+        with open(here, "w") as f:
+            f.write("X=1\n")
+        r = self.lua_result(f"""
+            local missing = "{self.tmp_path('missing.env')}"
+            local p = docker.compose{{ files = {{ "c.yml" }}, project = "p", env_file = {{ missing, "{here}" }} }}
+            local q = docker.compose{{ files = {{ "c.yml" }}, project = "p", env_file = {{ missing }} }}
+            local one = docker.compose{{ files = {{ "c.yml" }}, project = "p", env_file = "{here}" }}
+            local ok, err = pcall(docker.compose, {{ files = {{ "c.yml" }}, project = "p", env_file = {{ 5 }} }})
+            emit{{ first = p:settings_file(), none = q:settings_file() == nil, one = one:settings_file(),
+                   misuse = not ok and tostring(err) }}
+        """)
+        self.assertEqual(r["first"], here)
+        self.assertTrue(r["none"])
+        self.assertEqual(r["one"], here)
+        self.assertIn("env_file[1] must be a path", r["misuse"])
+
+
 class UnreachableDaemonTest(LuaCase):
 
     def test_nonexistent_socket_is_a_connect_error(self):

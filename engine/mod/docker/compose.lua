@@ -63,8 +63,8 @@ function M.compose(opts)
 end
 
 -- The settings file compose reads: env_file itself, or the first of its
--- candidates that exists (a stack's `up` writes it beside the stack where it
--- may, else under the user's state directory; neither exists before `up`).
+-- candidates that exists (the reference stack's `up` writes it beside the
+-- stack in a source tree, else under the user's state directory).
 function Compose:settings_file()
   local f = self.env_file
   if type(f) ~= "table" then return f end
