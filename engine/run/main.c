@@ -266,11 +266,10 @@ static void default_lib_dirs(options *o, const char *checks_dir)
 
 /* Without --checks (the rule `halo help run` states): the stack file's
  * checks = "DIR", relative to the stack file; else ./scripts/checks, so a
- * source tree works as it always did; else the shipped checks. A stack
- * file that does not load names nothing here: the runner reports it. */
-/* The stack file's checks directory, else ./scripts/checks, else (for
- * reading) the installed checks. A new check is written to ./checks
- * instead of the installed ones: those belong to the package. */
+ * source tree works as it always did; else the shipped checks, for reading
+ * only: a new check (writing) goes to ./checks, since the shipped ones
+ * belong to the package. A stack file that does not load names nothing
+ * here: the runner reports it. */
 static const char *default_checks_dir(options *o, int writing)
 {
     if (o->stack_file) {

@@ -35,8 +35,8 @@
 --                       time when rolling, all at once together) and calls replace() to have the
 --                       group replaced, then does what it wants before the next group (probe it,
 --                       wait until the LB takes it back). A replica replaced with other environment
---                       stays so until a roll with env = nil; that roll is journalled for the
---                       check's end and `halo cleanup`, like a kill.
+--                       stays so until a roll with env = nil: the docker module journals the change
+--                       and undoes it at the check's end or in `halo cleanup`, like a kill.
 --   set:restore()     -> true | nil, err   every replica back to its own configuration at once
 local format, type, tostring, error, pairs, setmetatable = string.format, type, tostring, error, pairs, setmetatable
 
@@ -70,14 +70,6 @@ function M.groups(names, mode)
   local groups = {}
   for i, name in ipairs(names) do groups[i] = { name } end
   return groups
-end
-
--- Names of stack.replicas, sorted.
-function M.names(stack)
-  local names = {}
-  for name in pairs(stack.replicas) do names[#names + 1] = name end
-  table.sort(names)
-  return names
 end
 
 return setmetatable(M, { __index = function(_, k) error("replicas: no function '" .. tostring(k) .. "'", 2) end })

@@ -4,6 +4,7 @@
 -- `up --no-deps` of the group's services with an override file setting the
 -- environment (the docker module journals it and undoes it with a plain up).
 local docker = require "docker"
+local pulp = require "pulp"
 local shared = require "replicas"
 
 local format, type, tostring, error, ipairs, setmetatable = string.format, type, tostring, error, ipairs, setmetatable
@@ -18,7 +19,7 @@ function M.new(stack)
 end
 
 function Set:names()
-  return shared.names(self.stack)
+  return pulp.replica_names(self.stack)
 end
 
 function Set:replica(name)
