@@ -30,6 +30,15 @@ def sh(args, cwd=None, check=True, env=None):
     return p
 
 
+def complete(completion, words, cwd, env=None):
+    """COMPREPLY of the completion script for the words typed so far (the
+    last is the one under the cursor), as bash computes it on Tab."""
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+              '_halo; printf "%s\\n" "${COMPREPLY[@]}"')
+    out = sh(["bash", "-c", script, "bash", completion, *words], cwd=cwd, env=env).stdout
+    return [w for w in out.split("\n") if w]
+
+
 def table_options():
     """Every option spelling in the CLI's table (engine/run/cli.c)."""
     with open(os.path.join(SOURCE, "engine", "run", "cli.c")) as f:
@@ -191,11 +200,7 @@ class ManAndCompletion(unittest.TestCase):
         self.assertEqual(listed, table_commands() + ["version", "help"])
 
     def complete(self, *words):
-        """COMPREPLY for the words typed so far (the last is the one under the cursor)."""
-        script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
-                  '_halo; printf "%s\\n" "${COMPREPLY[@]}"')
-        out = sh(["bash", "-c", script, "bash", self.completion, *words], cwd=SOURCE).stdout
-        return [w for w in out.split("\n") if w]
+        return complete(self.completion, words, cwd=SOURCE)
 
     def test_completion(self):
         self.assertEqual(self.complete(HALO, "run", "--st"), ["--stack"])
@@ -292,10 +297,8 @@ class DebianPackage(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("halo run", p.stdout)
         # Tab completion as bash loads it for the installed halo
-        script = ('source /usr/share/bash-completion/completions/halo; COMP_WORDS=(halo run --st); COMP_CWORD=2; '
-                  '_halo; printf "%s\\n" "${COMPREPLY[@]}"')
-        p = installed(["bash", "-c", script])
-        self.assertEqual(p.stdout.split(), ["--stack"], p.stderr)
+        self.assertEqual(complete("/usr/share/bash-completion/completions/halo", ["halo", "run", "--st"],
+                                  cwd=home, env=env), ["--stack"])
         # a check of the operator's own: scaffolded in ./checks, linted, run
         p = installed(["halo", "new", "check", "disk-full"])
         self.assertEqual((p.returncode, p.stdout), (0, "checks/01-disk-full.lua\n"), p.stderr)
