@@ -240,12 +240,9 @@ class Database:
                 pause(0.5)
                 continue
             try:
-                conn = self._connect()
+                conn = self._open()
             except Unavailable:
                 conn = None
-            finally:
-                with self.cond:
-                    self.opening -= 1
             if conn is None:
                 pause(0.5)
             else:
@@ -267,6 +264,11 @@ class Database:
                 if left <= 0:
                     raise Unavailable("no database connection within %d s" % self.CONNECT_TIMEOUT_S)
                 self.cond.wait(left)
+        return self._open()
+
+    def _open(self):
+        """A new connection, counted in self.opening by the caller until it
+        is made or has failed; then the next waiter may open one."""
         try:
             return self._connect()
         finally:
