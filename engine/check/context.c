@@ -210,9 +210,7 @@ static int host_print(lua_State *L)
     sandbox_join_values(L, 1, lua_gettop(L), &sb, EVENT_FIELD_MAX);
     lua_pushlstring(L, sb.buf ? sb.buf : "", sb.len);
     sb_free(&sb);
-    char *text = emit_field_text(L, -1);
-    events_log("info", text);
-    free(text);
+    events_log("info", lua_tostring(L, -1));
     return 0;
 }
 

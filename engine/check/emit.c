@@ -8,22 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The string at idx as a field: redacted first, so that cutting cannot
- * leave half a secret, then cut at EVENT_FIELD_MAX on a character boundary. */
-char *emit_field_text(lua_State *L, int idx)
-{
-    size_t len;
-    const char *text = lua_tolstring(L, idx, &len);
-    char *clean = redact_n(text, len);
-    len = strlen(clean);
-    if (len <= EVENT_FIELD_MAX) return clean;
-    size_t keep = EVENT_FIELD_MAX;
-    while (keep > 0 && ((unsigned char)clean[keep] & 0xC0) == 0x80) keep--;
-    char *cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)keep, clean, len);
-    free(clean);
-    return cut;
-}
-
 #define FIELDS_MAX 8
 #define EVENT(name, kind, nfields, fields, meaning) \
     _Static_assert(nfields <= FIELDS_MAX, "event " kind " has more fields than emit_event holds");
@@ -43,10 +27,8 @@ static int emit_event(lua_State *L)
      * fields allocated below */
     for (int i = 1; i <= n; i++) luaL_tolstring(L, i, NULL);
     const char *fields[FIELDS_MAX] = {0};
-    char *owned[FIELDS_MAX] = {0};
-    for (int i = 0; i < n; i++) fields[i] = owned[i] = emit_field_text(L, n + 1 + i);
-    events_send(kind, n, fields);
-    for (int i = 0; i < n; i++) free(owned[i]);
+    for (int i = 0; i < n; i++) fields[i] = lua_tostring(L, n + 1 + i);
+    events_send(kind, n, fields); /* which redacts and cuts them */
     lua_settop(L, 0);
     return 0;
 }

@@ -3,10 +3,8 @@
  * kind or a status the runner would not know fails where it is written. */
 #ifndef HALO_EMIT_H
 #define HALO_EMIT_H
+#include "core/events.h"
 #include <lua.h>
-
-/* A report is read by people: one field past this is cut, with a note. */
-#define EVENT_FIELD_MAX (256 * 1024)
 
 /* [-0, +1] emit: one function per event, emit.step_begin(name, started_ms)
  * for EV_STEP_BEGIN and so on; each takes exactly the event's fields (any
@@ -16,10 +14,5 @@ void emit_push_table(lua_State *L);
 /* [-0, +1] status: status.PASS == "PASS", status.NA == "N/A", ...; reading
  * a status core/status.h does not list raises. */
 void emit_push_statuses(lua_State *L);
-
-/* The string at idx as an event field, as emit sends it: redacted first,
- * so that cutting cannot leave half a secret, then cut at EVENT_FIELD_MAX
- * with a note. Caller frees. */
-char *emit_field_text(lua_State *L, int idx);
 
 #endif

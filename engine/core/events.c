@@ -48,6 +48,21 @@ static void write_all(const char *buf, size_t len)
     }
 }
 
+/* text as an event field: redacted first, so that cutting cannot leave
+ * half a secret, then cut at EVENT_FIELD_MAX on a character boundary with
+ * a note of the whole length. */
+static char *field_text(const char *text, size_t len)
+{
+    char *clean = redact_n(text, len);
+    len = strlen(clean);
+    if (len <= EVENT_FIELD_MAX) return clean;
+    size_t keep = EVENT_FIELD_MAX;
+    while (keep > 0 && ((unsigned char)clean[keep] & 0xC0) == 0x80) keep--;
+    char *cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)keep, clean, len);
+    free(clean);
+    return cut;
+}
+
 int events_send(event_kind kind, int nfields, const char *const *fields)
 {
     const event_spec *spec = events_spec(kind);
@@ -64,7 +79,11 @@ int events_send(event_kind kind, int nfields, const char *const *fields)
     sb_adds(&sb, spec->kind);
     for (int i = 0; i < nfields; i++) {
         sb_addc(&sb, '\t');
-        char *clean = redact(fields[i] ? fields[i] : "");
+        /* Every field is cut here, whoever sent it: an error message or a
+         * log line of 20 MB would otherwise cross the pipe whole and be
+         * printed whole by the runner. */
+        const char *text = fields[i] ? fields[i] : "";
+        char *clean = field_text(text, strlen(text));
         sb_field(&sb, clean);
         free(clean);
     }

@@ -34,11 +34,14 @@ const event_spec *events_spec(event_kind kind);
 /* The kind a line starts with, or -1 for none of the table's. */
 int events_kind_of(const char *kind);
 
+/* A report is read by people: a field past this is cut, with a note. */
+#define EVENT_FIELD_MAX (256 * 1024)
+
 /* From now on events go to fd, and the check's clock starts now. */
 void events_attach(int fd);
 /* One event. nfields must be the table's count for the kind: an event
  * with the wrong fields is refused, with a warning, as a bug. Returns 0,
- * or -1 when refused. */
+ * or -1 when refused. Every field is redacted and cut at EVENT_FIELD_MAX. */
 int events_send(event_kind kind, int nfields, const char *const *fields);
 /* The same by the kind's name ("log"), for code that names kinds by
  * string; an unknown kind is refused, with a warning. */

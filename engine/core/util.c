@@ -291,7 +291,7 @@ char *redact_n(const char *text, size_t len)
 {
     strbuf sb;
     sb_init(&sb);
-    size_t i = 0;
+    size_t i = 0, plain = 0; /* text[plain..i) is copied as it is, in one go */
     while (i < len) {
         size_t hit = 0;
         for (size_t k = 0; k < nsecrets; k++) {
@@ -302,12 +302,15 @@ char *redact_n(const char *text, size_t len)
             }
         }
         if (hit) {
+            sb_addn(&sb, text + plain, i - plain);
             sb_adds(&sb, "***");
             i += hit;
+            plain = i;
         } else {
-            sb_addc(&sb, text[i++]);
+            i++;
         }
     }
+    sb_addn(&sb, text + plain, len - plain);
     return sb_take(&sb);
 }
 

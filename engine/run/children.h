@@ -33,6 +33,7 @@ struct child {
     pid_t pid;
     int fd;
     strbuf inbuf;
+    size_t inbuf_scanned; /* bytes of inbuf already searched for a newline */
     check_result *check;
     const event_handlers *events;
     exit_fn on_exit;
