@@ -144,18 +144,24 @@ void progress_step(check_result *c, const char *step)
     else say("[%s] step: %s", c->id, step);
 }
 
+/* The terminal shows the start of a long text; the reports keep it all
+ * (up to the event field limit). */
+#define SHOWN_MAX 2000
+static int shown(size_t len) { return (int)(len > SHOWN_MAX ? SHOWN_MAX : len); }
+static const char *more(size_t len) { return len > SHOWN_MAX ? "… (cut here; the report has more)" : ""; }
+
 void progress_log(check_result *c, const char *level, const char *text)
 {
     if (!P.verbose && strcmp(level, "error") != 0) return;
     const char *nl = strchr(text, '\n');
-    if (nl && !P.verbose) say("[%s] %s: %.*s", c->id, level, (int)(nl - text), text);
-    else say("[%s] %s: %s", c->id, level, text);
+    size_t len = nl && !P.verbose ? (size_t)(nl - text) : strlen(text);
+    say("[%s] %s: %.*s%s", c->id, level, shown(len), text, more(len));
     if (strcmp(level, "error") == 0) remember(c, text, nl ? (size_t)(nl - text) : strlen(text));
 }
 
 void progress_failure(check_result *c, const char *text)
 {
-    say("[%s] expectation failed: %s", c->id, text);
+    say("[%s] expectation failed: %.*s%s", c->id, shown(strlen(text)), text, more(strlen(text)));
     remember(c, text, strlen(text));
 }
 
@@ -172,8 +178,10 @@ void progress_finished(check_result *c)
     const char *mark = c->status == ST_PASS ? "✓" : c->status == ST_FAIL || c->status == ST_ERROR ? "✗"
                      : c->status == ST_DEFERRED ? "-" : "·";
     const char *message = already_said(c, c->message) ? NULL : c->message;
-    say("%s%s %-8s%s [%s] %s  %.1fs%s%s", status_color(c->status), mark, status_name(c->status), reset(),
-        c->id, c->title ? c->title : "", c->duration_ms / 1000.0, message ? " — " : "", message ? message : "");
+    size_t len = message ? strlen(message) : 0;
+    say("%s%s %-8s%s [%s] %s  %.1fs%s%.*s%s", status_color(c->status), mark, status_name(c->status), reset(),
+        c->id, c->title ? c->title : "", c->duration_ms / 1000.0, message ? " — " : "", shown(len),
+        message ? message : "", more(len));
 }
 
 void progress_tick(void)
