@@ -18,10 +18,12 @@ local match, gsub, gmatch = string.match, string.gsub, string.gmatch
 
 local M = {}
 
----------------------------------------------------------------- the daemon
+---------------------------------------------------------------- the daemons
 
-local daemon -- { base = url, unix_socket = path, label = "unix:///..." , version = "1.41" }
-
+-- An endpoint: { base = url, unix_socket = path, label = "unix:///...",
+-- host = what docker.daemon{} was given (nil for the default daemon),
+-- tls = { ca, cert, key } or nil, version = "1.41" once it answered }.
+-- The default one is DOCKER_HOST's, or the usual socket.
 local function locate()
   local dh = internal.getenv("DOCKER_HOST")
   if dh and dh ~= "" then
@@ -41,42 +43,50 @@ local function locate()
   return { base = "http://docker", unix_socket = candidates[1], label = "unix://" .. candidates[1] }
 end
 
+local default_ep -- located on first use; forgotten when it stops answering (it may be back, elsewhere)
+
 local function fail(kind, message, extra)
   return nil, internal.error(kind, message, extra)
 end
 
--- One API call; nil, err when the daemon is unreachable or says no. Tasks
--- call side by side: each works with the daemon it started with, and
--- forgets the shared one only if no other task has replaced it meanwhile.
+local function request(ep, args)
+  args.unix_socket = ep.unix_socket
+  if ep.tls then args.ca_file, args.cert, args.key = ep.tls.ca, ep.tls.cert, ep.tls.key end
+  args.record = false -- the actions are the history; API calls would only crowd it
+  return http.request(args)
+end
+
+-- One API call on opts.ep (default: the default daemon); nil, err when the
+-- daemon is unreachable or says no. Tasks call side by side: each works
+-- with the daemon it started with, and forgets the shared one only if no
+-- other task has replaced it meanwhile.
 local function call(method, path, opts)
   opts = opts or {}
-  local d = daemon
-  if not d then
-    d = locate()
-    local res, err = http.request{ url = d.base .. "/version", unix_socket = d.unix_socket, timeout = 10,
-                                   record = false }
+  local ep = opts.ep or default_ep or locate()
+  if not ep.version then
+    local res, err = request(ep, { url = ep.base .. "/version", timeout = 10 })
     if not res then
-      return fail("connect", format("docker: the daemon at %s does not answer: %s", d.label, err.message))
+      return fail("connect", format("docker: the daemon at %s does not answer: %s", ep.label, err.message))
     end
     local info = res:json() or {}
-    d.version = info.ApiVersion or "1.41"
-    d.server = info.Version
-    daemon = d
+    ep.version = info.ApiVersion or "1.41"
+    ep.server = info.Version
+    if not opts.ep then default_ep = ep end
   end
-  local res, err = http.request{
+  local res, err = request(ep, {
     method = method,
-    url = d.base .. "/v" .. d.version .. path,
-    unix_socket = d.unix_socket,
+    url = ep.base .. "/v" .. ep.version .. path,
     query = opts.query,
     json = opts.json,
     timeout = opts.timeout or 30,
-    record = false, -- the actions are the history; API calls would only crowd it
-  }
+  })
   if not res then
-    -- name the daemon; and look for it afresh next time (it may be back, elsewhere)
-    if err.kind ~= "timeout" and daemon == d then daemon = nil end
+    if err.kind ~= "timeout" then
+      if default_ep == ep then default_ep = nil end
+      ep.version = nil -- ask again what it speaks: it may have been replaced
+    end
     return fail(err.kind == "timeout" and "timeout" or "connect",
-                format("docker: %s %s on the daemon at %s: %s", method, path, d.label, err.message))
+                format("docker: %s %s on the daemon at %s: %s", method, path, ep.label, err.message))
   end
   if res.status >= 400 then
     local body = res:json()
@@ -84,14 +94,58 @@ local function call(method, path, opts)
     return fail("docker", format("docker: %s %s: %d %s", method, path, res.status, tostring(msg)),
                 { status = res.status })
   end
-  return res, d
+  return res, ep
 end
 
--- version() -> { api = "1.41", server = "20.10.24" } | nil, err
+local function version_of(ep)
+  local res, got = call("GET", "/version", { ep = ep })
+  if not res then return nil, got end
+  return { api = got.version, server = got.server, host = got.label }
+end
+
+-- version() -> { api = "1.41", server = "20.10.24", host = "unix:///..." } | nil, err
 function M.version()
-  local res, d = call("GET", "/version")
-  if not res then return nil, d end
-  return { api = d.version, server = d.server }
+  return version_of(nil)
+end
+
+-- The daemons named with docker.daemon{}, by host and TLS files: one
+-- endpoint each, so a handle made twice shares what the daemon speaks.
+local named = {}
+
+local function tls_files(tls, fname)
+  if tls == nil then return nil end
+  if type(tls) ~= "table" then error(format("bad argument #1 to '%s' (tls must be a table { ca, cert, key })", fname), 3) end
+  check_options(fname .. " tls", 1, tls, { "ca", "cert", "key" }, 4)
+  for _, k in ipairs { "ca", "cert", "key" } do
+    if type(tls[k]) ~= "string" or tls[k] == "" then
+      error(format("bad argument #1 to '%s' (tls.%s must be a file path)", fname, k), 3)
+    end
+  end
+  return { ca = tls.ca, cert = tls.cert, key = tls.key }
+end
+
+-- The endpoint for host ("unix:///path" or "tcp://host:port") and TLS
+-- client files; raises on a host of another form (a mistake in the script).
+local function endpoint(host, tls, fname)
+  if type(host) ~= "string" then error(format("bad argument #1 to '%s' (host must be a string)", fname), 3) end
+  tls = tls_files(tls, fname)
+  local key = host .. (tls and ("|" .. tls.ca .. "|" .. tls.cert .. "|" .. tls.key) or "")
+  if named[key] then return named[key] end
+  local ep
+  local path = match(host, "^unix://(/.+)$")
+  if path then
+    if tls then error(format("bad argument #1 to '%s' (tls is for tcp:// hosts, not %s)", fname, host), 3) end
+    ep = { base = "http://docker", unix_socket = path }
+  else
+    local hostport = match(host, "^tcp://([^/]+:%d+)/?$")
+    if not hostport then
+      error(format("bad argument #1 to '%s' (host '%s' is neither unix:///path nor tcp://host:port)", fname, host), 3)
+    end
+    ep = { base = (tls and "https://" or "http://") .. hostport, tls = tls }
+  end
+  ep.label, ep.host = host, host
+  named[key] = ep
+  return ep
 end
 
 ---------------------------------------------------------------- scope
@@ -162,21 +216,35 @@ local Container = {}
 Container.__index = Container
 Container.__tostring = function(c) return format("container %s (%s)", c.name, sub(c.id, 1, 12)) end
 
-local function wrap(summary)
+local NAMESPACE_LABEL = "com.docker.stack.namespace"
+local SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+local SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+local function wrap(summary, ep)
   local labels = summary.Labels or (summary.Config and summary.Config.Labels) or {}
   local name = summary.Name or (summary.Names and summary.Names[1]) or summary.Id
   return setmetatable({
     id = summary.Id,
     name = (gsub(name, "^/", "")),
     project = labels[PROJECT_LABEL],
-    service = labels[SERVICE_LABEL],
+    namespace = labels[NAMESPACE_LABEL],
+    service = labels[SERVICE_LABEL] or labels[SWARM_SERVICE_LABEL],
+    task = labels[SWARM_TASK_LABEL],
     labels = labels,
+    ep = ep,
   }, Container)
+end
+
+-- One call about container c, on the daemon that runs it.
+local function ccall(c, method, path, opts)
+  opts = opts or {}
+  opts.ep = c.ep
+  return call(method, path, opts)
 end
 
 local function record(action, c, extra)
   local entry = { at = time.mono() - internal.origin(), action = action, container = c.name,
-                  service = c.service, id = sub(c.id, 1, 12) }
+                  service = c.service, id = sub(c.id, 1, 12), host = c.ep and c.ep.host or nil }
   if extra then for k, v in pairs(extra) do entry[k] = v end end
   internal.event("action", json.encode(entry))
 end
@@ -190,43 +258,60 @@ local function may_inject(action, target)
   internal.may_inject("docker", action, target, 3)
 end
 
+-- The stack's swarm stack name (stack.swarm.namespace), if it has one.
+local function stack_namespace()
+  local stack = internal.stack() or {}
+  return type(stack.swarm) == "table" and stack.swarm.namespace or nil
+end
+
+-- A container is the stack's when it belongs to its compose project or to
+-- its swarm stack: a check acts on nothing else.
 local function in_scope(c, action)
-  local project = stack_project()
-  if not project then
-    error(format("docker: refusing to %s %s: the stack file names no compose project (stack.compose.project)",
-                 action, c.name), 3)
+  local project, namespace = stack_project(), stack_namespace()
+  if namespace and c.namespace == namespace then return end
+  if not project and not namespace then
+    error(format("docker: refusing to %s %s: the stack file names no compose project (stack.compose.project) " ..
+                 "and no swarm stack (stack.swarm.namespace)", action, c.name), 3)
   end
-  if c.project ~= project then
-    error(format("docker: refusing to %s %s: it belongs to project '%s', not the stack's '%s'",
-                 action, c.name, tostring(c.project), project), 3)
+  if c.project ~= project or not project then
+    local theirs = c.namespace and format("swarm stack '%s'", c.namespace) or format("project '%s'", tostring(c.project))
+    local ours = project and format("the stack's '%s'", project) or format("the stack's swarm stack '%s'", namespace)
+    error(format("docker: refusing to %s %s: it belongs to %s, not %s", action, c.name, theirs, ours), 3)
   end
 end
 
--- containers{ project =, service =, all = } -> { container, ... } | nil, err
-function M.containers(opts)
+-- containers{ project =, namespace =, service =, all = } on endpoint ep:
+-- a compose project's (by default the stack's, on the default daemon) or
+-- a swarm stack's (namespace; service is then the swarm service's name).
+local function containers_on(ep, opts, fname)
   opts = opts or {}
-  if type(opts) ~= "table" then error("bad argument #1 to 'containers' (table expected)", 2) end
-  check_options("containers", 1, opts, { "project", "service", "all" })
+  if type(opts) ~= "table" then error(format("bad argument #1 to '%s' (table expected)", fname), 3) end
+  check_options(fname, 1, opts, { "project", "namespace", "service", "all" }, 3)
   local labels = {}
-  local project = opts.project or stack_project()
-  if project then labels[#labels + 1] = PROJECT_LABEL .. "=" .. project end
-  if opts.service then labels[#labels + 1] = SERVICE_LABEL .. "=" .. opts.service end
+  if opts.namespace then
+    labels[#labels + 1] = NAMESPACE_LABEL .. "=" .. opts.namespace
+    if opts.service then labels[#labels + 1] = SWARM_SERVICE_LABEL .. "=" .. opts.service end
+  else
+    local project = opts.project or (not ep and stack_project() or nil)
+    if project then labels[#labels + 1] = PROJECT_LABEL .. "=" .. project end
+    if opts.service then labels[#labels + 1] = SERVICE_LABEL .. "=" .. opts.service end
+  end
   local query = { all = opts.all and "1" or "0" }
   if #labels > 0 then query.filters = json.encode({ label = labels }) end
-  local res, err = call("GET", "/containers/json", { query = query })
+  local res, err = call("GET", "/containers/json", { query = query, ep = ep })
   if not res then return nil, err end
   local list = {}
-  for _, s in ipairs(res:json() or {}) do list[#list + 1] = wrap(s) end
+  for _, s in ipairs(res:json() or {}) do list[#list + 1] = wrap(s, ep) end
   sort(list, function(a, b) return a.name < b.name end)
   return list
 end
 
--- container(ref) -> container | nil, err; ref is an id, a name, or
--- { project =, service = } (project defaults to the stack's)
-function M.container(ref)
+-- container(ref) on endpoint ep: ref is an id, a name, or { project =,
+-- service = } (project defaults to the stack's)
+local function container_on(ep, ref)
   if type(ref) == "table" then
-    if not ref.service then error("bad argument #1 to 'container' (a table ref needs service)", 2) end
-    local list, err = M.containers{ project = ref.project, service = ref.service, all = true }
+    if not ref.service then error("bad argument #1 to 'container' (a table ref needs service)", 3) end
+    local list, err = containers_on(ep, { project = ref.project, service = ref.service, all = true }, "container")
     if not list then return nil, err end
     if #list == 0 then
       return fail("not_found", format("docker: no container for service '%s' in project '%s'", ref.service,
@@ -237,22 +322,48 @@ function M.container(ref)
     list[1].ref = { project = ref.project, service = ref.service }
     return list[1]
   end
-  if type(ref) ~= "string" then error("bad argument #1 to 'container' (id, name or {service=} expected)", 2) end
-  local res, err = call("GET", "/containers/" .. ref .. "/json")
+  if type(ref) ~= "string" then error("bad argument #1 to 'container' (id, name or {service=} expected)", 3) end
+  local res, err = call("GET", "/containers/" .. ref .. "/json", { ep = ep })
   if not res then
     if err.status == 404 then return fail("not_found", format("docker: no container '%s'", ref)) end
     return nil, err
   end
-  return wrap(res:json())
+  return wrap(res:json(), ep)
 end
 
+-- containers{ project =, namespace =, service =, all = } -> { container, ... } | nil, err
+function M.containers(opts) return containers_on(nil, opts, "containers") end
+
+-- container(ref) -> container | nil, err
+function M.container(ref) return container_on(nil, ref) end
+
+-- docker.daemon{ host = "unix:///path" | "tcp://host:port", tls = { ca, cert, key } }:
+-- another daemon than the default one (a swarm node, a remote host), with
+-- the same functions bound to it: containers, container, version, and the
+-- swarm's (mod/docker/swarm.lua). Containers it returns act on it.
+local Daemon = {}
+Daemon.__index = Daemon
+Daemon.__tostring = function(d) return "docker daemon " .. d.host end
+
+function M.daemon(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'daemon' (table expected: { host = ..., tls = ... })", 2) end
+  check_options("daemon", 1, opts, { "host", "tls" })
+  if opts.host == nil then error("bad argument #1 to 'daemon' (host is required)", 2) end
+  local ep = endpoint(opts.host, opts.tls, "daemon")
+  return setmetatable({ host = ep.host, ep = ep }, Daemon)
+end
+
+function Daemon:version() return version_of(self.ep) end
+function Daemon:containers(opts) return containers_on(self.ep, opts, "containers") end
+function Daemon:container(ref) return container_on(self.ep, ref) end
+
 function Container:inspect()
-  local res, err = call("GET", "/containers/" .. self.id .. "/json")
+  local res, err = ccall(self, "GET", "/containers/" .. self.id .. "/json")
   if not res and err.status == 404 and self.ref then
-    local again = M.container(self.ref)
+    local again = container_on(self.ep, self.ref)
     if again then
       self.id, self.name = again.id, again.name
-      res, err = call("GET", "/containers/" .. self.id .. "/json")
+      res, err = ccall(self, "GET", "/containers/" .. self.id .. "/json")
     end
   end
   if not res then return nil, err end
@@ -282,7 +393,8 @@ local function register_fault(c, undo_action, opts)
     end
     internal.journal(key, nil) -- undone: nothing left for `halo cleanup`
   end, key, json.encode({ undo = undo_action, id = c.id, container = c.name, project = c.project,
-                          service = c.service }))
+                          namespace = c.namespace, service = c.service, host = c.ep and c.ep.host or nil,
+                          tls = c.ep and c.ep.tls or nil }))
   pending_undo[c.id] = id
   return id
 end
@@ -328,15 +440,15 @@ function Container:kill(arg)
   in_scope(self, "kill")
   may_inject("kill", self.name)
   local undo = register_fault(self, "start", opts)
-  local res, err = call("POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
+  local res, err = ccall(self, "POST", "/containers/" .. self.id .. "/kill", { query = { signal = signal or "SIGKILL" } })
   if not res then unregister(self, undo, err) return nil, err end
   injected(self, "kill " .. (signal or "SIGKILL"), "start", opts)
   return true
 end
 
 -- Whether the daemon speaks Engine API major.minor or later.
-local function api_at_least(major, minor)
-  local v, err = M.version()
+local function api_at_least(ep, major, minor)
+  local v, err = version_of(ep)
   if not v then return nil, err end
   local ma, mi = match(v.api, "^(%d+)%.(%d+)")
   ma, mi = tonumber(ma) or 0, tonumber(mi) or 0
@@ -346,7 +458,7 @@ end
 -- stop?signal= is API 1.42 (Docker 23); before it, the same by hand: the
 -- signal, `grace` seconds for the container to exit, then SIGKILL.
 local function stop_by_kill(c, signal, grace)
-  local res, err = call("POST", "/containers/" .. c.id .. "/kill", { query = { signal = signal } })
+  local res, err = ccall(c, "POST", "/containers/" .. c.id .. "/kill", { query = { signal = signal } })
   if not res then
     if err.status == 409 then return true end -- not running: stopped already
     return nil, err
@@ -357,7 +469,7 @@ local function stop_by_kill(c, signal, grace)
     if info and info.State and not info.State.Running then return true end
     time.sleep(0.1)
   end
-  res, err = call("POST", "/containers/" .. c.id .. "/kill", { query = { signal = "SIGKILL" } })
+  res, err = ccall(c, "POST", "/containers/" .. c.id .. "/kill", { query = { signal = "SIGKILL" } })
   if not res and err.status ~= 409 then return nil, err end
   return true
 end
@@ -371,11 +483,11 @@ function Container:stop(arg)
   end
   in_scope(self, "stop")
   may_inject("stop", self.name)
-  local new_api = not signal or api_at_least(1, 42)
+  local new_api = not signal or api_at_least(self.ep, 1, 42)
   local undo = register_fault(self, "start", opts)
   local res, err
   if new_api then
-    res, err = call("POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil,
+    res, err = ccall(self, "POST", "/containers/" .. self.id .. "/stop", { query = { t = t and tostring(t) or nil,
                                                                      signal = signal }, timeout = (t or 10) + 30 })
   else
     res, err = stop_by_kill(self, signal, t or 10)
@@ -387,7 +499,7 @@ end
 
 function Container:start()
   in_scope(self, "start")
-  local res, err = call("POST", "/containers/" .. self.id .. "/start")
+  local res, err = ccall(self, "POST", "/containers/" .. self.id .. "/start")
   if not res then return nil, err end
   record("start", self, { full_id = self.id })
   settle(self, "start")
@@ -399,7 +511,7 @@ function Container:restart(arg)
   local t = action_opts(arg, { "timeout" }, "restart").timeout
   in_scope(self, "restart")
   may_inject("restart", self.name)
-  local res, err = call("POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
+  local res, err = ccall(self, "POST", "/containers/" .. self.id .. "/restart", { query = { t = t and tostring(t) or nil },
                                                                             timeout = (t or 10) + 30 })
   if not res then return nil, err end
   record("restart", self, { full_id = self.id })
@@ -413,7 +525,7 @@ function Container:pause(arg)
   in_scope(self, "pause")
   may_inject("pause", self.name)
   local undo = register_fault(self, "unpause", opts)
-  local res, err = call("POST", "/containers/" .. self.id .. "/pause")
+  local res, err = ccall(self, "POST", "/containers/" .. self.id .. "/pause")
   if not res then unregister(self, undo, err) return nil, err end
   injected(self, "pause", "unpause", opts)
   return true
@@ -421,7 +533,7 @@ end
 
 function Container:unpause()
   in_scope(self, "unpause")
-  local res, err = call("POST", "/containers/" .. self.id .. "/unpause")
+  local res, err = ccall(self, "POST", "/containers/" .. self.id .. "/unpause")
   if not res then return nil, err end
   record("unpause", self, { full_id = self.id })
   settle(self, "unpause")
@@ -478,7 +590,7 @@ function Container:logs(opts)
   local info, err = self:inspect()
   if not info then return nil, err end
   local res
-  res, err = call("GET", "/containers/" .. self.id .. "/logs", { query = query })
+  res, err = ccall(self, "GET", "/containers/" .. self.id .. "/logs", { query = query })
   if not res then return nil, err end
   local lines = {}
   if info.Config and info.Config.Tty then
@@ -497,6 +609,13 @@ end
 -- docker.compose and its project handles (mod/docker/compose.lua)
 local Compose, journalled = internal.load("mod/docker/compose")(M, internal, {
   fail = fail, may_inject = may_inject, stack_project = stack_project,
+})
+
+-- Swarm services, tasks and nodes (mod/docker/swarm.lua), on the default
+-- daemon and on every docker.daemon{} handle
+internal.load("mod/docker/swarm")(M, internal, {
+  Daemon = Daemon, Container = Container, call = call, fail = fail, may_inject = may_inject, stack_namespace = stack_namespace,
+  container_on = container_on, endpoint = endpoint,
 })
 
 -- Clock skew and resource limits (mod/docker/faults.lua), with what they share here

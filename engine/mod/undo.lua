@@ -222,6 +222,16 @@ local function describe(e)
   if e.undo == "update" then
     return format("restore the resource limits of container %s (project %s)", tostring(e.container), tostring(e.project))
   end
+  if e.undo == "service spec" then
+    return format("restore the spec of swarm service %s and wait for it", tostring(e.name))
+  end
+  if e.undo == "node availability" then
+    return format("make swarm node %s %s again", tostring(e.name), tostring(e.availability))
+  end
+  if e.host then
+    return format("%s container %s (%s on %s)", tostring(e.undo), tostring(e.container),
+                  e.namespace and ("swarm stack " .. tostring(e.namespace)) or ("project " .. tostring(e.project)), e.host)
+  end
   return format("%s container %s (project %s)", tostring(e.undo), tostring(e.container), tostring(e.project))
 end
 
@@ -237,6 +247,7 @@ local function restore_entry(e)
   -- the docker module acts only inside the stack's project: this entry's
   local stack = internal.stack()
   stack.compose = { project = e.project, files = e.files }
+  stack.swarm = e.namespace and { namespace = e.namespace } or nil
   if e.undo == "compose up" then
     local compose = docker.compose{ files = e.files, project = e.project, cwd = e.cwd,
                                     env_file = (type(e.env_file) == "string" or type(e.env_file) == "table")
@@ -245,7 +256,9 @@ local function restore_entry(e)
     return "recreated " .. e.service .. " with its own configuration"
   end
   if e.undo == "update" then return internal.restore_limits(e) end -- mod/docker/faults.lua
-  local c = docker.container(e.id)
+  if e.undo == "service spec" or e.undo == "node availability" then return internal.restore_swarm(e) end -- mod/docker/swarm.lua
+  local c
+  if e.host then c = docker.daemon{ host = e.host, tls = e.tls }:container(e.id) else c = docker.container(e.id) end
   if not c then return e.container .. " is gone: nothing to restore" end
   local info = assert(c:inspect())
   local state = info.State or {}

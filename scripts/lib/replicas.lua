@@ -42,7 +42,7 @@ local format, type, tostring, error, pairs, setmetatable = string.format, type, 
 
 local M = {}
 
-local BACKENDS = { compose = true }
+local BACKENDS = { compose = true, swarm = true }
 
 -- replicas.of(stack) -> the stack's replica set
 function M.of(stack)

@@ -1,0 +1,266 @@
+-- The swarm replica backend (replicas.lua documents the interface): the
+-- replicas are the task slots of one swarm service (stack.swarm.service of
+-- the swarm stack stack.swarm.namespace), replica `slot = N` being slot N.
+-- Everything goes through the manager's Engine API (stack.swarm.manager),
+-- except a kill, which goes to the daemon of the node that runs the task
+-- (stack.swarm.nodes): the swarm then replaces the task, which is what
+-- revive() waits for. A roll is the `service update` an operator would run:
+-- one replica at a time (parallelism 1) or all together, stop-first, with
+-- the stack's settle time as the delay between replicas; the docker module
+-- journals the spec it changed and restores it at the check's end.
+local docker = require "docker"
+local pulp = require "pulp"
+local shared = require "replicas"
+local time = require "time"
+
+local format, type, tostring, error, ipairs, pairs, setmetatable, sort =
+  string.format, type, tostring, error, ipairs, pairs, setmetatable, table.sort
+
+local Set, Replica = {}, {}
+Set.__index, Replica.__index = Set, Replica
+
+local M = {}
+
+-- How long a replacement task may take to be scheduled and started (an
+-- image already on the node; PostgreSQL may be restarting meanwhile).
+local REPLACE_TIMEOUT = 120
+
+function M.new(stack)
+  local conf = stack.swarm
+  if type(conf) ~= "table" or type(conf.namespace) ~= "string" or type(conf.service) ~= "string" then
+    error("replicas: a swarm stack file needs swarm = { manager =, namespace =, service =, nodes = }", 3)
+  end
+  for name, r in pairs(stack.replicas) do
+    if type(r) ~= "table" or math.type(r.slot) ~= "integer" then
+      error(format("replicas: replica '%s' of a swarm stack needs slot = N (its task slot)", tostring(name)), 3)
+    end
+  end
+  return setmetatable({ stack = stack, kind = "swarm", handles = {} }, Set)
+end
+
+-- The manager: a docker.daemon handle, or the default daemon with the same
+-- method calls.
+local default_daemon = {
+  service = function(_, ...) return docker.service(...) end,
+  node = function(_, ...) return docker.node(...) end,
+}
+
+function Set:manager()
+  if not self.daemon then
+    local host = self.stack.swarm.manager
+    self.daemon = host and docker.daemon{ host = host } or default_daemon
+  end
+  return self.daemon
+end
+
+function Set:service()
+  if not self.svc then
+    local s, err = self:manager():service(self.stack.swarm.service)
+    if not s then return nil, err end
+    self.svc = s
+  end
+  return self.svc
+end
+
+function Set:names()
+  return pulp.replica_names(self.stack)
+end
+
+function Set:replica(name)
+  local r = self.stack.replicas[name]
+  if type(r) ~= "table" then error(format("replicas: the stack file has no replica '%s'", tostring(name)), 2) end
+  if not self.handles[name] then
+    self.handles[name] = setmetatable({ name = name, url = r.url, slot = r.slot, set = self }, Replica)
+  end
+  return self.handles[name]
+end
+
+-- The slot's task that the swarm wants running, newest first; nil, err
+-- when there is none (between a task's end and its replacement).
+function Replica:task()
+  local svc, err = self.set:service()
+  if not svc then return nil, err end
+  local tasks
+  tasks, err = svc:tasks{ desired = "running", slot = self.slot }
+  if not tasks then return nil, err end
+  if #tasks == 0 then return nil, format("no task of %s wants to run in slot %d", svc.name, self.slot) end
+  return tasks[1]
+end
+
+-- A node's name as the stack file knows it (its label), else its id.
+function Set:node_name(node_id)
+  self.node_names = self.node_names or {}
+  if not self.node_names[node_id] then
+    local n = self:manager():node(node_id)
+    self.node_names[node_id] = n and n.name or node_id:sub(1, 12)
+  end
+  return self.node_names[node_id]
+end
+
+function Replica:kill()
+  local t, err = self:task()
+  if not t then return nil, err end
+  local c
+  c, err = t:container()
+  if not c then return nil, err end
+  local ok
+  ok, err = c:kill()
+  if not ok then return nil, err end
+  self.killed, self.killed_on = t, self.set:node_name(t.node_id)
+  return true
+end
+
+-- Polls the slot until `accept(task)` holds for its newest task that the
+-- swarm wants running; returns that task.
+local function wait_for_task(self, what, accept, timeout)
+  local started, last = time.mono(), "no task yet"
+  while true do
+    local t, err = self:task()
+    if t then
+      if accept(t) then return t end
+      last = format("task %s: %s%s", t.id:sub(1, 12), tostring(t.state), t.message and ("; " .. t.message) or "")
+    else
+      last = type(err) == "table" and err.message or tostring(err)
+    end
+    if time.mono() - started >= timeout then
+      return nil, format("%s: %s not within %g s (last: %s)", self.name, what, timeout, last)
+    end
+    time.sleep(0.25)
+  end
+end
+
+-- The swarm replaces a killed task by itself: wait for the new one to run.
+function Replica:revive()
+  local killed = self.killed and self.killed.id
+  local t, err = wait_for_task(self, "no replacement task running", function(t)
+    return t.id ~= killed and t.state == "running"
+  end, REPLACE_TIMEOUT)
+  if not t then return nil, err end
+  self.killed = nil
+  return format("replaced by task %s on %s", t.id:sub(1, 12), self.set:node_name(t.node_id))
+end
+
+-- Healthy: the task runs (a task with a healthcheck runs once healthy) and
+-- its container's own healthcheck says so.
+function Replica:wait_healthy(opts)
+  opts = opts or {}
+  local started = time.mono()
+  local timeout = opts.timeout or 90
+  local t, err = wait_for_task(self, "not running", function(t) return t.state == "running" end, timeout)
+  if not t then return nil, err end
+  local c
+  c, err = t:container()
+  if not c then return nil, err end
+  local ok
+  ok, err = c:wait{ state = "healthy", timeout = math.max(1, timeout - (time.mono() - started)) }
+  if not ok then return nil, err end
+  return time.mono() - started
+end
+
+-- The log lines of every task container the slot had since `since` (a
+-- replaced task's container stays on its node, with its logs), in time order.
+function Replica:logs(opts)
+  opts = opts or {}
+  local svc, err = self.set:service()
+  if not svc then return nil, err end
+  local tasks
+  tasks, err = svc:tasks{ desired = "all", slot = self.slot }
+  if not tasks then return nil, err end
+  local lines = {}
+  for _, t in ipairs(tasks) do
+    local c = t.container_id and t:container()
+    local got = c and c:logs{ since = opts.since }
+    for _, l in ipairs(got or {}) do lines[#lines + 1] = l end
+  end
+  sort(lines, function(a, b) return (a.time or "") < (b.time or "") end)
+  return lines
+end
+
+function Replica:node()
+  local t = self.killed or self:task()
+  if self.killed_on then return self.killed_on end
+  return t and self.set:node_name(t.node_id) or "?"
+end
+
+function Replica:id()
+  local t = self:task()
+  return t and t.container_id and t.container_id:sub(1, 12) or "?"
+end
+
+---------------------------------------------------------------- rolls
+
+local function task_ids(svc)
+  local ids = {}
+  for _, t in ipairs(svc:tasks{ desired = "all" } or {}) do ids[t.id] = true end
+  return ids
+end
+
+-- One `service update`: the swarm replaces the tasks `parallelism` at a
+-- time, waiting `delay` after each group runs. `each(group, replace)` is
+-- called for the groups in the order the swarm takes them; replace() waits
+-- until the group's new tasks have started (the old ones stopped first),
+-- so that what follows in `each` meets the new replicas.
+function Set:roll(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'roll' (table expected)", 2) end
+  for k in pairs(opts) do
+    if k ~= "env" and k ~= "mode" and k ~= "each" then
+      error(format("bad argument #1 to 'roll' (unknown option '%s'; known: env, mode, each)", tostring(k)), 2)
+    end
+  end
+  if type(opts.each) ~= "function" then error("bad argument #1 to 'roll' (each must be a function)", 2) end
+  local names = self:names()
+  local groups = shared.groups(names, opts.mode or "rolling")
+  local svc, err = self:service()
+  if not svc then return nil, err end
+  local by_slot = {}
+  for _, name in ipairs(names) do by_slot[self:replica(name).slot] = name end
+  local before = task_ids(svc)
+  local settle = (self.stack.rotation or {}).settle or self.stack.lb_fail_timeout or 5
+  local ok
+  ok, err = svc:update{
+    env = opts.env, original = opts.env == nil or nil,
+    update = { parallelism = #groups[1], delay = settle, order = "stop-first", failure_action = "pause" },
+  }
+  if not ok then return nil, err end
+  local done = {}
+  for _ = 1, #groups do
+    -- the next group: the slots whose new task exists now
+    local group, started = {}, time.mono()
+    while #group == 0 do
+      for _, t in ipairs(svc:tasks{ desired = "running" } or {}) do
+        local name = by_slot[t.slot]
+        if name and not before[t.id] and not done[name] then group[#group + 1] = name end
+      end
+      if #group == 0 then
+        if time.mono() - started > REPLACE_TIMEOUT then
+          return nil, format("roll: the swarm replaced no further replica of %s within %g s", svc.name, REPLACE_TIMEOUT)
+        end
+        time.sleep(0.2)
+      end
+    end
+    sort(group)
+    for _, name in ipairs(group) do done[name] = true end
+    opts.each(group, function()
+      for _, name in ipairs(group) do
+        local r = self:replica(name)
+        local t, werr = wait_for_task(r, "its new task did not start", function(t)
+          return not before[t.id] and (t.state == "starting" or t.state == "running")
+        end, REPLACE_TIMEOUT)
+        if not t then return nil, werr end
+      end
+      return true
+    end)
+  end
+  local took
+  took, err = svc:converge{ timeout = REPLACE_TIMEOUT }
+  if not took then return nil, err end
+  return true
+end
+
+function Set:restore()
+  local svc, err = self:service()
+  if not svc then return nil, err end
+  return svc:restore()
+end
+
+return M
