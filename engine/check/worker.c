@@ -10,6 +10,7 @@
 #include "core/cleanup.h"
 #include "core/events.h"
 #include "core/internal.h"
+#include "core/rlimits.h"
 #include "core/sandbox.h"
 #include "core/sched.h"
 #include "core/status.h"
@@ -18,7 +19,6 @@
 #include <lauxlib.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,12 +37,7 @@
 static void limit_address_space(size_t mem_limit)
 {
 #ifndef HALO_ASAN /* ASan reserves terabytes of shadow memory */
-    size_t cap = (mem_limit ? mem_limit : SANDBOX_DEFAULT_MEM) + ((size_t)512 << 20);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > cap)) {
-        rl.rlim_cur = cap;
-        setrlimit(RLIMIT_AS, &rl);
-    }
+    rlimits_cap_address_space((mem_limit ? mem_limit : SANDBOX_DEFAULT_MEM) + ((size_t)512 << 20));
 #else
     (void)mem_limit;
 #endif

@@ -6,6 +6,7 @@
 #include "core/internal.h"
 #include "core/loop.h"
 #include "core/options.h"
+#include "core/rlimits.h"
 #include "core/types.h"
 #include "mod/modules.h"
 #include "core/sandbox.h"
@@ -392,6 +393,7 @@ static int proc_run_l(lua_State *L)
     if (pid == 0) {
         setpgid(0, 0);
         signal(SIGPIPE, SIG_DFL);
+        rlimits_uncap_for_exec();
         dup2(inp[0], 0);
         dup2(outp[1], 1);
         dup2(errp[1], 2);

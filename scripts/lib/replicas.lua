@@ -38,6 +38,16 @@
 --                       stays so until a roll with env = nil: the docker module journals the change
 --                       and undoes it at the check's end or in `halo cleanup`, like a kill.
 --   set:restore()     -> true | nil, err   every replica back to its own configuration at once
+--
+-- Nodes (a backend on one machine has one, "local", which cannot be lost):
+--   set:nodes()       -> { { name =, state = "ready"|"down", availability =, manager =, replicas = { names } }, ... }
+--   set:lose(node)    -> true | nil, err   the node goes away as a host does (swarm: its daemon
+--                                         stops, with its containers; the stack file's
+--                                         swarm.node_control says how); compose: nil, err
+--   set:regain(node, timeout) -> seconds | nil, err   back, and ready for the manager again
+--   set:wait_node(node, state, timeout) -> seconds | nil, err   until the manager says "down"/"ready"
+--   set:wait_replicas{ timeout = s } -> seconds | nil, err   until every replica runs again
+--   set:spread()      -> { moved } | nil, err   replicas that share a node moved to an empty one
 local format, type, tostring, error, pairs, setmetatable = string.format, type, tostring, error, pairs, setmetatable
 
 local M = {}

@@ -14,6 +14,7 @@ local swarm_dir = env("SWARM_DIR", "/var/lib/halo-swarm")
 local namespace = env("SWARM_STACK", "halo")
 local prefix = env("API_PORT_PREFIX", "300")
 local function node(n) return "unix://" .. swarm_dir .. "/node" .. n .. ".sock" end
+local swarm_node = stack_dir .. "/../../tools/swarm-node"
 
 stack.name = "halo reference stack on a two-node swarm (tests/stack/swarm)"
 stack.multi_tenant = env("MULTI_TENANT_ENABLED", "false") == "true"
@@ -29,9 +30,15 @@ stack.swarm = {
   -- by the node label below (tools/swarm-up labels the nodes halo.node)
   node_label = "halo.node",
   nodes = { node1 = node(1), node2 = node(2) },
-  -- each node's dockerd pid, for a node's loss (SWARM_DIR/nodeN/dockerd.pid)
-  pidfiles = { node1 = swarm_dir .. "/node1/dockerd.pid", node2 = swarm_dir .. "/node2/dockerd.pid" },
+  -- how a node is taken away and brought back (check 12): "stop"|"start"
+  -- and the node's name are added; tools/swarm-node stops the node's dockerd
+  -- by the pid tools/swarm-up recorded, and starts it again
+  node_control = { swarm_node, "--swarm-dir", swarm_dir },
 }
+-- check 12 (scripts/faults): a node lost under `rate` requests/s through
+-- the LB; the manager marks it down within `detect` s, every replica runs
+-- again within `recover` s of the loss, at most `budget` requests fail
+stack.node_lost = { rate = 50, budget = 0, detect = 60, recover = 60 }
 stack.replicas = {
   api1 = { url = "http://127.0.0.1:" .. prefix .. "1", slot = 1 },
   api2 = { url = "http://127.0.0.1:" .. prefix .. "2", slot = 2 },
@@ -45,6 +52,6 @@ stack.database_service = "db"            -- the swarm service <namespace>_db
 stack.rotation.services = nil
 
 stack.harness = { up = { "./swarm/up" }, down = { "./swarm/down" } }
-stack.allow_exec = { "docker" }
+stack.allow_exec = { "docker", swarm_node }
 
 return stack

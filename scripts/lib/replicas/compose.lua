@@ -112,6 +112,15 @@ function Set:roll(opts)
   return true
 end
 
+-- One machine: one node, which a check cannot take away.
+function Set:nodes()
+  return { { name = "local", state = "ready", availability = "active", manager = true, replicas = self:names() } }
+end
+
+function Set:lose()
+  return nil, "the stack runs on one machine (backend compose): there is no node to lose"
+end
+
 function Set:restore()
   return self:project():up{ services = services_of(self, self:names()), no_deps = true }
 end

@@ -89,6 +89,7 @@ end
 
 -- A node's name as the stack file knows it (its label), else its id.
 function Set:node_name(node_id)
+  if not node_id or node_id == "" then return "(no node)" end
   self.node_names = self.node_names or {}
   if not self.node_names[node_id] then
     local n = self:manager():node(node_id)
@@ -255,6 +256,122 @@ function Set:roll(opts)
   took, err = svc:converge{ timeout = REPLACE_TIMEOUT }
   if not took then return nil, err end
   return true
+end
+
+---------------------------------------------------------------- nodes
+
+-- The nodes of the swarm, by the names the stack file uses: { name =,
+-- state = "ready"|"down", availability =, manager = bool, replicas = { names } }
+function Set:nodes()
+  local list, err = self:manager():nodes()
+  if not list then return nil, err end
+  local on, unplaced = {}, {}
+  for _, name in ipairs(self:names()) do
+    local t = self:replica(name):task()
+    if t and t.node_id and t.node_id ~= "" then
+      local node = self:node_name(t.node_id)
+      on[node] = on[node] or {}
+      on[node][#on[node] + 1] = name
+    else
+      unplaced[#unplaced + 1] = name
+    end
+  end
+  local nodes = {}
+  for _, n in ipairs(list) do
+    nodes[#nodes + 1] = { name = n.name, state = n.state, availability = n.availability, manager = n.role == "manager",
+                          replicas = on[n.name] or {} }
+  end
+  -- replicas the swarm wants to run but has put on no node (no node fits)
+  if #unplaced > 0 then
+    nodes[#nodes + 1] = { name = "(no node)", state = "pending", availability = "-", manager = false,
+                          replicas = unplaced }
+  end
+  return nodes
+end
+
+-- The argv that takes a node away or brings it back (stack.swarm.node_control,
+-- e.g. { "tools/swarm-node" }: "stop"|"start" and the node's name are added).
+local function node_control(self, action, node)
+  local argv = {}
+  for i, a in ipairs(self.stack.swarm.node_control or {}) do argv[i] = a end
+  if #argv == 0 then
+    return nil, "the stack file names no command to stop and start a node (stack.swarm.node_control)"
+  end
+  argv[#argv + 1] = action
+  argv[#argv + 1] = node
+  local res, err = require("proc").run{ argv = argv, timeout = 120 }
+  if not res then return nil, err.message end
+  if res.code ~= 0 then
+    return nil, format("%s %s: exit %s: %s", action, node, tostring(res.code or res.signal), res.stderr)
+  end
+  return true
+end
+
+-- Polls until the manager sees node `name` in `state` ("down", "ready").
+function Set:wait_node(name, state, timeout)
+  local started, last = time.mono(), "?"
+  while true do
+    local n, err = self:manager():node(name)
+    if n then
+      if n.state == state then return time.mono() - started end
+      last = n.state
+    else
+      last = err.message
+    end
+    if time.mono() - started >= timeout then
+      return nil, format("node %s not %s within %g s (last: %s)", name, state, timeout, last)
+    end
+    time.sleep(0.25)
+  end
+end
+
+-- set:lose(node) -> true | nil, err: the node's daemon stops, as a host
+-- that goes away (its containers stop with it); set:regain(node) brings
+-- it back and waits until the manager has it ready again.
+function Set:lose(node)
+  return node_control(self, "stop", node)
+end
+
+function Set:regain(node, timeout)
+  local ok, err = node_control(self, "start", node)
+  if not ok then return nil, err end
+  return self:wait_node(node, "ready", timeout or 60)
+end
+
+-- set:wait_replicas{ timeout = } -> seconds | nil, err: until every
+-- replica has a running task (on whichever node)
+function Set:wait_replicas(opts)
+  local svc, err = self:service()
+  if not svc then return nil, err end
+  return svc:converge{ timeout = (opts or {}).timeout or REPLACE_TIMEOUT }
+end
+
+-- set:spread() -> { moved replica names } | nil, err: a replica sharing a
+-- node while another ready node has none is replaced, and the swarm puts
+-- the replacement on the empty node (the service spreads over the nodes).
+-- After a node came back the swarm does not do this by itself.
+function Set:spread()
+  local nodes, err = self:nodes()
+  if not nodes then return nil, err end
+  local moved = {}
+  local empty = 0
+  for _, n in ipairs(nodes) do
+    if n.state == "ready" and n.availability == "active" and #n.replicas == 0 then empty = empty + 1 end
+  end
+  for _, n in ipairs(nodes) do
+    for i = 2, #n.replicas do
+      if empty == 0 then break end
+      local r = self:replica(n.replicas[i])
+      local ok
+      ok, err = r:kill()
+      if not ok then return nil, err end
+      ok, err = r:revive()
+      if not ok then return nil, err end
+      moved[#moved + 1] = format("%s %s", r.name, ok)
+      empty = empty - 1
+    end
+  end
+  return moved
 end
 
 function Set:restore()
