@@ -114,8 +114,9 @@ end
 -- Polls the slot until `accept(task)` holds for its newest task that the
 -- swarm wants running; returns that task.
 local function wait_for_task(self, what, accept, timeout)
-  local started, last = time.mono(), "no task yet"
+  local started = time.mono()
   while true do
+    local last
     local t, err = self:task()
     if t then
       if accept(t) then return t end
@@ -309,8 +310,9 @@ end
 
 -- Polls until the manager sees node `name` in `state` ("down", "ready").
 function Set:wait_node(name, state, timeout)
-  local started, last = time.mono(), "?"
+  local started = time.mono()
   while true do
+    local last
     local n, err = self:manager():node(name)
     if n then
       if n.state == state then return time.mono() - started end
