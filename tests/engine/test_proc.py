@@ -14,6 +14,7 @@ Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
 """
 import json
 import os
+import resource
 import random
 import shutil
 import signal
@@ -303,6 +304,27 @@ class RunTest(ProcCase):
         c = self.assertCheck(rep, 1, "ERROR", r"timeout")
         self.assertLess(rep.result.seconds, 2 + 4, f"the run took {rep.result.seconds:.1f} s for a 2 s check")
         self.assertNoProcesses("sleep", arg)
+
+    def test_child_runs_without_the_checks_address_space_cap(self):
+        # The worker caps its own address space (the check's Lua); a program
+        # it starts must not inherit that cap: dockerd, started by a check
+        # to bring a node back, died of "out of memory allocating heap arena
+        # map" under it.
+        checks = self.checks_dir({"01-limits.lua": textwrap.dedent("""
+            local proc = require "proc"
+            return {
+              title = "a child's address-space limit",
+              run = function(t)
+                local r = assert(proc.run{ argv = { "sh", "-c", "ulimit -S -v" } })
+                t:evidence("child", (r.stdout:gsub("%s+$", "")))
+              end,
+            }
+        """)})
+        rep = run_json(["--checks", checks, "--stack", self.stack(["sh"])])
+        c = self.assertCheck(rep, 1, "PASS")
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        want = "unlimited" if soft == resource.RLIM_INFINITY else str(soft // 1024)
+        self.assertEqual(c["evidence"]["child"], want, "the child ran under the worker's cap")
 
     def test_max_output_truncates(self):
         r = self.lua_result("""
