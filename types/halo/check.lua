@@ -25,6 +25,8 @@
 ---@field allow_exec? string[]
 ---@field harness? { up?: string[], down?: string[] }
 ---@field proxy? { control?: string }
+---@field backend? "compose"|"swarm" what runs the replicas (require "replicas")
+---@field swarm? { manager?: string, namespace: string, service: string, node_label?: string, nodes?: table<string, string|{ host: string, tls?: { ca: string, cert: string, key: string } }>, node_control?: string[] }
 ---@field [string] any
 
 ---The check context: every call is a method call, with a colon

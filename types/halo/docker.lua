@@ -22,7 +22,9 @@ function Limits:restore() end
 ---@field id string
 ---@field name string
 ---@field service string
----@field project string
+---@field project? string
+---@field namespace? string a swarm stack's name (com.docker.stack.namespace)
+---@field task? string the swarm task it runs
 ---@field labels table<string, string>
 local Container = {}
 
@@ -118,15 +120,144 @@ function Project:logs(opts) end
 ---@return halo.Error? err
 function Project:skew(opts) end
 
+---A task of a swarm service.
+---@class halo.SwarmTask
+---@field id string
+---@field slot? integer
+---@field node_id string
+---@field state string
+---@field desired string
+---@field message? string
+---@field container_id? string
+local Task = {}
+---The task's container, on the daemon of the node that runs it (stack.swarm.nodes).
+---@return halo.DockerContainer? container
+---@return halo.Error? err
+function Task:container() end
+
+---A swarm service.
+---@class halo.SwarmService
+---@field id string
+---@field name string
+---@field namespace? string
+---@field replicas? integer
+---@field version integer
+local Service = {}
+---@return table? info
+---@return halo.Error? err
+function Service:inspect() end
+---Its environment as a table.
+---@return table<string, string>? env
+---@return halo.Error? err
+function Service:env() end
+---@param opts? { desired?: "running"|"all", slot?: integer }
+---@return halo.SwarmTask[]? tasks
+---@return halo.Error? err
+function Service:tasks(opts) end
+---New environment (false removes) and/or update settings (delay, monitor in seconds); or
+---`original = true`: back to the spec from before the check's first change.
+---@param opts { env?: table<string, string|false>, update?: { parallelism?: integer, delay?: number, order?: "stop-first"|"start-first", failure_action?: string, monitor?: number }, original?: boolean, undo?: boolean }
+---@return true|nil ok
+---@return halo.Error? err
+function Service:update(opts) end
+---Seconds until no update runs and every replica's task runs on the current spec.
+---@param opts? { timeout?: number, interval?: number, replacing?: (halo.SwarmTask|string)[] }
+---@return number? seconds
+---@return halo.Error? err
+function Service:converge(opts) end
+---@return true|nil ok
+---@return halo.Error? err
+function Service:rollback() end
+---@param opts? { timeout?: number }
+---@return true|nil ok
+---@return halo.Error? err
+function Service:restore(opts) end
+
+---A swarm node.
+---@class halo.SwarmNode
+---@field id string
+---@field name string its stack.swarm.node_label label, else its hostname
+---@field hostname string
+---@field role "manager"|"worker"
+---@field availability "active"|"pause"|"drain"
+---@field state string
+---@field labels table<string, string>
+---@field leader boolean
+local Node = {}
+---@param opts? { undo?: boolean }
+---@return true|nil ok
+---@return halo.Error? err
+function Node:drain(opts) end
+---@param opts? { undo?: boolean }
+---@return true|nil ok
+---@return halo.Error? err
+function Node:pause(opts) end
+---@return true|nil ok
+---@return halo.Error? err
+function Node:activate() end
+
+---Another daemon than the default one (a swarm node, a remote host).
+---@class halo.DockerDaemon
+---@field host string
+local Daemon = {}
+---@return { api: string, server: string, host: string }? version
+---@return halo.Error? err
+function Daemon:version() end
+---@param opts? { project?: string, namespace?: string, service?: string, all?: boolean }
+---@return halo.DockerContainer[]? containers
+---@return halo.Error? err
+function Daemon:containers(opts) end
+---@param ref string|{ service: string, project?: string }
+---@return halo.DockerContainer? container
+---@return halo.Error? err
+function Daemon:container(ref) end
+---@param opts? { namespace?: string|false }
+---@return halo.SwarmService[]? services
+---@return halo.Error? err
+function Daemon:services(opts) end
+---@param ref string
+---@return halo.SwarmService? service
+---@return halo.Error? err
+function Daemon:service(ref) end
+---@return halo.SwarmNode[]? nodes
+---@return halo.Error? err
+function Daemon:nodes() end
+---@param ref string
+---@return halo.SwarmNode? node
+---@return halo.Error? err
+function Daemon:node(ref) end
+
 ---@class halo.dockerlib
 local docker = {}
 
----@return { api: string, server: string }? version
+---@return { api: string, server: string, host: string }? version
 ---@return halo.Error? err
 function docker.version() end
 
+---A handle on another daemon: unix:///path or tcp://host:port (tls: client certificate files).
+---@param opts { host: string, tls?: { ca: string, cert: string, key: string } }
+---@return halo.DockerDaemon
+function docker.daemon(opts) end
+
+---The default daemon's swarm services (it must be a manager).
+---@param opts? { namespace?: string|false }
+---@return halo.SwarmService[]? services
+---@return halo.Error? err
+function docker.services(opts) end
+---@param ref string
+---@return halo.SwarmService? service
+---@return halo.Error? err
+function docker.service(ref) end
+---@return halo.SwarmNode[]? nodes
+---@return halo.Error? err
+function docker.nodes() end
+---@param ref string
+---@return halo.SwarmNode? node
+---@return halo.Error? err
+function docker.node(ref) end
+
 ---The containers (project defaults to stack.compose.project).
----@param opts? { project?: string, service?: string, all?: boolean }
+---@param opts? { project?: string, namespace?: string, service?: string, all?: boolean }
 ---@return halo.DockerContainer[]? containers
 ---@return halo.Error? err
 function docker.containers(opts) end
