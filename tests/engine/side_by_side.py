@@ -2,6 +2,10 @@
 process, and report them one after the other.
 
     python3 side_by_side.py test_checks test_checks_strict
+    python3 side_by_side.py test_stack+test_swarm test_checks_faults
+
+A "+" joins suites into one lane: they run one after the other in one
+process, beside the other lanes (a short suite and a long one's partner).
 
 The six checks on the reference stack spend most of their time waiting
 (kill windows, the LB's fail_timeout, schedule ticks), so two suites on
@@ -22,7 +26,7 @@ def main(modules):
     procs = {}
     for module in modules:
         log = tempfile.TemporaryFile("w+")
-        procs[module] = (subprocess.Popen([sys.executable, "-m", "unittest", "-v", module], stdout=log,
+        procs[module] = (subprocess.Popen([sys.executable, "-m", "unittest", "-v"] + module.split("+"), stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log, time.monotonic())
 
     def stop(signum, frame):
@@ -55,5 +59,5 @@ def main(modules):
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: side_by_side.py MODULE...")
+        sys.exit("usage: side_by_side.py MODULE[+MODULE...]...")
     sys.exit(main(sys.argv[1:]))
