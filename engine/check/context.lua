@@ -39,8 +39,8 @@ end
 
 local M = {}
 
-local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, requires = true, run = true,
-                    description = true, exclusive = true, faults = true }
+local SPEC_KEYS = { id = true, title = true, tags = true, timeout = true, grace = true, requires = true,
+                    run = true, description = true, exclusive = true, faults = true }
 
 -- Checks a check file's returned table; returns a normalised copy or raises
 -- a message saying what is wrong: every problem, joined by "; " (one line,
@@ -59,8 +59,8 @@ function M.validate(spec, file)
   -- pairs' order is not the file's: sorted, the lines are the same every time
   sort(unknown)
   for _, k in ipairs(unknown) do
-    problem(format("unknown key '%s' in the check table (known: id, title, tags, timeout, exclusive, faults, " ..
-                   "requires, run, description)", k))
+    problem(format("unknown key '%s' in the check table (known: id, title, tags, timeout, grace, exclusive, " ..
+                   "faults, requires, run, description)", k))
   end
   if type(spec.run) ~= "function" then problem("the check table has no run function") end
   if spec.requires ~= nil and type(spec.requires) ~= "function" then
@@ -107,6 +107,11 @@ function M.validate(spec, file)
   end
   local timeout = spec.timeout or 60
   if type(timeout) ~= "number" or timeout <= 0 then problem("timeout must be a positive number of seconds") end
+  -- grace: the time its cleanup (defers, undos) needs, when more than the
+  -- run's --grace (a rolling restore of every replica takes a while)
+  if spec.grace ~= nil and (type(spec.grace) ~= "number" or spec.grace <= 0) then
+    problem("grace must be a positive number of seconds")
+  end
   if spec.title ~= nil and type(spec.title) ~= "string" then problem("title must be a string") end
   if #problems > 0 then error(concat(problems, "; "), 0) end
   return {
@@ -114,6 +119,7 @@ function M.validate(spec, file)
     title = spec.title or gsub(match(file, "([^/]+)$"), "%.lua$", ""),
     tags = tags,
     timeout = timeout,
+    grace = spec.grace,
     requires = spec.requires,
     faults = spec.faults or false,
     run = spec.run,

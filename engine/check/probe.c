@@ -31,7 +31,9 @@ static int probe_main(lua_State *L)
     char *title = xstrdup(lua_tostring(L, -1));
     lua_getfield(L, spec, "timeout");
     char *timeout = xasprintf("%.17g", lua_tonumber(L, -1));
-    lua_pop(L, 3);
+    lua_getfield(L, spec, "grace");
+    char *grace = xasprintf("%.17g", lua_tonumber(L, -1)); /* 0: the run's */
+    lua_pop(L, 4);
     strbuf tags;
     sb_init(&tags);
     lua_getfield(L, spec, "tags");
@@ -41,11 +43,12 @@ static int probe_main(lua_State *L)
         lua_pop(L, 1);
     }
     lua_pop(L, 2);
-    const char *f[] = {id, numeric ? "n" : "s", title, timeout, tags.buf ? tags.buf : ""};
-    events_send(EV_META, 5, f);
+    const char *f[] = {id, numeric ? "n" : "s", title, timeout, tags.buf ? tags.buf : "", grace};
+    events_send(EV_META, 6, f);
     free(id);
     free(title);
     free(timeout);
+    free(grace);
     sb_free(&tags);
     return 0;
 }

@@ -185,9 +185,11 @@ static int run_main(lua_State *L)
 
     lua_getfield(L, spec, "timeout");
     double timeout = o->timeout_override > 0 ? o->timeout_override : lua_tonumber(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, spec, "grace");
+    double grace = lua_tonumber(L, -1) > o->grace ? lua_tonumber(L, -1) : o->grace; /* the longer */
+    lua_pop(L, 2);
     double deadline = events_origin() + timeout;
-    double hard_end = events_origin() + timeout + o->grace;
+    double hard_end = events_origin() + timeout + grace;
     char reason[96];
     snprintf(reason, sizeof reason, "timeout: the check exceeded its %g s limit", timeout);
     sandbox_set_deadline(L, deadline, reason);
@@ -322,7 +324,7 @@ cleanup:
      * stop it (the runner's second Ctrl-C kills the worker instead). */
     keep_cleanup_going();
     sched_clear_interrupt();
-    run_cleanup(L, control, &oc, o->grace, hard_end);
+    run_cleanup(L, control, &oc, grace, hard_end);
     if (oc.status != ST_ERROR) {
         /* Any failed expectation, in the run or in its cleanup, makes the
          * check FAIL, and its message is the first one: that is what broke. */

@@ -42,6 +42,7 @@ typedef struct {
     char **tags;
     size_t ntags, captags;
     double timeout_s;
+    double grace_s;  /* the check's own cleanup grace (0: none declared) */
     int exclusive;
 
     check_status status;

@@ -62,6 +62,12 @@ typedef struct {
 } run_state;
 extern run_state RUN;
 
+/* A check's cleanup grace: the run's, or the check's own when longer. */
+static inline double check_grace(const check_result *c)
+{
+    return c->grace_s > RUN.grace ? c->grace_s : RUN.grace;
+}
+
 /* A child running fn(base, with c's file and the pipe); NULL (said on
  * stderr) when it could not start. Its events go to `events`, its end to
  * on_exit; run/events_in.h listens to it. */

@@ -84,7 +84,7 @@ static check_status status_field(const char *name)
 
 /* ---- the probe ----------------------------------------------------------------- */
 
-/* id id_kind title timeout_s tags */
+/* id id_kind title timeout_s tags grace_s */
 static void probe_meta(child *ch, char **f)
 {
     check_result *c = ch->check;
@@ -94,6 +94,7 @@ static void probe_meta(child *ch, char **f)
     free(c->title);
     c->title = xstrdup(f[2]);
     c->timeout_s = strtod(f[3], NULL);
+    c->grace_s = strtod(f[5], NULL);
     char *save = NULL;
     for (char *tag = strtok_r(f[4], ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
         VEC_PUSH(c->tags, c->ntags, c->captags, xstrdup(tag));

@@ -38,7 +38,7 @@ static void worker_vanished(child *ch, int wstatus)
     if (ch->killed_by_deadline) {
         check_set_message(c, xasprintf("hard deadline: the worker did not finish within %g s (timeout %g s + "
                                        "grace %g s) and was killed%s",
-                                       limit + RUN.grace, limit, RUN.grace, where));
+                                       limit + check_grace(c), limit, check_grace(c), where));
     } else if (RUN.cut_short) {
         check_set_message(c, xasprintf("interrupted twice: the worker was killed before its cleanup "
                                        "finished%s; faults it injected may not be undone",

@@ -20,7 +20,7 @@
  * value in a table. NULL when the message names none. */
 static const char *key_of(const char *msg, char *buf, size_t size)
 {
-    static const char *const keys[] = {"title", "timeout", "tags", "requires", "id", "exclusive", "faults"};
+    static const char *const keys[] = {"title", "timeout", "grace", "tags", "requires", "id", "exclusive", "faults"};
     if (strncmp(msg, "unknown key '", 13) == 0) {
         const char *end = strchr(msg + 13, '\'');
         if (!end) return NULL;

@@ -121,7 +121,7 @@ static void start_next(void)
             continue;
         }
         ch->exclusive = c->exclusive;
-        child_listen(ch, c->timeout_s + R.o->grace);
+        child_listen(ch, c->timeout_s + check_grace(c));
         progress_started(c);
     }
 }

@@ -37,6 +37,7 @@ return {
   exclusive = true,   -- it kills what every other check uses
   faults = true,      -- so it runs only where the stack file allows faults
   timeout = 240,
+  grace = 120,        -- a replica killed and not revived is waited for at the end (a swarm replaces it)
   run = function(t, stack)
     local cfg = stack.failover or {}
     local window = cfg.window or 5

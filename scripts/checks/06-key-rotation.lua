@@ -30,6 +30,7 @@ return {
   exclusive = true,   -- it recreates what every other check uses
   faults = true,      -- so it runs only where the stack file allows faults
   timeout = 300,
+  grace = 180,        -- a failed cutover rolls every replica back to its own keys (a rolling update on a swarm)
   run = function(t, stack)
     local rotation = stack.rotation or {}
     local mode = rotation.mode or "rolling"

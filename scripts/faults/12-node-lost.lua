@@ -28,6 +28,7 @@ return {
   exclusive = true,   -- every replica moves or is disturbed
   faults = true,
   timeout = 360,
+  grace = 120,        -- the lost node is brought back, and its daemon rejoins
   requires = function(stack)
     if (stack.backend or "compose") == "compose" then
       return false, "the stack runs on one machine (backend compose): there is no node to lose"

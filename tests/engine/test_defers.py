@@ -108,6 +108,11 @@ class DeferGraceTest(HaloTestCase):
         self.assertEqual(logs(c), ["quick defer"])
         self.assertTookLess(self.rep.result.seconds, 10)
 
+    def test_a_check_declares_a_longer_grace(self):
+        # grace = 4 in the check file: its 2 s defer finishes under --grace 1
+        c = self.assertCheck(self.rep, 4, "PASS")
+        self.assertEqual(logs(c), ["long defer started", "long defer finished"])
+
 
 class InterruptTest(HaloTestCase):
     """SIGINT/SIGTERM while a check sleeps in a step: the check's defers

@@ -12,6 +12,7 @@
 ---@field description? string
 ---@field tags? string[] words (letters, digits, _ - .) to select it by: --tag
 ---@field timeout? number seconds, positive (default 60)
+---@field grace? number seconds its cleanup may take, when more than the run's --grace
 ---@field exclusive? boolean never alongside another check (the tag "exclusive" says the same)
 ---@field faults? boolean it kills, stops, pauses or recreates part of the stack: runs only where allowed
 ---@field requires? fun(stack: halo.Stack): boolean, string? false, reason: the check is N/A
