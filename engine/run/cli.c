@@ -18,11 +18,12 @@ const command_def cli_commands[] = {
      "Lists the checks in id order. A check file that does not load is shown as\n"
      "ERROR with its file and line, and makes the exit status 3.\n",
      NULL},
-    {"lint", C_LINT, "lint [FILE...]",
+    {"lint", C_LINT, "lint [FILE|DIR...]",
      "load check and stack files without running them; report every problem",
-     "usage: halo lint [FILE...] [options]\n",
-     "Loads check files (default: every *.lua of the checks directory) and stack\n"
-     "files (--stack, or a FILE named stack.lua, *.stack.lua or in a stack(s)/ folder)\n"
+     "usage: halo lint [FILE|DIR...] [options]\n",
+     "Loads check files (default: every *.lua of the checks directory; a DIR: every\n"
+     "*.lua in it) and stack files (--stack, or a FILE named stack*.lua, *.stack.lua\n"
+     "or in a stacks/ folder)\n"
      "without running them, and prints every problem as FILE:LINE: message: syntax\n"
      "errors, unknown keys, wrong types, a missing run function, duplicate ids.\n",
      "exit status: 0 no problem (a one-line summary); 1 problems; 2 wrong usage.\n"},

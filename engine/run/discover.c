@@ -79,28 +79,38 @@ worker_opts base_worker_opts(const runner_opts *o)
     return wo;
 }
 
-/* Every *.lua file of the directory, probed and sorted by id. Returns -1
- * (after saying why) when the directory cannot be read. */
-int discover(const runner_opts *o, run_report *rep)
+char **discover_lua_files(const char *dir, size_t *count)
 {
-    DIR *d = opendir(o->checks_dir);
-    if (!d) {
-        halo_warn("checks directory %s: %s", o->checks_dir, strerror(errno));
-        return -1;
-    }
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
-        char *path = xasprintf("%s/%s", o->checks_dir, e->d_name);
+        char *path = xasprintf("%s/%s", dir, e->d_name);
         struct stat st;
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) VEC_PUSH(names, n, cap, path);
         else free(path);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    if (n) qsort(names, n, sizeof *names, by_name);
+    else names = xcalloc(1, sizeof *names);
+    *count = n;
+    return names;
+}
+
+/* Every *.lua file of the directory, probed and sorted by id. Returns -1
+ * (after saying why) when the directory cannot be read. */
+int discover(const runner_opts *o, run_report *rep)
+{
+    size_t n = 0;
+    char **names = discover_lua_files(o->checks_dir, &n);
+    if (!names) {
+        halo_warn("checks directory %s: %s", o->checks_dir, strerror(errno));
+        return -1;
+    }
     discover_files(o, (const char *const *)names, n, rep);
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);

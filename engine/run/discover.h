@@ -13,6 +13,9 @@ worker_opts base_worker_opts(const runner_opts *o);
  * id; duplicate ids are ERRORs. Returns -1 (after saying why) when the
  * directory cannot be read. */
 int discover(const runner_opts *o, run_report *rep);
+/* The *.lua files directly in dir, as "dir/name", sorted by name; NULL
+ * (errno set) when dir cannot be read. Caller frees each and the array. */
+char **discover_lua_files(const char *dir, size_t *count);
 /* The same for the given files (halo lint), in the order given before the
  * sort by id; a file that cannot be read is an ERROR like any other. */
 void discover_files(const runner_opts *o, const char *const *names, size_t n, run_report *rep);

@@ -145,21 +145,44 @@ int runner_lint(const runner_opts *o, const char *const *files, size_t nfiles)
         problems += lint_stack(o->stack_file);
         nstacks++;
     }
+    /* a directory stands for its *.lua files, as --checks DIR does */
+    char **owned = NULL;
+    size_t nowned = 0, capowned = 0;
     for (size_t i = 0; i < nfiles; i++) {
-        if (access(files[i], R_OK) != 0) {
-            printf("%s: %s\n", files[i], strerror(errno));
+        struct stat st;
+        if (stat(files[i], &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        size_t n = 0;
+        char **in = discover_lua_files(files[i], &n);
+        if (!in) continue; /* said below, as for a file */
+        for (size_t k = 0; k < n; k++) VEC_PUSH(owned, nowned, capowned, in[k]);
+        free(in);
+    }
+    checks = xrealloc(checks, (nfiles + nowned + 1) * sizeof *checks);
+    for (size_t i = 0; i < nfiles + nowned; i++) {
+        const char *file = i < nfiles ? files[i] : owned[i - nfiles];
+        struct stat st;
+        if (i < nfiles && stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (access(file, R_OK | X_OK) != 0) {
+                printf("%s: %s\n", file, strerror(errno));
+                problems++;
+            }
+            continue;
+        }
+        if (access(file, R_OK) != 0) {
+            printf("%s: %s\n", file, strerror(errno));
             problems++;
-        } else if (looks_like_stack(files[i])) {
-            problems += lint_stack(files[i]);
+        } else if (looks_like_stack(file)) {
+            problems += lint_stack(file);
             nstacks++;
         } else {
-            checks[nchecks++] = files[i];
+            checks[nchecks++] = file;
         }
     }
     run_report rep;
     memset(&rep, 0, sizeof rep);
     if (nfiles == 0 && discover(o, &rep) != 0) {
         free(checks);
+        free(owned);
         return 2;
     }
     if (nchecks) discover_files(o, checks, nchecks, &rep);
@@ -173,6 +196,8 @@ int runner_lint(const runner_opts *o, const char *const *files, size_t nfiles)
         printf("halo lint: %zu check file%s and %zu stack file%s, no problems\n", rep.nchecks,
                rep.nchecks == 1 ? "" : "s", nstacks, nstacks == 1 ? "" : "s");
     run_report_free(&rep);
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    free(owned);
     return problems ? 1 : 0;
 }
 

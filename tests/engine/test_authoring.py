@@ -76,6 +76,15 @@ class Lint(HaloTestCase):
         self.assertEqual(rc, 1)
         self.assertIn(f"{d}/missing.lua: No such file or directory", out)
 
+    def test_a_directory_stands_for_its_lua_files(self):
+        d = self.checks_dir({"01-ok.lua": "return { title = 'ok', run = function() end }\n",
+                             "02-bad.lua": "return {\n  grace = 'long',\n  run = function() end,\n}\n",
+                             "notes.txt": "not a check\n"})
+        rc, out, err = self.lint(d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out, f"{d}/02-bad.lua:2: grace must be a positive number of seconds\n")
+        self.assertIn("1 problem in 2 check files", err)
+
     def test_stack_files(self):
         d = write_checks({"stacks/bad.lua": "return {\n  url = env('X', 'http://a'),\n  x = nope(),\n}\n",
                           "good.lua": "return { url = env('X', 'http://a') }\n",
@@ -90,7 +99,7 @@ class Lint(HaloTestCase):
     def test_usage(self):
         self.assertEqual(self.lint("--tag", "x").rc, 2)
         self.assertIn("halo lint", run(["help", "lint"]).out)
-        self.assertIn("lint [FILE...]", run(["help"]).out)
+        self.assertIn("lint [FILE|DIR...]", run(["help"]).out)
 
 
 class NewCheck(HaloTestCase):
