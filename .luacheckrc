@@ -45,6 +45,6 @@ files["tests/stack/probe.lua"] = { read_globals = adhoc }
 files["bench/**"] = { read_globals = adhoc }
 
 -- stack files, by the names halo lint recognises them by
-for _, pattern in ipairs({ "**/stack*.lua", "**/*.stack.lua", "**/stacks/**", "tests/stack/swarm.lua" }) do
+for _, pattern in ipairs({ "**/stack*.lua", "**/*.stack.lua", "**/stacks/**" }) do
   files[pattern] = { read_globals = stack_file }
 end

@@ -4,8 +4,8 @@
 -- the replicas are run differs. The checks see the difference through the
 -- replica backend (scripts/lib/replicas/swarm.lua), nowhere else.
 --
---   sudo tests/stack/swarm/up && build/halo run --stack tests/stack/swarm.lua
---   sudo build/halo run --stack tests/stack/swarm.lua --up --down
+--   sudo tests/stack/swarm/up && build/halo run --stack tests/stack/stack-swarm.lua
+--   sudo build/halo run --stack tests/stack/stack-swarm.lua --up --down
 --
 -- Multi-tenant: MULTI_TENANT_ENABLED=true for both (up and the run).
 local stack = include("stack.lua")
