@@ -27,7 +27,7 @@ from test_checks import ChecksHarness
 FAULT_CHECKS = os.path.join(SOURCE, "scripts", "faults")
 # check 12 (a node is lost) needs replicas on more than one node: N/A on
 # this one-machine stack (test_swarm.py runs it on the swarm)
-HEALTHY = dict({i: "PASS" for i in range(7, 12)}, **{12: "N/A"})
+HEALTHY = {**{i: "PASS" for i in range(7, 12)}, 12: "N/A"}
 
 # fault switch -> {check id: message pattern of its FAIL}
 FAULTS = {
