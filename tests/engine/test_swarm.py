@@ -59,7 +59,7 @@ from swarmstack import ADMIN, DOWN, EDITOR, STACK, SWARM_DIR, TOKEN_SECRET, UP, 
 from test_checks import CHECKS, FAULTS, FORMATS, HEALTHY_MULTI, HEALTHY_SINGLE, ChecksHarness
 from refstack import http_get
 
-NAME = "halotest-swarm"
+NAME = os.environ.get("SWARM_TEST_STACK") or "halotest-swarm"  # two runs side by side: another name
 S = SwarmStack(NAME)
 DB_PASSWORD = "halo-url-pw-8Rw3"
 SECRETS = [ADMIN, EDITOR, TOKEN_SECRET, DB_PASSWORD]
@@ -150,8 +150,10 @@ class SwarmCase(unittest.TestCase):
         return sorted(glob.glob(os.path.join(self.state_dir, "halo", "runs", "*.json")))
 
     def eval(self, code, timeout=300, what=None):
+        """halo eval on the stack; --grace: a service's restore at the end
+        rolls both tasks (stop-first), ~20 s, more than the default 10 s."""
         t0 = time.monotonic()
-        p = subprocess.run([HALO, "eval", "--stack", STACK, textwrap.dedent(code)],
+        p = subprocess.run([HALO, "eval", "--stack", STACK, "--grace", "180", textwrap.dedent(code)],
                                          capture_output=True, text=True, env=self.halo_env(), cwd=SOURCE,
                                          timeout=timeout, stdin=subprocess.DEVNULL)
         p.seconds = time.monotonic() - t0
@@ -223,19 +225,20 @@ class SwarmModule(SwarmCase):
                                                    r"unix:///path nor tcp://host:port\)"),
             ('docker.daemon{ host = stack.swarm.manager, bogus = 1 }',
              r"bad argument #1 to 'daemon' \(unknown option 'bogus'; known: host, tls\)"),
-            (PRELUDE + 's:update{ bogus = 1 }', r"bad argument #1 to 'update' \(unknown option 'bogus'"),
+            (PRELUDE + 's:update{ bogus = 1 }', r"eval:4: bad argument #1 to 'update' \(unknown option 'bogus'"),
             (PRELUDE + 's:update{ update = { order = "sideways" } }',
-             r"bad argument #1 to 'update' \(update\.order is \"stop-first\" or \"start-first\"\)"),
+             r"eval:4: bad argument #1 to 'update' \(update\.order is \"stop-first\" or \"start-first\"\)"),
             (PRELUDE + 's:update{ update = { speed = 2 } }',
-             r"bad argument #1 to 'update' \(unknown update setting 'speed'"),
+             r"eval:4: bad argument #1 to 'update' \(unknown update setting 'speed'"),
             (PRELUDE + 's:update{ env = { HALO_TEST_MARK = "1" }, original = true }',
-             r"bad argument #1 to 'update' \(env or original, not both\)"),
+             r"eval:4: bad argument #1 to 'update' \(env or original, not both\)"),
         ]
         for code, pattern in cases:
             with self.subTest(code=code.strip().splitlines()[-1]):
                 p = self.eval(code)
                 self.assertEqual(p.returncode, 3, f"{p.stdout}\n{p.stderr}")
-                self.assertRegex(p.stderr, "^halo: " + pattern)
+                # the message blames the caller's line (eval:4: the update), not the module
+                self.assertRegex(p.stderr, "^halo: (eval:1: )?" + pattern)
                 self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         after = S.service("api")
         self.assertEqual(after["Version"]["Index"], before["Version"]["Index"], "a refused call changed the service")
@@ -260,6 +263,7 @@ class SwarmModule(SwarmCase):
         env = S.api_env()
         self.assertFalse(any(e.startswith("HALO_TEST_MARK") for e in env), env)
         self.assertAsFound("an update undone at the eval's end")
+        self.assertEqual(self.journals(), [], "the undo's journal entry is left")
         after = {t["slot"]: t["id"] for t in S.tasks("api")}
         for slot in (1, 2):
             self.assertNotEqual(after[slot], before[slot], f"slot {slot} was never replaced")
@@ -275,6 +279,7 @@ class SwarmModule(SwarmCase):
             return json.encode({ task = t.id, container = c.id, host = c.ep.host })""",
             what="kill of slot 2's container, the eval waiting for its replacement")
         self.assertAsFound("a kill")
+        self.assertEqual(self.journals(), [])
         tasks = {t["slot"]: t for t in S.tasks("api")}
         self.assertNotEqual(tasks[2]["id"], got["task"], "slot 2 still runs the killed task")
         n = re.search(r"node(\d)\.sock$", got["host"]).group(1)
@@ -420,8 +425,9 @@ class SwarmChecks(SwarmCase):
             targets = [i for f in group for i in FAULTS[f][1]]
             self.assertEqual(len(targets), len(set(targets)), f"{group}: two switches for one check")
             self.assertLessEqual(set(targets), set(ids), f"{group}: a switch's check is not run")
-            for f in group:
-                self.assertEqual(FAULTS[f][0], multi, f"{f} needs multi-tenant={FAULTS[f][0]}")
+            for f in group:   # a single-tenant switch's check fails the same way on a multi-tenant stack
+                if FAULTS[f][0]:
+                    self.assertTrue(multi, f"{f} needs a multi-tenant stack")
 
     def fault_group(self, n):
         multi, group, ids = FAULT_GROUPS[n]
