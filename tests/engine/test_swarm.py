@@ -68,8 +68,8 @@ SECRETS = [ADMIN, EDITOR, TOKEN_SECRET, DB_PASSWORD]
 # Each check id is the target of at most one switch of its group.
 FAULT_GROUPS = [
     (False, ["FAULT_TOKEN_SECRET_PER_REPLICA", "FAULT_READY_BEFORE_SERVING"], [1, 2, 3, 4, 5, 6]),
-    (False, ["FAULT_LB_NO_FAILOVER", "FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA"], [1, 2, 3, 4, 5]),
-    (False, ["FAULT_PREVIOUS_KEYS_LATE"], [1, 2, 3, 5, 6]),
+    (False, ["FAULT_LB_NO_FAILOVER", "FAULT_ASSETS_LOCAL", "FAULT_SCHEDULE_EVERY_REPLICA", "FAULT_PREVIOUS_KEYS_LATE"],
+     [1, 2, 3, 4, 5, 6]),
     (True, ["FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY"], [1, 2, 3, 5, 6]),
 ]
 
@@ -447,18 +447,15 @@ class SwarmChecks(SwarmCase):
     def test_03_faults_token_secret_and_ready_before_serving(self):
         self.fault_group(0)
 
-    def test_04_faults_lb_no_failover_assets_local_schedule_every_replica(self):
+    def test_04_faults_lb_no_failover_assets_local_schedule_every_replica_previous_keys_late(self):
         self.fault_group(1)
-
-    def test_05_fault_previous_keys_late(self):
-        self.fault_group(2)
 
     def test_06_healthy_multi_tenant(self):
         self.redeploy({"MULTI_TENANT_ENABLED": "true"})
         self.run_on(range(1, 7), HEALTHY_MULTI, {}, "healthy multi-tenant, all six")
 
     def test_07_faults_tenant_cache_forever_and_previous_key_as_api_key(self):
-        self.fault_group(3)
+        self.fault_group(2)
 
 
 if __name__ == "__main__":
