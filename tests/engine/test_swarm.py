@@ -334,25 +334,33 @@ class SwarmModule(SwarmCase):
         if others:
             self.skipTest(f"other services run on the shared swarm ({', '.join(others)}): draining node2 would "
                           "move their tasks too")
+        before = {t["node"]: t["id"] for t in S.tasks("api")}
         got = self.eval_json(PRELUDE + """
             local n = assert(d:node("node2"))
             assert(n:drain{})
-            local t0, left = time.mono(), nil
-            repeat  -- node2's task goes; with max 1 per node nothing replaces it
+            -- node2's task is stopped; with max 1 per node nothing replaces it
+            local t0, left, gone = time.mono(), nil, false
+            repeat
               time.sleep(0.5)
-              left = 0
-              for _, t in ipairs(assert(s:tasks{})) do
-                if t.state == "running" then left = left + 1 end
+              left, gone = 0, true
+              for _, t in ipairs(assert(s:tasks{ desired = "all" })) do
+                if t.state == "running" then
+                  left = left + 1
+                  if t.node_id == n.id then gone = false end
+                end
               end
-            until left == 1 or time.mono() - t0 > 60
-            return json.encode({ left = left, after = time.mono() - t0,
+            until (left == 1 and gone) or time.mono() - t0 > 60
+            return json.encode({ left = left, gone = gone, after = time.mono() - t0,
                                  availability = assert(d:node("node2")).availability })""",
             what="drain of node2, undone at the end")
-        self.assertEqual((got["left"], got["availability"]), (1, "drain"))
-        log(f"  node2's task gone {got['after']:.1f} s after the drain")
+        self.assertEqual((got["left"], got["gone"], got["availability"]), (1, True, "drain"))
+        log(f"  node2's task stopped {got['after']:.1f} s after the drain")
         self.assertEqual(S.nodes()["node2"]["availability"], "active", "node2 was not made active again")
         waited = S.wait_converged(120)
         log(f"  2 api tasks on 2 nodes again {waited:.1f} s after the eval ended")
+        after = {t["node"]: t["id"] for t in S.tasks("api")}
+        self.assertEqual(after["node1"], before["node1"], "node1's task was replaced")
+        self.assertNotEqual(after["node2"], before["node2"], "node2 runs the task the drain stopped")
         self.assertAsFound("a drain")
 
 
