@@ -16,18 +16,20 @@ SwarmModule (`halo eval`/`halo run` on the deployed stack):
   it (2 running tasks on 2 nodes, a new task in that slot);
 - kill -9 of a `halo run` whose check had updated the service: the spec
   stays changed, the journal names it, `halo cleanup` restores it;
-- n:drain{} of node2 takes its task away and is undone at the end (node2
-  active, 2 tasks on 2 nodes again) -- only when no other stack runs on the
-  swarm (a drain would move that stack's tasks too).
+- n:drain{} of node2 stops its task and is undone at the end (node2 active;
+  the swarm then starts a new task there: 2 tasks on 2 nodes again, which
+  the test waits for, as the undo does not) -- only when no other stack
+  runs on the swarm (a drain would stop that stack's tasks too).
 
 SwarmChecks (`halo run --stack tests/stack/swarm.lua`):
 - healthy single-tenant: 1, 2, 3, 4, 6 PASS and 5 N/A; multi-tenant: all
   six PASS;
 - every fault switch of test_checks.FAULTS makes its own check FAIL with
   the message test_checks expects. To save CI time (a new FAULT_* value
-  rolls the api service, ~30 s) switches whose checks are disjoint and do
-  not disturb each other are deployed together (FAULT_GROUPS); the checks
-  no switch of the group is for must still give their healthy status;
+  rolls the api service, ~30 s, and every run of check 6 takes ~100 s)
+  switches whose checks are disjoint are deployed together (FAULT_GROUPS:
+  3 deployments for 8 switches); the checks no switch of the group is for
+  must still give their healthy status (test_checks runs each switch alone);
 - after every run: no secret of the stack in any output or report, no row
   a check created, the api service's environment as deployed, both nodes
   ready and active, 2 running api tasks on 2 nodes, both replicas serving
