@@ -48,3 +48,5 @@ files["bench/**"] = { read_globals = adhoc }
 for _, pattern in ipairs({ "**/stack*.lua", "**/*.stack.lua", "**/stacks/**" }) do
   files[pattern] = { read_globals = stack_file }
 end
+-- the reference stack on the swarm (it includes stack.lua)
+files["tests/stack/swarm.lua"] = { read_globals = stack_file }

@@ -113,7 +113,8 @@ end
 -- Polls the slot until `accept(task)` holds for its newest task that the
 -- swarm wants running; returns that task.
 local function wait_for_task(self, what, accept, timeout)
-  local started, last = time.mono(), "no task yet"
+  local started = time.mono()
+  local last -- said on every pass before the timeout is checked
   while true do
     local t, err = self:task()
     if t then
