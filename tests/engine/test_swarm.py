@@ -41,6 +41,8 @@ The stack is swarm stack "halotest-swarm" on free 127.0.0.1 ports (a random
 API_PORT_PREFIX in 2000..2999 whose PREFIX1/PREFIX2 are free), deployed with
 tests/stack/swarm/up and removed with tests/stack/swarm/down on every path.
 The swarm (tools/swarm-up, idempotent) is left up: it may be shared.
+SWARM_TEST_STACK names another stack (two runs side by side); SWARM_DIR
+another swarm.
 
 Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
      python3 -m unittest -v test_swarm
