@@ -226,7 +226,8 @@ static int adhoc_finish(lua_State *L)
     sched_clear_interrupt();
     sandbox_rearm(L, 0, NULL, (size_t)16 << 20);
     internal_push_undos(L);
-    if (cleanup_run(L, -1, UNDO_GRACE, 0, warn_cleanup, NULL) && st->code == 0) st->code = 3;
+    double grace = st->o->grace > 0 ? st->o->grace : UNDO_GRACE;
+    if (cleanup_run(L, -1, grace, 0, warn_cleanup, NULL) && st->code == 0) st->code = 3;
     lua_pop(L, 1);
     internal_remove_temps(L);
     return 0;

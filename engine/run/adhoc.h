@@ -15,6 +15,7 @@ typedef struct {
     size_t nlib_dirs;
     size_t mem_limit;
     double timeout;        /* <= 0: no deadline */
+    double grace;          /* each undo's time at the end; <= 0: UNDO_GRACE */
     int verbose;
 } adhoc_opts;
 

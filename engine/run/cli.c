@@ -103,6 +103,8 @@ const option_def cli_options[] = {
     {O_TIMEOUT, "--timeout", NULL, "S", C_EVAL | C_EXEC, "stop the script after S seconds (default: no limit)"},
     {O_GRACE, "--grace", NULL, "S", C_RUN,
      "time for cleanup after a check, and added to its hard deadline (default 10)"},
+    {O_GRACE, "--grace", NULL, "S", C_EVAL | C_EXEC,
+     "time for each undo at the script's end, e.g. a swarm service's restore (default 10)"},
     {O_MAX_MEM, "--max-mem", NULL, "SIZE", C_RUN | C_LIST | C_EVAL | C_EXEC | C_REPL | C_LINT,
      "memory cap per Lua state: 256M (default), 1G, 512K; a bare number is MiB"},
     {O_PARALLEL, "--parallel", NULL, "N", C_RUN, "run up to N checks at once (an exclusive check runs alone)"},

@@ -414,6 +414,7 @@ static int cmd_eval_or_exec(const char *cmd, int argc, char **argv)
     ao.nlib_dirs = o.libs.n;
     ao.mem_limit = o.mem;
     ao.timeout = o.timeout;
+    ao.grace = o.grace;
     ao.verbose = o.verbose;
     int code = adhoc_run(&ao);
     options_free(&o);

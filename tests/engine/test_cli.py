@@ -66,7 +66,7 @@ class UsageErrorTest(HaloTestCase):
                     "--timeout", "--grace", "--max-mem", "--parallel", "--lib", "--operator", "--up", "--down", "--allow-faults", "--force",
                     "--verbose", "--help"],
             "list": ["--checks", "--stack", "--max-mem", "--lib", "--help"],
-            "eval": ["--stack", "--timeout", "--max-mem", "--lib", "--verbose", "--help"],
+            "eval": ["--stack", "--timeout", "--grace", "--max-mem", "--lib", "--verbose", "--help"],
             "repl": ["--checks", "--stack", "--max-mem", "--lib", "--verbose", "--help"],
             "cleanup": ["--dry-run", "--help"],
         }

@@ -288,17 +288,34 @@ local function post_spec(s, spec, query)
   return true, warnings
 end
 
+local function update_stopped(raw)
+  local state = (raw.UpdateStatus or {}).State
+  return state == "paused" or state == "rollback_paused"
+end
+
+-- How often a restore whose own update paused is posted again.
+local RESTORE_ATTEMPTS = 3
+
 -- Puts the saved spec back (if the service still exists and differs) and
--- waits for it: the undo, and `halo cleanup`'s replay of the journal.
+-- waits for it: the undo, and `halo cleanup`'s replay of the journal. An
+-- update that paused (failure_action pause: a task that failed or ended
+-- within the monitor window, e.g. one of an update cut short by the
+-- restore, or a slow start on a busy host) is resumed by posting the spec
+-- again (the manager clears a paused status on any update); without that a
+-- paused service could never be restored, not even by `halo cleanup` again.
 local function restore_spec(s, spec, timeout)
   local raw = s:inspect()
   if not raw then return format("%s is gone: nothing to restore", tostring(s.name)) end
-  if json.encode(raw.Spec) ~= json.encode(spec) then
-    assert(post_spec(s, spec))
-    record("service restored", { service = s.name })
+  for attempt = 1, RESTORE_ATTEMPTS do
+    if json.encode(raw.Spec) ~= json.encode(spec) or update_stopped(raw) then
+      assert(post_spec(s, spec))
+      record("service restored", { service = s.name, attempt = attempt > 1 and attempt or nil })
+    end
+    local ok, err = s:converge{ timeout = timeout or 180 }
+    if ok then return "restored the spec of " .. s.name end
+    raw = s:inspect()
+    if attempt == RESTORE_ATTEMPTS or not raw or not update_stopped(raw) then error(err, 0) end
   end
-  assert(s:converge{ timeout = timeout or 180 })
-  return "restored the spec of " .. s.name
 end
 
 local function journal_entry(s, spec)
