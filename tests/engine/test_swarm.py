@@ -30,6 +30,11 @@ SwarmChecks (`halo run --stack tests/stack/stack-swarm.lua`):
   switches whose checks are disjoint are deployed together (FAULT_GROUPS:
   3 deployments for 8 switches); the checks no switch of the group is for
   must still give their healthy status (test_checks runs each switch alone);
+- check 12 (scripts/faults, a node is lost): on the healthy stack node2 is
+  marked down, its replica runs on node1, no request through the LB fails,
+  and node2 comes back with the replicas spread again; with
+  FAULT_API_ONE_PER_NODE=1 (deployed with the first fault group) it FAILs:
+  the lost node's replica stays pending;
 - after every run: no secret of the stack in any output or report, no row
   a check created, the api service's environment as deployed, both nodes
   ready and active, 2 running api tasks on 2 nodes, both replicas serving
@@ -76,6 +81,14 @@ FAULT_GROUPS = [
      [1, 2, 3, 4, 5, 6]),
     (True, ["FAULT_TENANT_CACHE_FOREVER", "FAULT_PREVIOUS_KEY_AS_API_KEY"], [1, 2, 3, 5, 6]),
 ]
+# Check 12 (scripts/faults: a node is lost) and the swarm's own switch for
+# it, deployed with the first group (the six checks do not mind one replica
+# per node: a kill is replaced on the same node, a roll is stop-first).
+FAULTS_DIR = os.path.join(SOURCE, "scripts", "faults")
+NODE_FAULT = "FAULT_API_ONE_PER_NODE"
+NODE_FAULT_GROUP = 0
+NODE_LOST_FAIL = (r"^the service did not have all its replicas running \d+ s after node2 was lost: its replicas were "
+                  r"not run on the nodes left \(.*\(no node\) \(pending\): api[12]")
 
 
 def log(text):
@@ -371,7 +384,7 @@ class SwarmModule(SwarmCase):
 class SwarmChecks(SwarmCase):
     """The six checks on the swarm, healthy and with each fault switch."""
 
-    def halo_run(self, ids, what):
+    def halo_run(self, ids, what, checks=CHECKS):
         out = tempfile.mkdtemp(prefix="halo-swarm-run-")
         self.addCleanup(shutil.rmtree, out, True)
         env = self.halo_env()
@@ -379,7 +392,7 @@ class SwarmChecks(SwarmCase):
         reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
         t0 = time.monotonic()
         p = subprocess.run(
-            [HALO, "run", "--checks", CHECKS, "--stack", STACK, "--parallel", "4", "-v",
+            [HALO, "run", "--checks", checks, "--stack", STACK, "--parallel", "4", "-v",
              "--history", f"{out}/history.jsonl"] + reports + [str(i) for i in ids],
             capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - t0
@@ -397,9 +410,9 @@ class SwarmChecks(SwarmCase):
             + ", ".join(f"{c['id']} {c['status']} {c['duration_ms'] / 1000:.1f}s" for c in report["checks"]))
         return p, report
 
-    def run_on(self, ids, expected, messages, what):
+    def run_on(self, ids, expected, messages, what, checks=CHECKS):
         before = ChecksHarness.rows(self)
-        p, report = self.halo_run(ids, what)
+        p, report = self.halo_run(ids, what, checks)
         # one pattern per call: a check may be the target of one switch only
         for check_id, pattern in messages.items():
             ChecksHarness.assertStatuses(self, p, report, expected, {check_id: pattern})
@@ -430,6 +443,19 @@ class SwarmChecks(SwarmCase):
         self.assertEqual(checks[4]["evidence"]["failures"], 0)
         self.assertEqual(sorted(checks[4]["evidence"]["restarted replicas"]), ["api1", "api2"])
 
+    def test_01_node_lost_then_back(self):
+        # check 12 on the healthy stack: node2 stopped, its replica run on node1,
+        # the LB serving meanwhile; node2 back and the replicas spread again
+        self.redeploy({})
+        report = self.run_on([12], {12: "PASS"}, {}, "healthy, check 12 (a node is lost)", checks=FAULTS_DIR)
+        ev = report["checks"][0]["evidence"]
+        self.assertRegex(ev["before"], r"node1 \(ready\): api[12]; node2 \(ready\): api[12]")
+        self.assertRegex(ev["after"], r"node1 \(ready\): api1, api2; node2 \(down\): -")
+        self.assertLess(float(ev["marked down after (s)"]), 60)
+        self.assertLess(float(ev["replicas running again after (s)"]), 60)
+        self.assertEqual(ev["requests through the LB"]["failures"], 0)
+        self.assertGreater(ev["requests through the LB"]["sent"], 100)
+
     def test_02_fault_groups_cover_every_switch(self):
         switches = [f for _, group, _ in FAULT_GROUPS for f in group]
         self.assertEqual(sorted(switches), sorted(FAULTS), "every switch of test_checks.FAULTS, each once")
@@ -444,6 +470,8 @@ class SwarmChecks(SwarmCase):
     def fault_group(self, n):
         multi, group, ids = FAULT_GROUPS[n]
         settings = {f: "1" for f in group}
+        if n == NODE_FAULT_GROUP:
+            settings[NODE_FAULT] = "1"
         if multi:
             settings["MULTI_TENANT_ENABLED"] = "true"
         self.redeploy(settings)
@@ -458,6 +486,15 @@ class SwarmChecks(SwarmCase):
 
     def test_03_faults_token_secret_and_ready_before_serving(self):
         self.fault_group(0)
+
+    def test_03_node_lost_with_one_replica_per_node(self):
+        # FAULT_API_ONE_PER_NODE (deployed with the first group): the lost
+        # node's replica has nowhere to go, and check 12 says so
+        if _module.get("settings", {}).get(NODE_FAULT) != "1":   # run alone (-k): deploy it first
+            multi, group, _ = FAULT_GROUPS[NODE_FAULT_GROUP]
+            self.redeploy(dict({f: "1" for f in group}, **{NODE_FAULT: "1"},
+                               **({"MULTI_TENANT_ENABLED": "true"} if multi else {})))
+        self.run_on([12], {12: "FAIL"}, {12: NODE_LOST_FAIL}, f"{NODE_FAULT}, check 12", checks=FAULTS_DIR)
 
     def test_04_faults_lb_no_failover_assets_local_schedule_every_replica_previous_keys_late(self):
         self.fault_group(1)
