@@ -76,6 +76,16 @@ def docker(*args, timeout=60):
                           stdin=subprocess.DEVNULL)
 
 
+def psql(port, sql):
+    """Rows of a query on a reference stack's database (trust on 127.0.0.1)."""
+    p = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "pulp", "-d", "pulp",
+                        "-AtX", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise AssertionError(f"psql {sql!r}: {p.stderr}")
+    return [line.split("\t") for line in p.stdout.splitlines()]
+
+
 def http_get(url, headers=None, timeout=5):
     req = urllib.request.Request(url, headers=headers or {})
     try:
@@ -169,12 +179,7 @@ class RefStack:
         return dict(e.split("=", 1) for e in env)
 
     def psql(self, sql):
-        p = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.db_port), "-U", "pulp", "-d", "pulp",
-                            "-AtX", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise AssertionError(f"psql {sql!r}: {p.stderr}")
-        return [line.split("\t") for line in p.stdout.splitlines()]
+        return psql(self.db_port, sql)
 
 
 class RefStackTestCase(unittest.TestCase):

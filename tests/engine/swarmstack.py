@@ -37,6 +37,7 @@ import subprocess
 import time
 import unittest
 
+import refstack
 from halotest import HALO, SOURCE
 
 SWARM_DIR = os.environ.get("SWARM_DIR") or "/var/lib/halo-swarm"
@@ -207,9 +208,4 @@ class SwarmStack:
             time.sleep(0.5)
 
     def psql(self, sql):
-        p = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.db_port), "-U", "pulp", "-d", "pulp",
-                            "-AtX", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise AssertionError(f"psql {sql!r}: {p.stderr}")
-        return [line.split("\t") for line in p.stdout.splitlines()]
+        return refstack.psql(self.db_port, sql)
