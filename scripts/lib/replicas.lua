@@ -71,6 +71,18 @@ function M.of(stack)
   return require("replicas." .. kind).new(stack)
 end
 
+-- A roll's option table, checked the same way by every backend (level: the
+-- caller of set:roll).
+function M.check_roll(opts, level)
+  if type(opts) ~= "table" then error("bad argument #1 to 'roll' (table expected)", level) end
+  for k in pairs(opts) do
+    if k ~= "env" and k ~= "mode" and k ~= "each" then
+      error(format("bad argument #1 to 'roll' (unknown option '%s'; known: env, mode, each)", tostring(k)), level)
+    end
+  end
+  if type(opts.each) ~= "function" then error("bad argument #1 to 'roll' (each must be a function)", level) end
+end
+
 -- The groups a roll replaces in turn: one replica at a time, or all at once.
 function M.groups(names, mode)
   if mode ~= "rolling" and mode ~= "together" then

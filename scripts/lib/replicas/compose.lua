@@ -92,13 +92,7 @@ local function services_of(self, group)
 end
 
 function Set:roll(opts)
-  if type(opts) ~= "table" then error("bad argument #1 to 'roll' (table expected)", 2) end
-  for k in pairs(opts) do
-    if k ~= "env" and k ~= "mode" and k ~= "each" then
-      error(format("bad argument #1 to 'roll' (unknown option '%s'; known: env, mode, each)", tostring(k)), 2)
-    end
-  end
-  if type(opts.each) ~= "function" then error("bad argument #1 to 'roll' (each must be a function)", 2) end
+  shared.check_roll(opts, 3)
   for _, group in ipairs(shared.groups(self:names(), opts.mode or "rolling")) do
     local services, envs = services_of(self, group), nil
     if opts.env then

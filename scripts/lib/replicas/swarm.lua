@@ -203,13 +203,7 @@ end
 -- until the group's new tasks have started (the old ones stopped first),
 -- so that what follows in `each` meets the new replicas.
 function Set:roll(opts)
-  if type(opts) ~= "table" then error("bad argument #1 to 'roll' (table expected)", 2) end
-  for k in pairs(opts) do
-    if k ~= "env" and k ~= "mode" and k ~= "each" then
-      error(format("bad argument #1 to 'roll' (unknown option '%s'; known: env, mode, each)", tostring(k)), 2)
-    end
-  end
-  if type(opts.each) ~= "function" then error("bad argument #1 to 'roll' (each must be a function)", 2) end
+  shared.check_roll(opts, 3)
   local names = self:names()
   local groups = shared.groups(names, opts.mode or "rolling")
   local svc, err = self:service()
