@@ -121,7 +121,9 @@ static int spawn_undo(child *dead)
     sb_free(&script);
     if (!ch) return -1;
     ch->undoes = dead->pid;
-    child_listen(ch, 60);
+    /* a swarm service's spec put back is a rolling update: the check's own
+     * grace (check 6 declares 180 s) is what its undo was given */
+    child_listen(ch, 60 + check_grace(dead->check));
     return 0;
 }
 

@@ -99,7 +99,8 @@ return {
     t:expect(marked, "the manager did not mark %s down within %g s of its loss: %s", victim.name, detect,
              tostring(marked_after))
 
-    local back, why = t:step("wait until every replica runs again", set.wait_replicas, set, { timeout = recover })
+    local back, why = t:step("wait until every replica runs again", set.wait_replicas, set,
+                             { timeout = recover, lost = victim.name })
     local whole_after = time.mono() - lost_at
     local after = assert(set:nodes())
     t:evidence("after", placement(after))

@@ -46,7 +46,8 @@
 --                                         swarm.node_control says how); compose: nil, err
 --   set:regain(node, timeout) -> seconds | nil, err   back, and ready for the manager again
 --   set:wait_node(node, state, timeout) -> seconds | nil, err   until the manager says "down"/"ready"
---   set:wait_replicas{ timeout = s } -> seconds | nil, err   until every replica runs again
+--   set:wait_replicas{ timeout = s, lost = node } -> seconds | nil, err   until every replica runs again
+--                       (not counting what the lost node was said to run)
 --   set:spread()      -> { moved } | nil, err   replicas that share a node moved to an empty one
 local format, type, tostring, error, pairs, setmetatable = string.format, type, tostring, error, pairs, setmetatable
 

@@ -48,7 +48,7 @@ stack.proxy = nil                        -- no fault proxy on the swarm (yet)
 stack.database_service = "db"            -- the swarm service <namespace>_db
 
 -- check 6 on a swarm: the rolling `service update` an operator would run
--- (parallelism 1 when rolling, 2 together; stop-first: one replica per node)
+-- (parallelism 1 when rolling, 2 together; stop-first: the old task of a slot goes before its new one)
 stack.rotation.services = nil
 
 stack.harness = { up = { "./swarm/up" }, down = { "./swarm/down" } }

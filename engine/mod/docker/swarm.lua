@@ -304,8 +304,13 @@ local RESTORE_ATTEMPTS = 3
 -- again (the manager clears a paused status on any update); without that a
 -- paused service could never be restored, not even by `halo cleanup` again.
 local function restore_spec(s, spec, timeout)
-  local raw = s:inspect()
-  if not raw then return format("%s is gone: nothing to restore", tostring(s.name)) end
+  local raw, gone = s:inspect()
+  if not raw then
+    -- only a service the manager no longer has is nothing to restore; a
+    -- manager that does not answer keeps the undo (and its journal entry)
+    if gone.status == 404 then return format("%s is gone: nothing to restore", tostring(s.name)) end
+    error(gone, 0)
+  end
   for attempt = 1, RESTORE_ATTEMPTS do
     if json.encode(raw.Spec) ~= json.encode(spec) or update_stopped(raw) then
       assert(post_spec(s, spec))
@@ -409,7 +414,9 @@ function Service:update(opts)
   local ok
   ok, err = post_spec(self, spec)
   if not ok then
-    if undo then
+    -- the manager said no: nothing changed. A timeout or a lost connection
+    -- may have changed it all the same: the undo stays.
+    if undo and err.kind == "docker" then
       internal.cancel_undo(undo)
       pending_spec[self.id] = nil
     end
@@ -419,6 +426,9 @@ function Service:update(opts)
   return true
 end
 
+-- s:changed() -> whether the check changed the spec (the end puts it back)
+function Service:changed() return pending_spec[self.id] ~= nil end
+
 -- s:rollback() -> true | nil, err: the manager's own rollback to the
 -- previous spec (as `docker service rollback`)
 function Service:rollback()
@@ -427,9 +437,16 @@ function Service:rollback()
   local raw, err = self:inspect()
   if not raw then return nil, err end
   if not raw.PreviousSpec then return fail("docker", format("docker: %s has no previous spec", self.name)) end
+  local undo = register_spec(self) -- a rollback changes the spec too
   local ok
   ok, err = post_spec(self, raw.Spec, { rollback = "previous" })
-  if not ok then return nil, err end
+  if not ok then
+    if undo and err.kind == "docker" then
+      internal.cancel_undo(undo)
+      pending_spec[self.id] = nil
+    end
+    return nil, err
+  end
   record("service rollback", { service = self.name })
   return true
 end
@@ -581,7 +598,8 @@ end
 for _, action in ipairs { "kill", "stop" } do
   local plain = Container[action]
   Container[action] = function(self, arg)
-    if not self.task then return plain(self, arg) end
+    -- not a task's, or a bare argument (which raises there, naming the form)
+    if not self.task or (arg ~= nil and type(arg) ~= "table") then return plain(self, arg) end
     local opts = {}
     if type(arg) == "table" then for k, v in pairs(arg) do opts[k] = v end end
     local undo = opts.undo

@@ -138,7 +138,7 @@ function Replica:revive()
     return t.id ~= killed and t.state == "running"
   end, REPLACE_TIMEOUT)
   if not t then return nil, err end
-  self.killed = nil
+  self.killed, self.killed_on = nil, nil
   return format("replaced by task %s on %s", t.id:sub(1, 12), self.set:node_name(t.node_id))
 end
 
@@ -208,6 +208,12 @@ function Set:roll(opts)
   local groups = shared.groups(names, opts.mode or "rolling")
   local svc, err = self:service()
   if not svc then return nil, err end
+  if opts.env == nil and not svc:changed() then
+    -- back to its own configuration, which it has: nothing is replaced (as
+    -- compose's `up` of an unchanged service)
+    for _, group in ipairs(groups) do opts.each(group, function() return true end) end
+    return true
+  end
   local by_slot = {}
   for _, name in ipairs(names) do by_slot[self:replica(name).slot] = name end
   local before = task_ids(svc)
@@ -334,12 +340,24 @@ function Set:regain(node, timeout)
   return self:wait_node(node, "ready", timeout or 60)
 end
 
--- set:wait_replicas{ timeout = } -> seconds | nil, err: until every
--- replica has a running task (on whichever node)
+-- set:wait_replicas{ timeout =, lost = node } -> seconds | nil, err:
+-- until every replica has a running task (on whichever node); the tasks
+-- on a lost node do not count, though the manager may still list them as
+-- running for a while after marking the node down.
 function Set:wait_replicas(opts)
+  opts = opts or {}
   local svc, err = self:service()
   if not svc then return nil, err end
-  return svc:converge{ timeout = (opts or {}).timeout or REPLACE_TIMEOUT }
+  local gone = {}
+  if opts.lost then
+    local n
+    n, err = self:manager():node(opts.lost)
+    if not n then return nil, err end
+    for _, t in ipairs(svc:tasks{ desired = "running" } or {}) do
+      if t.node_id == n.id then gone[#gone + 1] = t.id end
+    end
+  end
+  return svc:converge{ timeout = opts.timeout or REPLACE_TIMEOUT, replacing = gone }
 end
 
 -- set:spread() -> { moved replica names } | nil, err: a replica sharing a
@@ -355,7 +373,7 @@ function Set:spread()
     if n.state == "ready" and n.availability == "active" and #n.replicas == 0 then empty = empty + 1 end
   end
   for _, n in ipairs(nodes) do
-    for i = 2, #n.replicas do
+    for i = 2, n.state == "ready" and #n.replicas or 0 do
       if empty == 0 then break end
       local r = self:replica(n.replicas[i])
       local ok
