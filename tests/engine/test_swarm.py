@@ -88,7 +88,7 @@ FAULT_GROUPS = [
 FAULTS_DIR = os.path.join(SOURCE, "scripts", "faults")
 NODE_FAULT = "FAULT_API_ONE_PER_NODE"
 NODE_FAULT_GROUP = 0
-NODE_LOST_FAIL = (r"^the service did not have all its replicas running \d+ s after node2 was lost: its replicas were "
+NODE_LOST_FAIL = (r"the service did not have all its replicas running \d+ s after node2 was lost: its replicas were "
                   r"not run on the nodes left \(.*\(no node\) \(pending\): api[12]")
 
 
