@@ -344,6 +344,18 @@ local function register_spec(s)
   return pending.undo
 end
 
+-- Posts spec after its undo was registered (undo nil: none). Only a "no"
+-- from the manager drops the undo: a timeout or a lost connection may have
+-- changed the service all the same.
+local function post_registered(s, spec, query, undo)
+  local ok, err = post_spec(s, spec, query)
+  if not ok and undo and err.kind == "docker" then
+    internal.cancel_undo(undo)
+    pending_spec[s.id] = nil
+  end
+  return ok, err
+end
+
 local UPDATE_KEYS = { parallelism = "Parallelism", delay = "Delay", order = "Order",
                       failure_action = "FailureAction", monitor = "Monitor" }
 
@@ -412,16 +424,8 @@ function Service:update(opts)
   sort(said)
   local undo = opts.undo ~= false and register_spec(self) or nil
   local ok
-  ok, err = post_spec(self, spec)
-  if not ok then
-    -- the manager said no: nothing changed. A timeout or a lost connection
-    -- may have changed it all the same: the undo stays.
-    if undo and err.kind == "docker" then
-      internal.cancel_undo(undo)
-      pending_spec[self.id] = nil
-    end
-    return nil, err
-  end
+  ok, err = post_registered(self, spec, nil, undo)
+  if not ok then return nil, err end
   record("service update", { service = self.name, changed = concat(said, " "), undo = undo and "service spec" or nil })
   return true
 end
@@ -439,14 +443,8 @@ function Service:rollback()
   if not raw.PreviousSpec then return fail("docker", format("docker: %s has no previous spec", self.name)) end
   local undo = register_spec(self) -- a rollback changes the spec too
   local ok
-  ok, err = post_spec(self, raw.Spec, { rollback = "previous" })
-  if not ok then
-    if undo and err.kind == "docker" then
-      internal.cancel_undo(undo)
-      pending_spec[self.id] = nil
-    end
-    return nil, err
-  end
+  ok, err = post_registered(self, raw.Spec, { rollback = "previous" }, undo)
+  if not ok then return nil, err end
   record("service rollback", { service = self.name })
   return true
 end
