@@ -84,6 +84,20 @@ function M.check_roll(opts, level)
   if type(opts.each) ~= "function" then error("bad argument #1 to 'roll' (each must be a function)", level) end
 end
 
+-- set:replica(name) for every backend: one handle per name, made from the
+-- stack file's entry with the backend's own fields(r, name) added; raises
+-- (at the caller of set:replica) for a name the stack file lacks.
+function M.replica_handle(set, name, Replica, fields)
+  local r = set.stack.replicas[name]
+  if type(r) ~= "table" then error(format("replicas: the stack file has no replica '%s'", tostring(name)), 3) end
+  if not set.handles[name] then
+    local handle = fields(r, name)
+    handle.name, handle.url = name, r.url
+    set.handles[name] = setmetatable(handle, Replica)
+  end
+  return set.handles[name]
+end
+
 -- The groups a roll replaces in turn: one replica at a time, or all at once.
 function M.groups(names, mode)
   if mode ~= "rolling" and mode ~= "together" then

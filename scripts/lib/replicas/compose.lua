@@ -7,7 +7,7 @@ local docker = require "docker"
 local pulp = require "pulp"
 local shared = require "replicas"
 
-local format, type, tostring, error, ipairs, setmetatable = string.format, type, tostring, error, ipairs, setmetatable
+local ipairs, setmetatable = ipairs, setmetatable
 
 local Set, Replica = {}, {}
 Set.__index, Replica.__index = Set, Replica
@@ -23,12 +23,7 @@ function Set:names()
 end
 
 function Set:replica(name)
-  local r = self.stack.replicas[name]
-  if type(r) ~= "table" then error(format("replicas: the stack file has no replica '%s'", tostring(name)), 2) end
-  if not self.handles[name] then
-    self.handles[name] = setmetatable({ name = name, url = r.url, service = r.service or name }, Replica)
-  end
-  return self.handles[name]
+  return shared.replica_handle(self, name, Replica, function(r, n) return { service = r.service or n } end)
 end
 
 -- The replica's container, looked up once: the docker handle follows its

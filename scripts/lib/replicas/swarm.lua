@@ -67,12 +67,7 @@ function Set:names()
 end
 
 function Set:replica(name)
-  local r = self.stack.replicas[name]
-  if type(r) ~= "table" then error(format("replicas: the stack file has no replica '%s'", tostring(name)), 2) end
-  if not self.handles[name] then
-    self.handles[name] = setmetatable({ name = name, url = r.url, slot = r.slot, set = self }, Replica)
-  end
-  return self.handles[name]
+  return shared.replica_handle(self, name, Replica, function(r) return { slot = r.slot, set = self } end)
 end
 
 -- The slot's task that the swarm wants running, newest first; nil, err
