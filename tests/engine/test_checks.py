@@ -92,6 +92,29 @@ def log(text):
     print(f"\n[test_checks] {text}", flush=True)
 
 
+def run_with_reports(case, args, env, secrets):
+    """`halo run ARGS --parallel 4 -v` writing every report format and a
+    history file; asserts each was written and no secret is in any of them
+    or in stdout/stderr. Returns (process, JSON report, {name: text}, seconds)."""
+    out = tempfile.mkdtemp(prefix="halo-checks-")
+    case.addCleanup(shutil.rmtree, out, True)
+    reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
+    t0 = time.monotonic()
+    p = subprocess.run([HALO, "run", "--parallel", "4", "-v", "--history", f"{out}/history.jsonl"] + reports + args,
+                       capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - t0
+    outputs = {"stdout": p.stdout, "stderr": p.stderr}
+    for name in [f"run.{fmt}" for fmt in FORMATS] + ["history.jsonl"]:
+        path = os.path.join(out, name)
+        case.assertTrue(os.path.exists(path), f"halo wrote no {name} (rc {p.returncode}):\n{p.stderr[-3000:]}")
+        with open(path, encoding="utf-8") as f:
+            outputs[name] = f.read()
+    for name, text in outputs.items():
+        for secret in secrets:
+            case.assertNotIn(secret, text, f"a secret of the stack file is in {name}")
+    return p, json.loads(outputs["run.json"]), outputs, seconds
+
+
 class ChecksHarness(RefStackTestCase):
     """Runs of `halo run` on a reference stack and what every run must
     leave as it found; no tests of its own (test_checks_faults.py uses it
@@ -119,27 +142,10 @@ class ChecksHarness(RefStackTestCase):
     def halo_run(self, *args, stack=STACK, checks=CHECKS, settings=None, what="run"):
         """`halo run` with a JSON and a markdown report; returns (process,
         report, markdown). Every output is searched for the secrets."""
-        out = tempfile.mkdtemp(prefix="halo-checks-")
-        self.addCleanup(lambda: [os.remove(os.path.join(out, f)) for f in os.listdir(out)] and os.rmdir(out))
         env = halo_env(self.refstack.env(dict(self.mode, **(settings or {}))))
         env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{self.refstack.db_port}/pulp"
-        t0 = time.monotonic()
-        reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
-        p = subprocess.run([HALO, "run", "--checks", checks, "--stack", stack, "--parallel", "4", "-v",
-                            "--history", f"{out}/history.jsonl"] + reports + list(args),
-                           capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900,
-                           stdin=subprocess.DEVNULL)
-        seconds = time.monotonic() - t0
-        outputs = {"stdout": p.stdout, "stderr": p.stderr}
-        for name in [f"run.{fmt}" for fmt in FORMATS] + ["history.jsonl"]:
-            path = os.path.join(out, name)
-            self.assertTrue(os.path.exists(path), f"halo wrote no {name} (rc {p.returncode}):\n{p.stderr}")
-            with open(path, encoding="utf-8") as f:
-                outputs[name] = f.read()
-        for name, text in outputs.items():
-            for secret in SECRETS:
-                self.assertNotIn(secret, text, f"a secret of the stack file is in {name}")
-        report = json.loads(outputs["run.json"])
+        p, report, outputs, seconds = run_with_reports(self, ["--checks", checks, "--stack", stack] + list(args),
+                                                       env, SECRETS)
         # "in 38.6s", past a minute "in 1m02s"
         summary = re.search(r"\d+ checks?: .* in ((?:\d+m)?[\d.]+s)\n", p.stdout)
         self.assertIsNotNone(summary, f"no summary line with the wall time:\n{p.stdout}")

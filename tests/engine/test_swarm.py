@@ -66,7 +66,7 @@ import unittest
 
 from halotest import HALO, SOURCE, Running, halo_env, kill_9_run
 from swarmstack import ADMIN, DOWN, EDITOR, STACK, SWARM_DIR, TOKEN_SECRET, UP, SwarmStack
-from test_checks import CHECKS, FAULTS, FORMATS, HEALTHY_MULTI, HEALTHY_SINGLE, ChecksHarness
+from test_checks import CHECKS, FAULTS, HEALTHY_MULTI, HEALTHY_SINGLE, ChecksHarness, run_with_reports
 from refstack import http_get
 
 NAME = os.environ.get("SWARM_TEST_STACK") or "halotest-swarm"  # two runs side by side: another name
@@ -394,27 +394,10 @@ class SwarmChecks(SwarmCase):
     """The six checks on the swarm, healthy and with each fault switch."""
 
     def halo_run(self, ids, what, checks=CHECKS):
-        out = tempfile.mkdtemp(prefix="halo-swarm-run-")
-        self.addCleanup(shutil.rmtree, out, True)
         env = self.halo_env()
         env["DATABASE_URL"] = f"postgres://pulp:{DB_PASSWORD}@127.0.0.1:{S.db_port}/pulp"
-        reports = [a for fmt in FORMATS for a in ("--report", f"{fmt}:{out}/run.{fmt}")]
-        t0 = time.monotonic()
-        p = subprocess.run(
-            [HALO, "run", "--checks", checks, "--stack", STACK, "--parallel", "4", "-v",
-             "--history", f"{out}/history.jsonl"] + reports + [str(i) for i in ids],
-            capture_output=True, text=True, env=env, cwd=SOURCE, timeout=900, stdin=subprocess.DEVNULL)
-        seconds = time.monotonic() - t0
-        outputs = {"stdout": p.stdout, "stderr": p.stderr}
-        for name in [f"run.{fmt}" for fmt in FORMATS] + ["history.jsonl"]:
-            path = os.path.join(out, name)
-            self.assertTrue(os.path.exists(path), f"halo wrote no {name} (rc {p.returncode}):\n{p.stderr[-3000:]}")
-            with open(path, encoding="utf-8") as f:
-                outputs[name] = f.read()
-        for name, text in outputs.items():
-            for secret in SECRETS:
-                self.assertNotIn(secret, text, f"a secret of the stack is in {name}")
-        report = json.loads(outputs["run.json"])
+        p, report, _, seconds = run_with_reports(self, ["--checks", checks, "--stack", STACK]
+                                                 + [str(i) for i in ids], env, SECRETS)
         log(f"{what}: {seconds:.1f} s wall; "
             + ", ".join(f"{c['id']} {c['status']} {c['duration_ms'] / 1000:.1f}s" for c in report["checks"]))
         return p, report
