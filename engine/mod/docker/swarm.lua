@@ -178,12 +178,18 @@ end
 -- Where a node's daemon is: the stack file's swarm.nodes maps a node's id,
 -- its label value (swarm.node_label) or its hostname to a host (or to
 -- { host =, tls = }); the manager itself needs no entry.
+-- A manager's own node id, asked once per endpoint (nil: the default daemon).
+local own_node = {}
+
 local function node_endpoint(manager_ep, node_id)
   local stack = internal.stack() or {}
   local conf = type(stack.swarm) == "table" and stack.swarm or {}
-  local info = scall(manager_ep, "GET", "/info")
-  local me = info and ((info:json() or {}).Swarm or {}).NodeID
-  if me == node_id then return manager_ep end
+  local key = manager_ep or "default"
+  if own_node[key] == nil then
+    local info = scall(manager_ep, "GET", "/info")
+    own_node[key] = info and ((info:json() or {}).Swarm or {}).NodeID or nil
+  end
+  if own_node[key] == node_id then return manager_ep end
   local nodes = type(conf.nodes) == "table" and conf.nodes or {}
   local entry = nodes[node_id]
   if entry == nil then
