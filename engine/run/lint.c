@@ -154,6 +154,11 @@ int runner_lint(const runner_opts *o, const char *const *files, size_t nfiles)
         size_t n = 0;
         char **in = discover_lua_files(files[i], &n);
         if (!in) continue; /* said below, as for a file */
+        if (n == 0) {
+            /* "no problems" would pass a typo'd or empty --checks directory */
+            printf("%s: no check files (*.lua) in this directory\n", files[i]);
+            problems++;
+        }
         for (size_t k = 0; k < n; k++) VEC_PUSH(owned, nowned, capowned, in[k]);
         free(in);
     }

@@ -84,6 +84,10 @@ class Lint(HaloTestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertEqual(out, f"{d}/02-bad.lua:2: grace must be a positive number of seconds\n")
         self.assertIn("1 problem in 2 check files", err)
+        # a directory without a check in it is a problem, not "no problems"
+        empty = self.checks_dir({"notes.txt": "not a check\n"})
+        rc, out, err = self.lint(empty)
+        self.assertEqual((rc, out), (1, f"{empty}: no check files (*.lua) in this directory\n"), err)
 
     def test_stack_files(self):
         d = write_checks({"stacks/bad.lua": "return {\n  url = env('X', 'http://a'),\n  x = nope(),\n}\n",
