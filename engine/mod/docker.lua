@@ -68,7 +68,11 @@ local function call(method, path, opts)
     if not res then
       return fail("connect", format("docker: the daemon at %s does not answer: %s", ep.label, err.message))
     end
-    local info = res:json() or {}
+    local info = res:json()
+    if type(info) ~= "table" or (info.ApiVersion ~= nil and type(info.ApiVersion) ~= "string") then
+      return fail("docker", format("docker: %s does not answer /version as a Docker daemon (HTTP %d)", ep.label,
+                                   res.status))
+    end
     ep.version = info.ApiVersion or "1.41"
     ep.server = info.Version
     if not opts.ep then default_ep = ep end
@@ -95,6 +99,25 @@ local function call(method, path, opts)
                 { status = res.status })
   end
   return res, ep
+end
+
+-- The JSON answer of a call: an object, or with list = true an array of
+-- objects. Anything else (a proxy's error page, another server on the
+-- socket) is the environment failing, not the script: nil, err.
+local function call_json(method, path, opts)
+  local res, ep = call(method, path, opts)
+  if not res then return nil, ep end
+  local body = res:json()
+  local ok = type(body) == "table"
+  if ok and opts and opts.list then
+    for _, item in ipairs(body) do
+      if type(item) ~= "table" then ok = false break end
+    end
+  end
+  if ok then return body, ep end
+  local text = res.body or ""
+  return fail("docker", format("docker: %s %s on %s: the answer is not the Engine API's JSON (%d bytes%s)", method,
+                               path, ep.label, #text, #text > 0 and ": " .. format("%q", sub(text, 1, 60)) or ""))
 end
 
 local function version_of(ep)
@@ -225,7 +248,7 @@ local function wrap(summary, ep)
   local name = summary.Name or (summary.Names and summary.Names[1]) or summary.Id
   return setmetatable({
     id = summary.Id,
-    name = (gsub(name, "^/", "")),
+    name = (gsub(name or "", "^/", "")),
     project = labels[PROJECT_LABEL],
     namespace = labels[NAMESPACE_LABEL],
     service = labels[SERVICE_LABEL] or labels[SWARM_SERVICE_LABEL],
@@ -298,10 +321,10 @@ local function containers_on(ep, opts, fname)
   end
   local query = { all = opts.all and "1" or "0" }
   if #labels > 0 then query.filters = json.encode({ label = labels }) end
-  local res, err = call("GET", "/containers/json", { query = query, ep = ep })
-  if not res then return nil, err end
+  local found, err = call_json("GET", "/containers/json", { query = query, ep = ep, list = true })
+  if not found then return nil, err end
   local list = {}
-  for _, s in ipairs(res:json() or {}) do list[#list + 1] = wrap(s, ep) end
+  for _, s in ipairs(found) do list[#list + 1] = wrap(s, ep) end
   sort(list, function(a, b) return a.name < b.name end)
   return list
 end
@@ -323,12 +346,12 @@ local function container_on(ep, ref)
     return list[1]
   end
   if type(ref) ~= "string" then error("bad argument #1 to 'container' (id, name or {service=} expected)", 3) end
-  local res, err = call("GET", "/containers/" .. ref .. "/json", { ep = ep })
-  if not res then
+  local body, err = call_json("GET", "/containers/" .. ref .. "/json", { ep = ep })
+  if not body then
     if err.status == 404 then return fail("not_found", format("docker: no container '%s'", ref)) end
     return nil, err
   end
-  return wrap(res:json(), ep)
+  return wrap(body, ep)
 end
 
 -- containers{ project =, namespace =, service =, all = } -> { container, ... } | nil, err
@@ -358,16 +381,15 @@ function Daemon:containers(opts) return containers_on(self.ep, opts, "containers
 function Daemon:container(ref) return container_on(self.ep, ref) end
 
 function Container:inspect()
-  local res, err = ccall(self, "GET", "/containers/" .. self.id .. "/json")
-  if not res and err.status == 404 and self.ref then
+  local body, err = call_json("GET", "/containers/" .. self.id .. "/json", { ep = self.ep })
+  if not body and err.status == 404 and self.ref then
     local again = container_on(self.ep, self.ref)
     if again then
       self.id, self.name = again.id, again.name
-      res, err = ccall(self, "GET", "/containers/" .. self.id .. "/json")
+      body, err = call_json("GET", "/containers/" .. self.id .. "/json", { ep = self.ep })
     end
   end
-  if not res then return nil, err end
-  return res:json()
+  return body, err
 end
 
 -- The undo registered for this container's current fault, if any.
@@ -614,14 +636,14 @@ local Compose, journalled = internal.load("mod/docker/compose")(M, internal, {
 -- Swarm services, tasks and nodes (mod/docker/swarm.lua), on the default
 -- daemon and on every docker.daemon{} handle
 internal.load("mod/docker/swarm")(M, internal, {
-  Daemon = Daemon, Container = Container, call = call, fail = fail, may_inject = may_inject, stack_namespace = stack_namespace,
-  container_on = container_on, endpoint = endpoint,
+  Daemon = Daemon, Container = Container, call = call, call_json = call_json, fail = fail, may_inject = may_inject,
+  stack_namespace = stack_namespace, container_on = container_on, endpoint = endpoint,
 })
 
 -- Clock skew and resource limits (mod/docker/faults.lua), with what they share here
 internal.load("mod/docker/faults")(M, internal, {
-  Container = Container, Compose = Compose, call = call, fail = fail, record = record, may_inject = may_inject,
-  in_scope = in_scope, action_opts = action_opts, journalled = journalled,
+  Container = Container, Compose = Compose, call = call, call_json = call_json, fail = fail, record = record,
+  may_inject = may_inject, in_scope = in_scope, action_opts = action_opts, journalled = journalled,
 })
 
 return M

@@ -17,13 +17,16 @@ Run: cd tests/engine && HALO_BIN=../../build/halo HALO_SOURCE=../.. \
      python3 -m unittest -v test_docker
 """
 import datetime
+import http.server
 import json
 import os
 import re
 import secrets
 import shutil
+import socketserver
 import tempfile
 import textwrap
+import threading
 import unittest
 
 import dockerenv
@@ -195,6 +198,92 @@ class UnreachableDaemonTest(LuaCase):
         res = self.exec_lua("docker.version()\nemit('went on')\n", env={"DOCKER_HOST": "ssh://somewhere"})
         self.assertEqual(res.rc, 3, repr(res))
         self.assertIn("neither unix:// nor tcp://", res.err)
+
+
+class NotADaemon(http.server.BaseHTTPRequestHandler):
+    """A daemon gone wrong (or a proxy in front of one): /version as a
+    daemon says it, every other path 200 with a body that is not the
+    Engine API's JSON."""
+    version = b'{"ApiVersion": "1.41", "Version": "x"}'
+    answers = {
+        "/containers/json": b'"not a list"',
+        "/containers/web/json": b"<html>proxy error</html>",
+        "/services": b"[1, 2]",
+        "/nodes": b"7",
+    }
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        body = self.version if path == "/version" else self.answers.get(re.sub(r"^/v[\d.]+", "", path), b"")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def address_string(self):
+        return "unix"
+
+    def log_message(self, *args):
+        pass
+
+
+class NotDockerAtAll(NotADaemon):
+    """Some other web server on the socket."""
+    version = b"<html>hello</html>"
+
+
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class NotADaemonTest(LuaCase):
+    """What a daemon answers that is not the Engine API's JSON is an error
+    the script gets back (nil, err of kind "docker"), never a Lua error."""
+
+    def serve(self, handler):
+        path = self.tmp_path(handler.__name__ + ".sock")
+        server = UnixHTTPServer(path, handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return "unix://" + path
+
+    def test_answers_that_are_not_the_engine_api_are_errors(self):
+        host = self.serve(NotADaemon)
+        r = self.lua_result(f"""
+            local d = docker.daemon{{ host = "{host}" }}
+            local out = {{}}
+            local function try(what, f)
+              local ok, v, err = pcall(f)
+              out[what] = {{ raised = not ok and tostring(v) or nil, got = ok and v ~= nil,
+                            kind = err and err.kind, message = err and err.message }}
+            end
+            try("containers", function() return d:containers{{}} end)
+            try("container", function() return d:container("web") end)
+            try("services", function() return d:services() end)
+            try("nodes", function() return d:nodes() end)
+            emit(out)
+        """, stack=self.write_stack("halotest-none"))
+        for what, text in (("containers", '"not a list"'), ("container", "<html>proxy error</html>"),
+                           ("services", "[1, 2]"), ("nodes", "7")):
+            e = r[what]
+            self.assertIsNone(e.get("raised"), f"{what}: {e}")
+            self.assertFalse(e["got"], what)
+            self.assertEqual(e["kind"], "docker", f"{what}: {e}")
+            self.assertIn("not the Engine API's JSON", e["message"], what)
+            self.assertIn(json.dumps(text), e["message"], what)
+
+    def test_a_server_that_is_not_a_daemon(self):
+        host = self.serve(NotDockerAtAll)
+        r = self.lua_result("""
+            local v, err = docker.version()
+            local list, err2 = docker.containers{}
+            emit({ got = v ~= nil or list ~= nil, kinds = { err.kind, err2.kind }, message = err.message })
+        """, env={"DOCKER_HOST": host})
+        self.assertFalse(r["got"], r)
+        self.assertEqual(r["kinds"], ["docker", "docker"], r)
+        self.assertIn("does not answer /version as a Docker daemon (HTTP 200)", r["message"])
 
 
 # ---- against the daemon -----------------------------------------------------------------

@@ -11,7 +11,7 @@
 --     the limits read before the change.
 local M, internal, d = ...
 local Container, Compose = d.Container, d.Compose
-local call, fail, record, may_inject, in_scope = d.call, d.fail, d.record, d.may_inject, d.in_scope
+local call, call_json, fail, record, may_inject, in_scope = d.call, d.call_json, d.fail, d.record, d.may_inject, d.in_scope
 local action_opts, journalled = d.action_opts, d.journalled
 local check_options = internal.check_options
 local json = require "json"
@@ -220,9 +220,9 @@ local function restoring(body, before)
   local host
   local function host_info()
     if not host then
-      local res, err = call("GET", "/info")
-      if not res then return nil, err end
-      host = res:json() or {}
+      local info, err = call_json("GET", "/info")
+      if not info then return nil, err end
+      host = info
     end
     return host
   end

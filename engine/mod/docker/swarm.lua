@@ -11,7 +11,7 @@
 -- of its own (the swarm replaces it); the check's end waits until the
 -- service has all its replicas running again.
 local M, internal, d = ...
-local Daemon, Container, call, fail, may_inject = d.Daemon, d.Container, d.call, d.fail, d.may_inject
+local Daemon, Container, call, call_json, fail, may_inject = d.Daemon, d.Container, d.call, d.call_json, d.fail, d.may_inject
 local stack_namespace, container_on, endpoint = d.stack_namespace, d.container_on, d.endpoint
 local check_options = internal.check_options
 local json = require "json"
@@ -43,6 +43,13 @@ local function scall(ep, method, path, opts)
   opts = opts or {}
   opts.ep = ep
   return call(method, path, opts)
+end
+
+-- scall's decoded JSON (call_json): an object, or with list = true an array of them
+local function sjson(ep, method, path, opts)
+  opts = opts or {}
+  opts.ep = ep
+  return call_json(method, path, opts)
 end
 
 local function describe_ep(ep) return ep and ep.host or "the default daemon" end
@@ -85,10 +92,10 @@ local function services_on(ep, opts)
   if namespace == nil then namespace = stack_namespace() end
   local query = {}
   if namespace then query.filters = json.encode({ label = { NAMESPACE_LABEL .. "=" .. namespace } }) end
-  local res, err = scall(ep, "GET", "/services", { query = query })
-  if not res then return nil, err end
+  local found, err = sjson(ep, "GET", "/services", { query = query, list = true })
+  if not found then return nil, err end
   local list = {}
-  for _, raw in ipairs(res:json() or {}) do list[#list + 1] = wrap_service(raw, ep) end
+  for _, raw in ipairs(found) do list[#list + 1] = wrap_service(raw, ep) end
   sort(list, function(a, b) return a.name < b.name end)
   return list
 end
@@ -97,25 +104,25 @@ end
 -- prefix ("api") is looked up as "<namespace>_api".
 local function service_on(ep, ref)
   if type(ref) ~= "string" or ref == "" then error("bad argument #1 to 'service' (a name or id expected)", 3) end
-  local res, err = scall(ep, "GET", "/services/" .. ref)
+  local raw, err = sjson(ep, "GET", "/services/" .. ref)
   local namespace = stack_namespace()
-  if not res and err.status == 404 and namespace and not find(ref, namespace .. "_", 1, true) then
-    res, err = scall(ep, "GET", "/services/" .. namespace .. "_" .. ref)
+  if not raw and err.status == 404 and namespace and not find(ref, namespace .. "_", 1, true) then
+    raw, err = sjson(ep, "GET", "/services/" .. namespace .. "_" .. ref)
   end
-  if not res then
+  if not raw then
     if err.status == 404 then
       return fail("not_found", format("docker: no service '%s' on %s", ref, describe_ep(ep)))
     end
     return nil, err
   end
-  return wrap_service(res:json(), ep)
+  return wrap_service(raw, ep)
 end
 
 -- s:inspect() -> the service as the manager has it now (refreshes s)
 function Service:inspect()
-  local res, err = scall(self.ep, "GET", "/services/" .. self.id)
-  if not res then return nil, err end
-  local fresh = wrap_service(res:json(), self.ep)
+  local raw, err = sjson(self.ep, "GET", "/services/" .. self.id)
+  if not raw then return nil, err end
+  local fresh = wrap_service(raw, self.ep)
   self.raw, self.version, self.replicas = fresh.raw, fresh.version, fresh.replicas
   return self.raw
 end
@@ -161,10 +168,10 @@ function Service:tasks(opts)
   local filters = { service = { self.id } }
   local desired = opts.desired or "running"
   if desired ~= "all" then filters["desired-state"] = { desired } end
-  local res, err = scall(self.ep, "GET", "/tasks", { query = { filters = json.encode(filters) } })
-  if not res then return nil, err end
+  local found, err = sjson(self.ep, "GET", "/tasks", { query = { filters = json.encode(filters) }, list = true })
+  if not found then return nil, err end
   local list = {}
-  for _, raw in ipairs(res:json() or {}) do
+  for _, raw in ipairs(found) do
     local t = wrap_task(raw, self)
     if not opts.slot or t.slot == opts.slot then list[#list + 1] = t end
   end
@@ -186,16 +193,15 @@ local function node_endpoint(manager_ep, node_id)
   local conf = type(stack.swarm) == "table" and stack.swarm or {}
   local key = manager_ep or "default"
   if own_node[key] == nil then
-    local info = scall(manager_ep, "GET", "/info")
-    own_node[key] = info and ((info:json() or {}).Swarm or {}).NodeID or nil
+    local info = sjson(manager_ep, "GET", "/info")
+    own_node[key] = info and type(info.Swarm) == "table" and info.Swarm.NodeID or nil
   end
   if own_node[key] == node_id then return manager_ep end
   local nodes = type(conf.nodes) == "table" and conf.nodes or {}
   local entry = nodes[node_id]
   if entry == nil then
-    local res, err = scall(manager_ep, "GET", "/nodes/" .. node_id)
-    if not res then return nil, err end
-    local raw = res:json() or {}
+    local raw, err = sjson(manager_ep, "GET", "/nodes/" .. node_id)
+    if not raw then return nil, err end
     local labels = (raw.Spec or {}).Labels or {}
     local label = conf.node_label and labels[conf.node_label]
     entry = (label and nodes[label]) or nodes[(raw.Description or {}).Hostname or ""]
@@ -290,7 +296,8 @@ local function post_spec(s, spec, query)
   query.version = tostring(floor(s.version))
   local res, err = scall(s.ep, "POST", "/services/" .. s.id .. "/update", { query = query, json = spec })
   if not res then return nil, err end
-  local warnings = (res:json() or {}).Warnings
+  local answer = res:json()
+  local warnings = type(answer) == "table" and answer.Warnings or nil
   return true, warnings
 end
 
@@ -496,10 +503,10 @@ end
 
 -- nodes() -> { node, ... } sorted by name | nil, err
 local function nodes_on(ep)
-  local res, err = scall(ep, "GET", "/nodes")
-  if not res then return nil, err end
+  local found, err = sjson(ep, "GET", "/nodes", { list = true })
+  if not found then return nil, err end
   local list, label = {}, node_label()
-  for _, raw in ipairs(res:json() or {}) do list[#list + 1] = wrap_node(raw, ep, label) end
+  for _, raw in ipairs(found) do list[#list + 1] = wrap_node(raw, ep, label) end
   sort(list, function(a, b) return a.name < b.name end)
   return list
 end
