@@ -15,11 +15,31 @@ Each suite's output is printed whole, under its name, as it ends; the exit
 status is 0 only when every suite passed. A signal stops every suite (each
 takes its stack down on SIGTERM).
 """
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+
+def what_failed(text, width=400):
+    """Each "FAIL:"/"ERROR:" header of unittest's output with the last line
+    of its traceback (the exception and the start of its message)."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.startswith(("FAIL: ", "ERROR: ")):
+            continue
+        # the traceback ends where the next section's ==== or ---- rule starts
+        end = next((j for j in range(i + 2, len(lines)) if lines[j].startswith(("=====", "-----"))), len(lines))
+        at = next((j for j in range(i + 2, end) if re.match(r"^[\w.]*(Error|Exception|Expired)\b", lines[j])), None)
+        out.append(line)
+        if at is not None:
+            # the exception and what its message says next (a status table, the command's error)
+            said = " | ".join(l.strip() for l in lines[at:min(end, at + 6)] if l.strip())
+            out.append("  " + (said if len(said) <= width else said[:width] + " [...]"))
+    return out
 
 
 def main(modules):
@@ -46,14 +66,21 @@ def main(modules):
             log.seek(0)
             print(f"\n======== {module}: exit {proc.returncode} after {time.monotonic() - started:.0f} s ========",
                   flush=True)
-            sys.stdout.write(log.read())
+            text = log.read()
+            sys.stdout.write(text)
             sys.stdout.flush()
             log.close()
             if proc.returncode != 0:
-                failed.append(module)
+                failed.append((module, what_failed(text)))
         time.sleep(0.5)
     print(f"\n{len(modules) - len(failed)} of {len(modules)} suites passed"
-          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+          + (f"; failed: {', '.join(m for m, _ in failed)}" if failed else ""), flush=True)
+    # the lanes' outputs are long and a CI log may keep only part of them:
+    # each failure once more, in a line or two, at the very end
+    for module, lines in failed:
+        print(f"  {module}:", flush=True)
+        for line in lines or ["(no FAIL or ERROR section: see its output above)"]:
+            print(f"    {line}", flush=True)
     return 1 if failed else 0
 
 

@@ -136,7 +136,9 @@ class ChecksHarness(RefStackTestCase):
 
     def up(self, **settings):
         p = self.refstack.script(UP, dict(self.mode, **settings))
-        self.assertEqual(p.returncode, 0, f"tests/stack/up {settings} failed:\n{p.stdout}\n{p.stderr}")
+        said = [l for l in (p.stdout + p.stderr).splitlines() if "ERROR" in l]
+        self.assertEqual(p.returncode, 0, f"tests/stack/up {settings} failed: {' '.join(said)[:300]}\n"
+                                          f"{p.stdout}\n{p.stderr}")
         return p
 
     def halo_run(self, *args, stack=STACK, checks=CHECKS, settings=None, what="run"):
