@@ -492,8 +492,11 @@ class SwarmChecks(SwarmCase):
         self.fault_group(1)
 
     def test_06_healthy_multi_tenant(self):
+        # checks 1-5: tenancy is check 5's. Check 6 (three rolling updates,
+        # 90 s on the swarm) PASSes on a healthy swarm in test_01, and on a
+        # multi-tenant stack in test_checks; here it would only add time
         self.redeploy({"MULTI_TENANT_ENABLED": "true"})
-        self.run_on(range(1, 7), HEALTHY_MULTI, {}, "healthy multi-tenant, all six")
+        self.run_on(range(1, 6), {i: HEALTHY_MULTI[i] for i in range(1, 6)}, {}, "healthy multi-tenant, checks 1-5")
 
     def test_07_faults_tenant_cache_forever_and_previous_key_as_api_key(self):
         self.fault_group(2)
