@@ -272,16 +272,20 @@ local function restore_entry(e)
   return "started " .. c.name
 end
 
--- The order to restore a journal's entries in: containers and services
--- first, so the stack serves the requests that remove fixtures; fixtures
--- newest first, as the run itself would have removed them.
+-- The order to restore a journal's entries in: swarm nodes first (a
+-- service's spec restored while a node is still drained would place every
+-- task on the others, and making the node active later moves none back),
+-- then containers and services, so the stack serves the requests that
+-- remove fixtures; fixtures newest first, as the run itself would have
+-- removed them.
 local function ordered(entries)
   local list = {}
   for i, e in ipairs(type(entries) == "table" and entries or {}) do
     -- a heal of the network (netfault) goes with the containers: the
     -- fixtures' removals travel through the links it heals
     local fixture = type(e) == "table" and e.undo == "http" and e.first ~= true
-    list[#list + 1] = { e = e, group = type(e) ~= "table" and 2 or fixture and 1 or 0,
+    local node = type(e) == "table" and e.undo == "node availability"
+    list[#list + 1] = { e = e, group = type(e) ~= "table" and 2 or fixture and 1 or node and -1 or 0,
                         seq = fixture and -(tonumber(e.seq) or 0) or 0, i = i }
   end
   table.sort(list, function(a, b)

@@ -150,6 +150,36 @@ class CleanupStopsOrphans(HaloTestCase):
         self.assertIsNone(worker.poll(), "a live run's worker was stopped")
 
 
+class CleanupOrder(HaloTestCase):
+    """`halo cleanup` makes a drained swarm node active again before it
+    restores a service's spec: the other way round, the restored service
+    would run every task on the nodes left, and the node's return would
+    move none back. Read from what cleanup says it could not do (the
+    manager here does not answer), in order."""
+
+    def test_swarm_nodes_before_services(self):
+        state = tempfile.mkdtemp(prefix="halo-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        d = os.path.join(state, "halo", "runs")
+        os.makedirs(d)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        manager = "unix://" + os.path.join(state, "no-manager.sock")
+        # as a check journals them: the service updated first, the node drained after
+        entries = [{"undo": "service spec", "id": "svc1", "name": "halo_api", "namespace": "halo", "host": manager,
+                    "spec": {"Name": "halo_api"}},
+                   {"undo": "node availability", "id": "node2id", "name": "node2", "availability": "active",
+                    "host": manager}]
+        with open(os.path.join(d, f"{dead.pid}.json"), "w") as f:
+            json.dump({"pid": dead.pid, "start": 1, "entries": entries}, f)
+        p = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, env=halo_env({"XDG_STATE_HOME": state}),
+                           timeout=60)
+        said = [l for l in p.stdout.splitlines() if "could not" in l]
+        self.assertEqual(len(said), 2, p.stdout + p.stderr)
+        self.assertIn("make swarm node node2 active again", said[0])
+        self.assertIn("restore the spec of swarm service halo_api", said[1])
+
+
 class OneRunPerStack(HaloTestCase):
     """Two runs injecting faults into one stack make each other's verdicts
     meaningless (issue 19): the second refuses, naming the first; runs
