@@ -267,7 +267,8 @@ end
 
 local function record(action, c, extra)
   local entry = { at = time.mono() - internal.origin(), action = action, container = c.name,
-                  service = c.service, id = sub(c.id, 1, 12), host = c.ep and c.ep.host or nil }
+                  service = c.service, id = sub(c.id, 1, 12), host = c.ep and c.ep.host or nil,
+                  tls = c.ep and c.ep.tls or nil }
   if extra then for k, v in pairs(extra) do entry[k] = v end end
   internal.event("action", json.encode(entry))
 end

@@ -119,7 +119,7 @@ void child_reap(void *ud)
     for (size_t i = 0; i < ch->nfaults; i++) {
         free(ch->faults[i].id);
         free(ch->faults[i].undo);
-        free(ch->faults[i].name);
+        free(ch->faults[i].action);
     }
     free(ch->faults);
     sb_free(&ch->inbuf);

@@ -24,9 +24,10 @@ typedef void (*exit_fn)(child *ch, int wstatus);
 typedef int (*child_main)(const worker_opts *wo);
 
 /* A fault the check injected that its worker has not undone yet: what the
- * runner replays itself if the worker dies before its cleanup. */
+ * runner replays itself if the worker dies before its cleanup. `action` is
+ * the whole record (JSON): the daemon the container runs on is in it. */
 typedef struct {
-    char *id, *undo, *name;
+    char *id, *undo, *action;
 } pending_fault;
 
 struct child {

@@ -158,13 +158,13 @@ static void track_fault(child *ch, const char *json)
         if (settles) {
             free(ch->faults[i].id);
             free(ch->faults[i].undo);
-            free(ch->faults[i].name);
+            free(ch->faults[i].action);
             ch->faults[i] = ch->faults[--ch->nfaults];
             break;
         }
     }
     if (undo) {
-        pending_fault f = {id, undo, json_string_field(json, "container")};
+        pending_fault f = {id, undo, xstrdup(json)};
         VEC_PUSH(ch->faults, ch->nfaults, ch->capfaults, f);
         id = NULL;
     }

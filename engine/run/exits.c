@@ -80,24 +80,34 @@ static int spawn_undo(child *dead)
 {
     strbuf script;
     sb_init(&script);
-    sb_adds(&script, "local internal = ...\nlocal docker = require \"docker\"\nlocal failed = false\n");
+    sb_adds(&script, "local internal = ...\nlocal docker, json = require \"docker\", require \"json\"\n"
+                     "local failed = false\n");
     for (size_t i = 0; i < dead->nfaults; i++) {
         const pending_fault *f = &dead->faults[i];
         /* ids are hex and undo is start/unpause, but quote them properly anyway */
-        strbuf id, undo;
+        strbuf id, undo, action;
         sb_init(&id);
         sb_init(&undo);
+        sb_init(&action);
         sb_json_string(&id, f->id);
         sb_json_string(&undo, f->undo);
+        sb_json_string(&action, f->action);
+        /* on the daemon the check injected it through (a swarm node, a
+         * remote host with its TLS files), not only the default one */
         sb_printf(&script,
-                  "do local c, err = docker.container(%s)\n"
+                  "do local a, c, err = json.decode(%s) or {}\n"
+                  "  if type(a.host) == \"string\" then\n"
+                  "    c, err = docker.daemon{ host = a.host, tls = a.tls }:container(%s)\n"
+                  "  else c, err = docker.container(%s) end\n"
                   "  if not c then print(\"could not find \" .. %s .. \": \" .. tostring(err))\n"
+                  "    failed = failed or err.kind ~= \"not_found\"\n"
                   "  else local ok, e = c[%s](c); failed = failed or not ok\n"
                   "    print((ok and \"did \" or \"failed to \") .. %s .. \" \" .. c.name"
                   " .. (ok and \"\" or (\": \" .. tostring(e)))) end end\n",
-                  id.buf, id.buf, undo.buf, undo.buf);
+                  action.buf, id.buf, id.buf, id.buf, undo.buf, undo.buf);
         sb_free(&id);
         sb_free(&undo);
+        sb_free(&action);
     }
     /* and what its journal still holds (mod/undo.lua): fixtures it created,
      * services it recreated, as `halo cleanup` would restore them */

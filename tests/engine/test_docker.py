@@ -30,7 +30,7 @@ import threading
 import unittest
 
 import dockerenv
-from halotest import HALO, HaloTestCase, run, run_json
+from halotest import HALO, HaloTestCase, logs, run, run_json
 
 RESULT = "RESULT "
 PRELUDE = 'local function emit(value) print("RESULT " .. json.encode(value)) end\n'
@@ -578,6 +578,36 @@ class UndoTest(DockerCase):
         self.assertLess(rep.result.seconds, 2 + 8)
         st = self.project.state("web")
         self.assertTrue(st["Running"], f"the container killed by a timed-out check stayed down: {st}")
+
+    def test_worker_killed_at_the_hard_deadline_on_another_daemon(self):
+        """A check that killed a container through docker.daemon{} and then
+        never ended (stuck in C past timeout + grace): the runner starts it
+        again on that daemon, not on the default one (DOCKER_HOST points
+        nowhere here)."""
+        sock = "/var/run/docker.sock"
+        if not os.path.exists(sock):
+            self.skipTest(f"the daemon is not on {sock}")
+        checks = self.checks_dir({"01-fault.lua": textwrap.dedent(f"""
+            local docker = require "docker"
+            return {{
+              title = "kill on a daemon, then stuck", timeout = 2,
+              run = function(t)
+                local web = assert(docker.daemon{{ host = "unix://{sock}" }}:container{{ service = "web" }})
+                assert(web:kill())
+                t:log("killed")
+                return string.rep("a", 30000):find(string.rep("a*", 30) .. "b")
+              end,
+            }}
+        """)})
+        rep = run_json(["--checks", checks, "--stack", self.stack, "--grace", "1"],
+                       env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+        c = self.assertCheck(rep, 1, "ERROR", r"^hard deadline")
+        said = "\n".join(logs(c))
+        self.assertRegex(said, r"runner undo: did start \S*web", said)
+        self.assertNotIn("could not", said)
+        st = self.project.state("web")
+        self.assertTrue(st["Running"], f"the container killed through docker.daemon{{}} stayed down: {st}")
+        self.project.wait_healthy("web")
 
     def test_check_that_pauses_and_finishes_is_unpaused(self):
         rep = self.run_check("""
