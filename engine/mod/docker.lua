@@ -135,13 +135,14 @@ end
 -- endpoint each, so a handle made twice shares what the daemon speaks.
 local named = {}
 
+-- called by endpoint, called by the module function: level 4 is the script
 local function tls_files(tls, fname)
   if tls == nil then return nil end
-  if type(tls) ~= "table" then error(format("bad argument #1 to '%s' (tls must be a table { ca, cert, key })", fname), 3) end
+  if type(tls) ~= "table" then error(format("bad argument #1 to '%s' (tls must be a table { ca, cert, key })", fname), 4) end
   check_options(fname .. " tls", 1, tls, { "ca", "cert", "key" }, 4)
   for _, k in ipairs { "ca", "cert", "key" } do
     if type(tls[k]) ~= "string" or tls[k] == "" then
-      error(format("bad argument #1 to '%s' (tls.%s must be a file path)", fname, k), 3)
+      error(format("bad argument #1 to '%s' (tls.%s must be a file path)", fname, k), 4)
     end
   end
   return { ca = tls.ca, cert = tls.cert, key = tls.key }

@@ -165,6 +165,8 @@ class DockerOverTLS(unittest.TestCase):
         self.assertIn("tls is for tcp:// hosts", r["unix_tls"])
         self.assertIn("tls.key must be a file path", r["missing"])
         self.assertIn("neither unix:///path nor tcp://host:port", r["no_port"])
+        for what, said in r.items():   # the script's line, not the module's
+            self.assertRegex(said, r"^eval:\d+: bad argument #1 to 'daemon'", what)
 
 
 if __name__ == "__main__":
