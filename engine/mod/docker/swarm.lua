@@ -22,7 +22,7 @@ local type, error, ipairs, pairs, tostring, setmetatable, assert, pcall =
 local format, concat, sort = string.format, table.concat, table.sort
 -- string functions as locals, never methods (see docker.lua)
 local match, sub, find = string.match, string.sub, string.find
-local tointeger, floor = math.tointeger, math.floor
+local tointeger, floor, max = math.tointeger, math.floor, math.max
 
 local NAMESPACE_LABEL = "com.docker.stack.namespace"
 
@@ -324,15 +324,19 @@ local function restore_spec(s, spec, timeout)
     if gone.status == 404 then return format("%s is gone: nothing to restore", tostring(s.name)) end
     error(gone, 0)
   end
+  -- the attempts share one deadline: the check's grace is what its undo has
+  local deadline = time.mono() + (timeout or 180)
   for attempt = 1, RESTORE_ATTEMPTS do
     if json.encode(raw.Spec) ~= json.encode(spec) or update_stopped(raw) then
       assert(post_spec(s, spec))
       record("service restored", { service = s.name, attempt = attempt > 1 and attempt or nil })
     end
-    local ok, err = s:converge{ timeout = timeout or 180 }
+    local ok, err = s:converge{ timeout = max(1, deadline - time.mono()) }
     if ok then return "restored the spec of " .. s.name end
     raw = s:inspect()
-    if attempt == RESTORE_ATTEMPTS or not raw or not update_stopped(raw) then error(err, 0) end
+    if attempt == RESTORE_ATTEMPTS or not raw or not update_stopped(raw) or time.mono() >= deadline then
+      error(err, 0)
+    end
   end
 end
 
