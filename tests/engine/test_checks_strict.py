@@ -27,6 +27,9 @@ class StrictChecksTest(test_checks.ChecksTest):
     def test_02_example_check(self):
         self.skipTest("the example checks are docs/writing-checks.md's, run in test_checks")
 
+    def test_19_kill_9_of_the_runner_during_checks_4_and_6(self):
+        self.skipTest("the runner's own death, not the contract: test_checks runs it")
+
     def test_20_full_run_under_valgrind(self):
         self.skipTest("memory, not the contract: test_checks runs it")
 
