@@ -306,6 +306,20 @@ class SwarmModule(SwarmCase):
         status, _, _ = http_get(f"http://127.0.0.1:{S.api_ports[1]}/templates", {"x-api-key": ADMIN})
         self.assertEqual(status, 200, "the replacement in slot 2 does not serve")
 
+    def test_04_killed_container_found_on_its_node_replaced_before_the_end(self):
+        # the container found on node2's own daemon, not through its task:
+        # the end asks the stack's manager (not the default daemon, which
+        # is not in the swarm) for the service's replicas
+        t = next(t for t in S.tasks("api") if t["node"] == "node2")
+        got = self.eval_json(f"""
+            local c = assert(docker.daemon{{ host = stack.swarm.nodes.node2 }}:container("{t['container']}"))
+            assert(c:kill())
+            return json.encode({{ task = c.task }})""",
+            what="kill of node2's api container found on node2's daemon")
+        self.assertEqual(got["task"], t["id"])
+        self.assertAsFound("a kill on node2's daemon")
+        self.assertNotIn(t["id"], [x["id"] for x in S.tasks("api")], "the killed task still runs")
+
     def test_05_halo_cleanup_after_kill_9(self):
         checks = tempfile.mkdtemp(prefix="halo-swarm-checks-")
         self.addCleanup(shutil.rmtree, checks, True)

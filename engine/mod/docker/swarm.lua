@@ -227,7 +227,7 @@ function Task:container()
   local c
   c, err = container_on(ep, self.container_id)
   if not c then return nil, err end
-  c.manager_ep, c.service_id = self.ep, self.service_id
+  c.from_task, c.manager_ep, c.service_id = true, self.ep, self.service_id
   return c
 end
 
@@ -593,9 +593,22 @@ end
 -- swarm restores them without halo.
 local waiting_for = {} -- service id -> { undo = id, tasks = { killed task ids } }
 
+-- The manager to ask about c's service: the one its task was found
+-- through; for a container found on a node's daemon directly, the stack
+-- file's swarm.manager, else that daemon itself (a manager too, or it says so).
+local function manager_of(c)
+  if c.from_task then return c.manager_ep end
+  local stack = internal.stack() or {}
+  local m = type(stack.swarm) == "table" and stack.swarm.manager or nil
+  if type(m) == "string" then return endpoint(m, nil, "swarm.manager") end
+  if type(m) == "table" then return endpoint(m.host, m.tls, "swarm.manager") end
+  return c.ep
+end
+
 local function wait_for_replacement(c)
   local service_id = c.service_id or c.labels["com.docker.swarm.service.id"]
   if not service_id then return end
+  local manager = manager_of(c)
   local waiting = waiting_for[service_id]
   if waiting then
     waiting.tasks[#waiting.tasks + 1] = c.task
@@ -604,7 +617,7 @@ local function wait_for_replacement(c)
   waiting = { tasks = { c.task } }
   waiting.undo = internal.undo("wait until service " .. tostring(c.service) .. " has its replicas again", function()
     if waiting_for[service_id] == waiting then waiting_for[service_id] = nil end
-    local s = assert(service_on(c.manager_ep, service_id))
+    local s = assert(service_on(manager, service_id))
     assert(s:converge{ timeout = 120, replacing = waiting.tasks })
   end)
   waiting_for[service_id] = waiting
