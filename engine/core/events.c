@@ -48,17 +48,44 @@ static void write_all(const char *buf, size_t len)
     }
 }
 
+/* Whether field i of an event is a JSON document: events.def names such a
+ * field "json". */
+static int field_is_json(const event_spec *spec, int i)
+{
+    const char *p = spec->fields;
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    return p && strncmp(p, "json", 4) == 0 && (p[4] == ' ' || p[4] == '\0');
+}
+
+/* how much of an over-long JSON document its stand-in keeps, as a string */
+#define JSON_HEAD_MAX 1024
+
 /* text as an event field: redacted first, so that cutting cannot leave
  * half a secret, then cut at EVENT_FIELD_MAX on a character boundary with
- * a note of the whole length. */
-static char *field_text(const char *text, size_t len)
+ * a note of the whole length. A JSON document cut anywhere is no JSON
+ * any more (a --history line would not parse): one that long becomes
+ * {"cut": its head as a string, "bytes": its length}. */
+static char *field_text(const char *text, size_t len, int json)
 {
     char *clean = redact_n(text, len);
     len = strlen(clean);
     if (len <= EVENT_FIELD_MAX) return clean;
-    size_t keep = EVENT_FIELD_MAX;
-    while (keep > 0 && ((unsigned char)clean[keep] & 0xC0) == 0x80) keep--;
-    char *cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)keep, clean, len);
+    char *cut;
+    if (json) {
+        strbuf sb;
+        sb_init(&sb);
+        char *head = xasprintf("%.*s…", (int)utf8_prefix(clean, JSON_HEAD_MAX), clean);
+        sb_adds(&sb, "{\"cut\":");
+        sb_json_string(&sb, head);
+        sb_printf(&sb, ",\"bytes\":%zu}", len);
+        free(head);
+        cut = sb_take(&sb);
+    } else {
+        cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)utf8_prefix(clean, EVENT_FIELD_MAX), clean, len);
+    }
     free(clean);
     return cut;
 }
@@ -83,7 +110,7 @@ int events_send(event_kind kind, int nfields, const char *const *fields)
          * log line of 20 MB would otherwise cross the pipe whole and be
          * printed whole by the runner. */
         const char *text = fields[i] ? fields[i] : "";
-        char *clean = field_text(text, strlen(text));
+        char *clean = field_text(text, strlen(text), field_is_json(spec, i));
         sb_field(&sb, clean);
         free(clean);
     }

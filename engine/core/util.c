@@ -47,6 +47,12 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+size_t utf8_prefix(const char *s, size_t max)
+{
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    return max;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     strbuf sb;

@@ -18,6 +18,9 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) HALO_PRINTF(1, 2);
+/* The longest prefix of s of at most max bytes that does not end inside a
+ * UTF-8 sequence; s must hold more than max bytes. */
+size_t utf8_prefix(const char *s, size_t max);
 
 /* Grow *items (of *cap elements of size) so it holds at least need. */
 void grow_array(void **items, size_t *cap, size_t need, size_t size);

@@ -68,10 +68,7 @@ static void draw_block(void)
         /* Cut to the terminal width (bytes, close enough for a status line),
          * never inside a UTF-8 sequence. */
         size_t len = strlen(line), max = (size_t)width - 1;
-        if (len > max) {
-            while (max > 0 && ((unsigned char)line[max] & 0xC0) == 0x80) max--;
-            line[max] = '\0';
-        }
+        if (len > max) line[utf8_prefix(line, max)] = '\0';
         fprintf(stderr, "%s\033[K\n", line);
     }
     P.drawn = (int)P.nrunning;

@@ -105,6 +105,31 @@ return {
 KEYS = ["zeta", "alpha", "mid", "beta"]
 
 
+class OverLongRecords(HaloTestCase):
+    """A request whose URL is 300 KB (a check building a huge query string):
+    its --history record is one line of JSON with the URL cut and saying
+    so, and every report still parses."""
+
+    def test_a_huge_url_is_cut_in_the_record(self):
+        checks = self.checks_dir({"1-huge.lua": """
+            local http = require "http"
+            return { title = "huge url", run = function(t)
+              local _, err = http.get("http://127.0.0.1:9/?q=" .. string.rep("a", 300000), { timeout = 2 })
+              t:expect(err ~= nil, "port 9 answered")
+            end }
+        """})
+        history = self.tmp_path("history.jsonl")
+        res = run(["run", "--checks", checks, "--format", "json", "--history", history])
+        self.assertEqual(res.rc, 0, res)
+        json.loads(res.out)
+        with open(history, encoding="utf-8") as f:
+            records = [json.loads(line) for line in f]
+        urls = [r["url"] for r in records if r.get("type") == "request"]
+        self.assertEqual(len(urls), 1, records)
+        self.assertLess(len(urls[0]), 9000)
+        self.assertRegex(urls[0], r"^http://127\.0\.0\.1:9/\?q=a+… \[cut: 300\d\d\d bytes in all\]$")
+
+
 class EvidenceOrder(HaloTestCase):
     @classmethod
     def setUpClass(cls):

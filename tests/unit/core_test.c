@@ -3,6 +3,7 @@
  * signal handler), strbuf and the event-line escaping, and the redaction of
  * secrets (every occurrence, overlapping secrets, text with NUL bytes).
  * Exit 0 when every case held; each failure is one line on stderr. */
+#include "core/events.h"
 #include "core/loop.h"
 #include "core/util.h"
 
@@ -156,6 +157,67 @@ static void json_strings_are_escaped_and_valid(void)
     sb_free(&sb);
 }
 
+static void utf8_prefixes_end_between_characters(void)
+{
+    const char *s = "ab\xc3\xa9" "cd"; /* a, b, é (two bytes), c, d */
+    EXPECT(utf8_prefix(s, 3) == 2, "cut inside é: %zu", utf8_prefix(s, 3));
+    EXPECT(utf8_prefix(s, 4) == 4, "after é: %zu", utf8_prefix(s, 4));
+    EXPECT(utf8_prefix(s, 2) == 2, "before é: %zu", utf8_prefix(s, 2));
+}
+
+/* One event sent to a file; its fields back, unescaped. */
+static char **send_and_read(event_kind kind, int nfields, const char *const *fields, char **line_out)
+{
+    FILE *f = tmpfile();
+    events_attach(fileno(f));
+    events_send(kind, nfields, fields);
+    events_attach(-1);
+    long size = ftell(f);
+    rewind(f);
+    char *line = calloc(1, (size_t)size + 1);
+    size_t got = fread(line, 1, (size_t)size, f);
+    fclose(f);
+    line[got] = '\0';
+    char **out = calloc((size_t)nfields + 1, sizeof *out);
+    char *p = strchr(line, '\t');
+    for (int i = 0; i < nfields && p; i++) {
+        char *end = strpbrk(p + 1, "\t\n");
+        out[i] = field_unescape(p + 1, end ? (size_t)(end - p - 1) : strlen(p + 1));
+        p = end && *end == '\t' ? end : NULL;
+    }
+    *line_out = line;
+    return out;
+}
+
+static void over_long_fields_are_cut_and_json_stays_json(void)
+{
+    size_t n = EVENT_FIELD_MAX + 1000;
+    char *big = malloc(n + 32);
+    memcpy(big, "{\"url\":\"", 8);
+    memset(big + 8, 'a', n);
+    strcpy(big + 8 + n, "\"}");
+    char *line;
+    const char *request[] = {big};
+    char **got = send_and_read(EV_REQUEST, 1, request, &line);
+    EXPECT(got[0] && strncmp(got[0], "{\"cut\":\"{\\\"url\\\":\\\"aaa", 17) == 0,
+           "a JSON field cut is not an object with its head: %.60s", got[0] ? got[0] : "(none)");
+    char tail[64];
+    snprintf(tail, sizeof tail, "\",\"bytes\":%zu}", n + 10);
+    EXPECT(got[0] && strlen(got[0]) < 2048 && strstr(got[0], tail) != NULL, "no length %s at the end: %s", tail,
+           got[0] ? got[0] + (strlen(got[0]) > 80 ? strlen(got[0]) - 80 : 0) : "(none)");
+    free(got[0]);
+    free(got);
+    free(line);
+    const char *log[] = {"info", "1.0", big};
+    got = send_and_read(EV_LOG, 3, log, &line);
+    EXPECT(got[2] && strlen(got[2]) < EVENT_FIELD_MAX + 64 && strstr(got[2], "[cut: ") != NULL,
+           "a text field is not cut with a note: %zu bytes", got[2] ? strlen(got[2]) : 0);
+    for (int i = 0; i < 3; i++) free(got[i]);
+    free(got);
+    free(line);
+    free(big);
+}
+
 /* ---- redaction ------------------------------------------------------------- */
 
 static void every_occurrence_of_a_secret_is_redacted(void)
@@ -186,6 +248,8 @@ int main(void)
     event_fields_round_trip();
     json_strings_are_escaped_and_valid();
     every_occurrence_of_a_secret_is_redacted();
+    utf8_prefixes_end_between_characters();
+    over_long_fields_are_cut_and_json_stays_json();
     if (failures) fprintf(stderr, "core_test: %d of %d checks failed\n", failures, cases);
     else printf("core_test: %d checks passed\n", cases);
     return failures ? 1 : 0;

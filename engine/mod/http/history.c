@@ -167,11 +167,21 @@ static void sb_json_or_null(strbuf *sb, const char *s)
     else sb_adds(sb, "null");
 }
 
+/* A record's URL past this is cut: a query string of megabytes belongs in
+ * no report (http.history() in the check keeps it whole). */
+#define RECORD_URL_MAX 8192
+
 /* The event line a runner stores (halo run --history). */
 static void emit_record(int id, const request_record *r, const char *method, const char *url, const char *replica)
 {
     static strbuf sb;
     sb.len = 0;
+    char *cut_url = NULL;
+    size_t url_len = strlen(url);
+    if (url_len > RECORD_URL_MAX) {
+        int keep = (int)utf8_prefix(url, RECORD_URL_MAX);
+        url = cut_url = xasprintf("%.*s… [cut: %zu bytes in all]", keep, url, url_len);
+    }
     sb_adds(&sb, "{\"id\":");
     sb_int(&sb, id);
     sb_adds(&sb, ",\"task\":");
@@ -194,6 +204,7 @@ static void emit_record(int id, const request_record *r, const char *method, con
     sb_adds(&sb, ",\"bytes\":");
     sb_uint(&sb, r->bytes);
     sb_addc(&sb, '}');
+    free(cut_url);
     const char *fields[] = {sb.buf};
     events_send(EV_REQUEST, 1, fields);
 }
