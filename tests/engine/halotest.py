@@ -168,12 +168,16 @@ def kill_9_run(h):
     process group, as a crash of the machine would end them; waits for the
     runner to be reaped."""
     workers = children_of(h.pid)
-    os.kill(h.pid, signal.SIGKILL)
-    for w in workers:
-        try:
-            os.killpg(w, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    # all stopped first, then all killed: killed one after the other, a
+    # worker would see its runner gone (its lifeline) and begin its cleanup
+    # in between, on a loaded machine far enough to undo a fault
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        os.kill(h.pid, sig)
+        for w in workers:
+            try:
+                os.killpg(w, sig)
+            except ProcessLookupError:
+                pass
     h.proc.wait(10)
 
 

@@ -265,11 +265,16 @@ function Service:converge(opts)
         local state = us.State
         last = format("%d of %s replicas running%s", running, tostring(self.replicas),
                       state and (", update " .. state .. (us.Message and (": " .. us.Message) or "")) or "")
-        if state == "paused" or state == "rollback_paused" then
-          return fail("docker", format("docker: %s: the update stopped (%s)", self.name, last))
-        end
-        if running == (self.replicas or running) and state ~= "updating" and state ~= "rollback_started" then
+        local all = running == (self.replicas or running)
+        local paused = state == "paused" or state == "rollback_paused"
+        -- waiting for killed tasks' replacements, an update that paused
+        -- before (another check's, a restore cut short) is not this wait's
+        -- concern once every replica runs again
+        if all and state ~= "updating" and state ~= "rollback_started" and (not paused or opts.replacing) then
           break
+        end
+        if paused then
+          return fail("docker", format("docker: %s: the update stopped (%s)", self.name, last))
         end
       else
         last = err.message
