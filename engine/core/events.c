@@ -84,7 +84,7 @@ static char *field_text(const char *text, size_t len, int json)
         free(head);
         cut = sb_take(&sb);
     } else {
-        cut = xasprintf("%.*s… [cut: %zu bytes in all]", (int)utf8_prefix(clean, EVENT_FIELD_MAX), clean, len);
+        cut = text_cut(clean, len, EVENT_FIELD_MAX);
     }
     free(clean);
     return cut;

@@ -53,6 +53,11 @@ size_t utf8_prefix(const char *s, size_t max)
     return max;
 }
 
+char *text_cut(const char *s, size_t len, size_t max)
+{
+    return xasprintf("%.*s… [cut: %zu bytes in all]", (int)utf8_prefix(s, max), s, len);
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     strbuf sb;

@@ -21,6 +21,9 @@ char *xasprintf(const char *fmt, ...) HALO_PRINTF(1, 2);
 /* The longest prefix of s of at most max bytes that does not end inside a
  * UTF-8 sequence; s must hold more than max bytes. */
 size_t utf8_prefix(const char *s, size_t max);
+/* s (of len bytes, more than max) cut at most max bytes in, between
+ * characters, ending "… [cut: LEN bytes in all]"; to free. */
+char *text_cut(const char *s, size_t len, size_t max);
 
 /* Grow *items (of *cap elements of size) so it holds at least need. */
 void grow_array(void **items, size_t *cap, size_t need, size_t size);

@@ -191,7 +191,7 @@ static char *capped(const char *text)
 {
     size_t len = strlen(text);
     if (len <= MESSAGE_MAX) return xstrdup(text);
-    return xasprintf("%.*s… [cut: %zu bytes in all]", (int)MESSAGE_MAX, text, len);
+    return text_cut(text, len, MESSAGE_MAX);
 }
 
 /* name started_ms */

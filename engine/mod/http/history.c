@@ -178,10 +178,7 @@ static void emit_record(int id, const request_record *r, const char *method, con
     sb.len = 0;
     char *cut_url = NULL;
     size_t url_len = strlen(url);
-    if (url_len > RECORD_URL_MAX) {
-        int keep = (int)utf8_prefix(url, RECORD_URL_MAX);
-        url = cut_url = xasprintf("%.*s… [cut: %zu bytes in all]", keep, url, url_len);
-    }
+    if (url_len > RECORD_URL_MAX) url = cut_url = text_cut(url, url_len, RECORD_URL_MAX);
     sb_adds(&sb, "{\"id\":");
     sb_int(&sb, id);
     sb_adds(&sb, ",\"task\":");
