@@ -188,6 +188,12 @@ end
 -- A manager's own node id, asked once per endpoint (nil: the default daemon).
 local own_node = {}
 
+-- A stack file's daemon entry: a host, or { host =, tls = }; nil for none.
+local function entry_endpoint(entry, what)
+  if type(entry) == "string" then return endpoint(entry, nil, what) end
+  if type(entry) == "table" then return endpoint(entry.host, entry.tls, what) end
+end
+
 local function node_endpoint(manager_ep, node_id)
   local stack = internal.stack() or {}
   local conf = type(stack.swarm) == "table" and stack.swarm or {}
@@ -211,8 +217,7 @@ local function node_endpoint(manager_ep, node_id)
                                       (raw.Description or {}).Hostname)))
     end
   end
-  if type(entry) == "string" then return endpoint(entry, nil, "swarm.nodes") end
-  if type(entry) == "table" then return endpoint(entry.host, entry.tls, "swarm.nodes") end
+  if type(entry) == "string" or type(entry) == "table" then return entry_endpoint(entry, "swarm.nodes") end
   error("docker: the stack file's swarm.nodes entries are hosts or { host =, tls = }", 0)
 end
 
@@ -604,10 +609,7 @@ local waiting_for = {} -- service id -> { undo = id, tasks = { killed task ids }
 local function manager_of(c)
   if c.from_task then return c.manager_ep end
   local stack = internal.stack() or {}
-  local m = type(stack.swarm) == "table" and stack.swarm.manager or nil
-  if type(m) == "string" then return endpoint(m, nil, "swarm.manager") end
-  if type(m) == "table" then return endpoint(m.host, m.tls, "swarm.manager") end
-  return c.ep
+  return entry_endpoint(type(stack.swarm) == "table" and stack.swarm.manager or nil, "swarm.manager") or c.ep
 end
 
 local function wait_for_replacement(c)
