@@ -11,8 +11,9 @@ The six checks on the reference stack spend most of their time waiting
 (kill windows, the LB's fail_timeout, schedule ticks), so two suites on
 stacks of their own (their own compose project, ports and settings file)
 share two cores well and take little longer than the longer one alone.
-Each suite's output is printed whole, under its name, as it ends; the exit
-status is 0 only when every suite passed. A signal stops every suite (each
+A line says when each suite ends; at the end every failure is summed up
+in a line or two, then each suite's output follows whole, under its name,
+then the summary again. The exit status is 0 only when every suite passed. A signal stops every suite (each
 takes its stack down on SIGTERM).
 """
 import re
@@ -56,7 +57,7 @@ def main(modules):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    failed = []
+    failed, outputs = [], []
     pending = dict(procs)
     while pending:
         for module, (proc, log, started) in list(pending.items()):
@@ -64,23 +65,26 @@ def main(modules):
                 continue
             del pending[module]
             log.seek(0)
-            print(f"\n======== {module}: exit {proc.returncode} after {time.monotonic() - started:.0f} s ========",
-                  flush=True)
+            header = f"======== {module}: exit {proc.returncode} after {time.monotonic() - started:.0f} s ========"
+            print(header, flush=True)
             text = log.read()
-            sys.stdout.write(text)
-            sys.stdout.flush()
             log.close()
+            outputs.append((header, text))
             if proc.returncode != 0:
                 failed.append((module, what_failed(text)))
         time.sleep(0.5)
-    print(f"\n{len(modules) - len(failed)} of {len(modules)} suites passed"
-          + (f"; failed: {', '.join(m for m, _ in failed)}" if failed else ""), flush=True)
-    # the lanes' outputs are long and a CI log may keep only part of them:
-    # each failure once more, in a line or two, at the very end
+    # A CI log may keep only the start and the end of a long output: each
+    # failure in a line or two comes before the lanes' outputs and again
+    # after them.
+    summary = [f"{len(modules) - len(failed)} of {len(modules)} suites passed"
+               + (f"; failed: {', '.join(m for m, _ in failed)}" if failed else "")]
     for module, lines in failed:
-        print(f"  {module}:", flush=True)
-        for line in lines or ["(no FAIL or ERROR section: see its output above)"]:
-            print(f"    {line}", flush=True)
+        summary.append(f"  {module}:")
+        summary += [f"    {line}" for line in lines or ["(no FAIL or ERROR section: see its output below)"]]
+    print("\n".join(summary), flush=True)
+    for header, text in outputs:
+        sys.stdout.write(f"\n{header}\n{text}")
+    print("\n" + "\n".join(summary), flush=True)
     return 1 if failed else 0
 
 

@@ -365,9 +365,14 @@ class ChecksTest(ChecksHarness):
         h = Running(["run", "4", "6", "--checks", CHECKS, "--stack", STACK, "-v", "--grace", "20"], cwd=SOURCE, env=env)
         try:
             h.wait_for_stderr(r"\[[46]\] step: ", timeout=60)
-            time.sleep(random.uniform(1, 8))  # somewhere in the middle of a fault
+            # somewhere in the middle of a fault; HALO_TEST_KILL_AFTER=S
+            # repeats a run that failed
+            delay = float(os.environ.get("HALO_TEST_KILL_AFTER") or random.uniform(1, 8))
+            time.sleep(delay)
             h.record_descendants()
             os.kill(h.pid, 9)
+            steps = re.findall(r"\[[46]\] step: [^\n]*", h.stderr)
+            log(f"kill -9 of the runner {delay:.1f} s after the first step, in: {steps[-1] if steps else '?'}")
             h.proc.wait(10)
             started = time.monotonic()
             while any(is_alive(pid, start) for pid, start in h.seen.items()) and time.monotonic() - started < 40:
