@@ -1,6 +1,7 @@
 #include "check/context.h"
 #include "check/emit.h"
 #include "core/events.h"
+#include "core/internal.h"
 #include "core/loop.h"
 #include "core/sandbox.h"
 #include "core/util.h"
@@ -235,6 +236,7 @@ int context_load(lua_State *L, char **err)
         {"where", host_where},
         {"elapsed_ms", host_elapsed_ms},
         {"encode", host_encode},
+        {"secret", internal_secret},
         {NULL, NULL},
     };
     luaL_setfuncs(L, host, 0);

@@ -7,6 +7,7 @@ local host = ...
 -- exactly its fields; status.NAME is a status of core/status.h. Both raise
 -- on a name their table lacks.
 local emit, status, where, elapsed_ms, encode = host.emit, host.status, host.where, host.elapsed_ms, host.encode
+local hide = host.secret
 
 local format, tostring, type, select, error, pcall = string.format, tostring, type, select, error, pcall
 -- print as the host gave it (a log line in a check), before a check can
@@ -329,6 +330,18 @@ function M.new(info)
 
   -- t:elapsed(): seconds since the check started.
   function t:elapsed() return elapsed_ms() / 1000 end
+
+  -- t:secret(value): a value the check made up or was handed (a key it
+  -- generates, a token) hidden as *** from everything halo writes from now
+  -- on, as the stack file's secret()s are; returns the value.
+  function t:secret(value)
+    if type(value) ~= "string" then
+      error(format("bad argument #1 to 'secret' (string expected, got %s)", type(value)), 2)
+    end
+    local problem = hide(value)
+    if problem then error("bad argument #1 to 'secret' (" .. problem .. ")", 2) end
+    return value
+  end
 
   local control = {}
   function control.failures() return failures, first_failure end

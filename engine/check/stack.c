@@ -21,7 +21,6 @@
 /* A shorter secret would be found inside ordinary words and numbers of the
  * output, and redacting those both garbles the report and tells the reader
  * what the secret is. */
-#define SECRET_MIN_LEN 4
 
 /* env(name [, default]) -> the variable's value, or default */
 static int stack_env(lua_State *L)
@@ -47,11 +46,11 @@ static int stack_secret(lua_State *L)
         v = luaL_checkstring(L, 2);
     }
     size_t len = strlen(v);
-    if (len > 0 && len < SECRET_MIN_LEN)
+    if (len > 0 && len < REDACT_MIN_LEN)
         return luaL_error(L,
                           "secret %s is %d character%s long: halo cannot keep a secret shorter than %d "
                           "characters out of its output",
-                          name, (int)len, len == 1 ? "" : "s", SECRET_MIN_LEN);
+                          name, (int)len, len == 1 ? "" : "s", REDACT_MIN_LEN);
     redact_add(v);
     lua_pushstring(L, v);
     return 1;

@@ -157,6 +157,18 @@ static int internal_redact(lua_State *L)
     return 1;
 }
 
+/* secret(s) -> nil once s is hidden from every output of this process, or
+ * what keeps it from being hidden (t:secret raises it at the caller) */
+int internal_secret(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *problem = redact_add_checked(s, len);
+    if (!problem) return 0;
+    lua_pushstring(L, problem);
+    return 1;
+}
+
 /* error(kind, message [, fields]) -> the one error type (errors.h), for the
  * host's own Lua modules: fields (status, stdout, ...) are copied in */
 static int internal_error(lua_State *L)
@@ -285,6 +297,7 @@ void internal_push(lua_State *L)
         {"temp_file", internal_temp_file}, {"remove_temp", internal_remove_temp},
         {"read_head", internal_read_head}, {"exists", internal_exists},
         {"redact", internal_redact},       {"kind", internal_kind},
+        {"secret", internal_secret},
         {"error", internal_error},
         {"check_options", halo_check_options_lua},
         {"members", internal_members},     {"run_id", internal_run_id},

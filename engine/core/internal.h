@@ -18,6 +18,8 @@
 
 /* [-0, +1] the internal table (created on first use) */
 void internal_push(lua_State *L);
+/* internal.secret, also the check context's: a script's value hidden from output */
+int internal_secret(lua_State *L);
 /* [-0, +1] the pending automatic undos (undo_push_pending, core/undo.h) */
 void internal_push_undos(lua_State *L);
 /* Remove the temporary files the modules made and forgot. */

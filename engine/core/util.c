@@ -298,6 +298,17 @@ static void redact_add_one(const char *secret)
 
 size_t redact_count(void) { return nsecrets; }
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+const char *redact_add_checked(const char *secret, size_t len)
+{
+    if (len < REDACT_MIN_LEN)
+        return "halo cannot keep a secret shorter than " STRINGIFY(REDACT_MIN_LEN) " characters out of its output";
+    if (strlen(secret) != len) return "a secret with a NUL byte in it: halo hides text only";
+    redact_add(secret);
+    return NULL;
+}
+
 char *redact_n(const char *text, size_t len)
 {
     strbuf sb;

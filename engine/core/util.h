@@ -59,6 +59,11 @@ double clock_wall(void); /* seconds since the epoch, sub-millisecond */
 /* Secret redaction: every registered value is replaced by "***" wherever it
  * appears in text the host prints, reports or streams. */
 void redact_add(const char *secret);
+/* Shorter secrets are refused: they would be found inside ordinary text. */
+#define REDACT_MIN_LEN 4
+/* redact_add of a secret a script hands over (len bytes): NULL, or why
+ * halo cannot hide it (too short, a NUL byte in it). */
+const char *redact_add_checked(const char *secret, size_t len);
 size_t redact_count(void);
 /* Returns a new string (caller frees) with every secret replaced. */
 char *redact(const char *text);

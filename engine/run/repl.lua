@@ -9,7 +9,7 @@ local time = require "time"
 local format, concat, sort, type, tostring, pairs, ipairs = string.format, table.concat, table.sort, type,
   tostring, pairs, ipairs
 local pack, unpack = table.pack, table.unpack
-local match = string.match
+local match, select = string.match, select
 
 local M = {}
 
@@ -64,6 +64,15 @@ end
 
 function t:elapsed() return time.mono() - host.started end
 
+function t:secret(value)
+  if type(value) ~= "string" then
+    error(format("bad argument #1 to 'secret' (string expected, got %s)", type(value)), 2)
+  end
+  local problem = internal.secret(value)
+  if problem then error("bad argument #1 to 'secret' (" .. problem .. ")", 2) end
+  return value
+end
+
 ---------------------------------------------------------------- lines
 
 -- Lua's own test for "the chunk goes on": the error is at <eof>.
@@ -87,8 +96,17 @@ end
 
 -- compile(source, name) -> fn, is_expression, nil, source as run | nil, err, incomplete.
 -- An expression prints its values without `return`, as in lua.c.
+-- `return f(x)` would be a tail call, and an error f raises at level 2
+-- (t:assert, luaL_argerror's kin) would name the REPL's own file, not the
+-- line: a first value of nil makes it an ordinary call, dropped again here.
+local function load_returning(head, expression, name)
+  local fn = load(head .. "return nil, " .. expression .. "\n", name, "t")
+  if not fn then return nil end
+  return function() return select(2, fn()) end
+end
+
 local function compile(source, name)
-  local fn = load("return " .. source .. "\n", name, "t")
+  local fn = load_returning("", source, name)
   if fn then return fn, true, nil, source end
   local declared = session_declaration(source)
   if declared then
@@ -101,7 +119,7 @@ local function compile(source, name)
   -- a function body must not end that body early.
   local head, last = match(source, "^(.*[;\n])%s*([^;\n]-)%s*;?%s*$")
   if head and last ~= "" and load(head, name, "t") and load("return " .. last, name, "t") then
-    local both = load(head .. "\nreturn " .. last .. "\n", name, "t")
+    local both = load_returning(head .. "\n", last, name)
     if both then return both, true, nil, head .. "\nreturn " .. last end
   end
   local err

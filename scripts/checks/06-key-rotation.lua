@@ -41,7 +41,7 @@ return {
     local keys = stack.keys or {}
     local old = var == "API_KEY_EDITOR" and keys.editor or keys.admin
     t:assert(type(old) == "string" and old ~= "", "the stack file gives no key for %s (stack.keys)", var)
-    local new = random_key()
+    local new = t:secret(random_key()) -- a live admin key while the check runs
     local set = replicas.of(stack)
     local names = set:names()
     t:evidence("cutover", mode == "together" and "together: every replica recreated at once (the report's own cutover)"

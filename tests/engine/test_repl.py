@@ -338,6 +338,24 @@ class Piped(unittest.TestCase):
         p = self.run_repl("1 + 1\nx = 5\nfunction f(a)\n  return a * x\nend\nf(2)\n")
         self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "2\n10\n", ""))
 
+    def test_a_value_made_secret_prints_as_stars(self):
+        """t:secret(v) hides a value the operator made up from then on;
+        misuse is an error at the line."""
+        p = self.run_repl('k = t:secret("made-up-key-" .. 4711)\nk\nprint("key", k)\nt:secret("abc")\n'
+                          't:secret(12345)\n')
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual(p.stdout, "***\nkey\t***\n"
+                                   "[4]:1: bad argument #1 to 'secret' (halo cannot keep a secret shorter than 4 "
+                                   "characters out of its output)\n"
+                                   "[5]:1: bad argument #1 to 'secret' (string expected, got number)\n")
+        self.assertNotIn("made-up-key-4711", p.stdout + p.stderr)
+
+    def test_an_error_raised_for_the_caller_names_the_line(self):
+        """t:assert and error(msg, 2) blame the operator's line, not the
+        REPL's own code (an expression line was a tail call)."""
+        p = self.run_repl('t:assert(false, "x")\nlocal function f() error("in f", 2) end\nf()\n1, nil, 3\n')
+        self.assertEqual(p.stdout, "[1]:1: assertion failed: x\n[3]:1: in f\n1\tnil\t3\n")
+
     def test_a_local_on_one_line_stays_for_the_next(self):
         """`local x = 1` declares x for the lines after it, as an operator
         expects (each line is its own chunk); a local with an attribute stays

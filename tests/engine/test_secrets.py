@@ -309,5 +309,54 @@ class EvalAndExec(SecretTestCase):
         self.assertRedacted(r.out, "eval of the stack table")
 
 
+class MadeSecret(unittest.TestCase):
+    """t:secret(v): a value a check makes up (check 6's new admin key) is
+    hidden from every output from then on, as the stack file's are."""
+
+    CHECK = """return { title = "makes a key", run = function(t, stack)
+  local key = t:secret(stack.made)
+  t:log("made %s", key)
+  t:evidence("key", { new = key })
+  t:step("recreate with " .. key, function() end)
+  t:expect(false, "the key %s was refused", key)
+end }
+"""
+    MISUSE = """return { run = function(t)
+  local ok, err = pcall(t.secret, t, "abc")
+  t:log("short: %s", err)
+  ok, err = pcall(t.secret, t, 12345)
+  t:log("number: %s", err)
+  t:secret(nil)
+end }
+"""
+
+    def test_every_output_hides_it(self):
+        made = "made-" + _run(24)
+        stack = script(self, 'return { made = env("HALO_TEST_MADE") }\n', "stack.lua")
+        checks = checks_dir(self, {"01-made.lua": self.CHECK})
+        for fmt in FORMATS:
+            with self.subTest(format=fmt):
+                r = halo(["run", "-v", "--checks", checks, "--stack", stack, "--format", fmt],
+                         env={"HALO_TEST_MADE": made})
+                self.assertEqual(r.rc, 1, r)
+                self.assertNotIn(made[5:], r.out + r.err, f"--format {fmt}")
+                self.assertIn("***", r.out, f"--format {fmt}")
+        r, report = halo_json(["run", "--checks", checks, "--stack", stack], env={"HALO_TEST_MADE": made})
+        check = by_id(report)[1]
+        self.assertRegex(check["message"], r"01-made\.lua:6: the key \*\*\* was refused$")
+        self.assertEqual(check["evidence"]["key"], {"new": "***"})
+        self.assertEqual([s["name"] for s in check["steps"]], ["recreate with ***"])
+
+    def test_misuse_raises_at_the_line(self):
+        checks = checks_dir(self, {"01-misuse.lua": self.MISUSE})
+        r, report = halo_json(["run", "--checks", checks])
+        check = by_id(report)[1]
+        self.assertEqual(check["status"], "ERROR")
+        self.assertRegex(check["message"], r"01-misuse\.lua:6: bad argument #1 to 'secret' \(string expected, got nil\)")
+        logs = [e["text"] for e in check["logs"]]
+        self.assertRegex(logs[0], r"short: .*bad argument #1 to 'secret' \(halo cannot keep a secret shorter than 4 ")
+        self.assertRegex(logs[1], r"number: .*\(string expected, got number\)")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -92,3 +92,9 @@ function T:log(...) end
 ---Seconds since the check started.
 ---@return number
 function T:elapsed() end
+
+---Hides a value the check made up (a key it generates, a token) as `***`
+---in everything halo writes from now on, as the stack file's secret()s are.
+---@param value string at least 4 characters
+---@return string value
+function T:secret(value) end
