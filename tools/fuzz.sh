@@ -62,36 +62,54 @@ mkdir -p "$TMPDIR"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  corpus=$build/corpus/$t
-  artifacts=$build/artifacts/$t
+# One target for its time; its summary line in $build/result-$t (the
+# targets run side by side, one per core, each for its whole time).
+fuzz_one() {
+  local t=$1 corpus=$build/corpus/$1 artifacts=$build/artifacts/$1
   mkdir -p "$corpus" "$artifacts"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$artifacts/")
+  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+              -artifact_prefix="$artifacts/")
   [ -f "fuzz/dict/$t.dict" ] && args+=(-dict="fuzz/dict/$t.dict")
   # shellcheck disable=SC2206
-  extra=(${HALO_FUZZ_FLAGS:-})
-  log=$build/fuzz-$t.log
-  stamp=$artifacts/.started
+  local extra=(${HALO_FUZZ_FLAGS:-})
+  local log=$build/fuzz-$t.log stamp=$artifacts/.started rc=0
   touch "$stamp"
   echo "tools/fuzz.sh: $t for ${seconds} s (log: $log)"
-  rc=0
   "$build/fuzz/fuzz_$t" "${args[@]}" "${extra[@]}" "$corpus" "$root/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local runs speed cov
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
   if [ "$rc" = 0 ]; then
-    summary+=("$(printf '%-13s ok      %9s runs %7s exec/s  %s' "$t" "${runs:-?}" "${speed:-?}" "$cov")")
+    printf '%-13s ok      %9s runs %7s exec/s  %s\n' "$t" "${runs:-?}" "${speed:-?}" "$cov" >"$build/result-$t"
   else
+    printf '%-13s FAILED  %9s runs %7s exec/s  %s (exit %s)\n' "$t" "${runs:-?}" "${speed:-?}" "$cov" "$rc" \
+      >"$build/result-$t"
+    {
+      echo "tools/fuzz.sh: $t FAILED (exit $rc); the end of its log:"
+      grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' "$log" | tail -60
+      find "$artifacts" -type f -newer "$stamp" ! -name .started | while read -r a; do
+        echo "tools/fuzz.sh: reproduce with: $build/fuzz/fuzz_$t $a"
+      done
+    } >"$build/failure-$t"
+  fi
+}
+
+jobs_max=$(nproc)
+rm -f "$build"/result-* "$build"/failure-*
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  summary+=("$(cat "$build/result-$t" 2>/dev/null || echo "$t           no result")")
+  if [ -f "$build/failure-$t" ] || [ ! -f "$build/result-$t" ]; then
     failed+=("$t")
-    summary+=("$(printf '%-13s FAILED  %9s runs %7s exec/s  %s (exit %s)' "$t" "${runs:-?}" "${speed:-?}" "$cov" "$rc")")
-    echo "tools/fuzz.sh: $t FAILED (exit $rc); the end of its log:" >&2
-    grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' "$log" | tail -60 >&2
-    find "$artifacts" -type f -newer "$stamp" ! -name .started | while read -r a; do
-      echo "tools/fuzz.sh: reproduce with: $build/fuzz/fuzz_$t $a" >&2
-    done
+    [ -f "$build/failure-$t" ] && cat "$build/failure-$t" >&2
   fi
 done
 

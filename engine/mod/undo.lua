@@ -228,6 +228,7 @@ local function describe(e)
   if e.undo == "node availability" then
     return format("make swarm node %s %s again", tostring(e.name), tostring(e.availability))
   end
+  if e.undo == "node stopped" then return format("start swarm node %s again", tostring(e.name)) end
   if e.host then
     return format("%s container %s (%s on %s)", tostring(e.undo), tostring(e.container),
                   e.namespace and ("swarm stack " .. tostring(e.namespace)) or ("project " .. tostring(e.project)), e.host)
@@ -256,10 +257,17 @@ local function restore_entry(e)
     return "recreated " .. e.service .. " with its own configuration"
   end
   if e.undo == "update" then return internal.restore_limits(e) end -- mod/docker/faults.lua
-  if e.undo == "service spec" or e.undo == "node availability" then return internal.restore_swarm(e) end -- mod/docker/swarm.lua
-  local c
-  if e.host then c = docker.daemon{ host = e.host, tls = e.tls }:container(e.id) else c = docker.container(e.id) end
-  if not c then return e.container .. " is gone: nothing to restore" end
+  if e.undo == "service spec" or e.undo == "node availability" or e.undo == "node stopped" then
+    return internal.restore_swarm(e) -- mod/docker/swarm.lua
+  end
+  local c, err
+  if e.host then c, err = docker.daemon{ host = e.host, tls = e.tls }:container(e.id) else c, err = docker.container(e.id) end
+  if not c then
+    -- only a container the daemon no longer has is nothing to restore; a
+    -- daemon that does not answer keeps the entry for the next cleanup
+    if err.kind == "not_found" then return tostring(e.container) .. " is gone: nothing to restore" end
+    error(err, 0)
+  end
   local info = assert(c:inspect())
   local state = info.State or {}
   if e.undo == "unpause" then
@@ -272,7 +280,8 @@ local function restore_entry(e)
   return "started " .. c.name
 end
 
--- The order to restore a journal's entries in: swarm nodes first (a
+-- The order to restore a journal's entries in: swarm nodes first (back,
+-- and active: a
 -- service's spec restored while a node is still drained would place every
 -- task on the others, and making the node active later moves none back),
 -- then containers and services, so the stack serves the requests that
@@ -284,7 +293,7 @@ local function ordered(entries)
     -- a heal of the network (netfault) goes with the containers: the
     -- fixtures' removals travel through the links it heals
     local fixture = type(e) == "table" and e.undo == "http" and e.first ~= true
-    local node = type(e) == "table" and e.undo == "node availability"
+    local node = type(e) == "table" and (e.undo == "node availability" or e.undo == "node stopped")
     list[#list + 1] = { e = e, group = type(e) ~= "table" and 2 or fixture and 1 or node and -1 or 0,
                         seq = fixture and -(tonumber(e.seq) or 0) or 0, i = i }
   end

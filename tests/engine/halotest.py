@@ -163,6 +163,15 @@ def children_of(pid):
     return sorted(out)
 
 
+def journal_entries(paths):
+    """Every entry of the journals (XDG_STATE_HOME/halo/runs/*.json) at paths."""
+    entries = []
+    for path in paths:
+        with open(path) as f:
+            entries += json.load(f)["entries"]
+    return entries
+
+
 def kill_9_run(h):
     """kill -9 of a running `halo run` (a Running) and of each worker's
     process group, as a crash of the machine would end them; waits for the

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from halotest import HALO, halo_env
 from httptest import EdgeServer
@@ -58,37 +59,53 @@ class AllocationFailureSweep(unittest.TestCase):
         clean = self.run_eval(code, 0)
         self.assertEqual((clean.returncode, clean.stdout.strip()), (0, expect), clean.stderr)
         outcomes = {"ok": 0, "out of memory": 0}
-        tail_ok = 0
-        n = 0
+        tail_ok = swept = 0
         samples = []
+        # every N is a process of its own, waiting on nothing timed: a
+        # batch of them at a time, one per core, judged in N's order
+        ns = []
+        n = 0
         while n < LAST:
             n = n + 1 if n < DENSE else n + STEP
-            r = self.run_eval(code, n)
-            where = f"HALO_FAIL_ALLOC={n}: rc {r.returncode}\nstdout: {r.stdout[-500:]}\nstderr: {r.stderr[-1500:]}"
-            self.assertIn(r.returncode, ok_codes, where)
-            self.assertNotIn("unprotected", r.stderr, where)
-            if r.returncode == ok_codes[0]:
-                outcomes["ok"] += 1
-                tail_ok += 1
-                if r.stdout.strip() != expect:
-                    # a recovered failure may change what is printed, never into nonsense
-                    self.assertRegex(r.stderr + r.stdout, r"memory|not enough", where)
-            else:
-                outcomes["out of memory"] += 1
-                tail_ok = 0
-                self.assertRegex(r.stderr + r.stdout, r"memory", where)
-                self.assertLessEqual(len(r.stderr.strip().splitlines()), 6, where)  # a few clear lines, no dump
-                if len(samples) < VALGRIND_SAMPLES and n % 3 == 0:
-                    samples.append(n)
-            if tail_ok >= 60:
-                break  # past the script's last allocation: every further N runs clean
-        print(f"\n[test_alloc_failures] {code[:50]!r}: swept N up to {n}: {outcomes}; valgrind at {samples}",
+            ns.append(n)
+        batch = max(2, os.cpu_count() or 1) * 4
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(ns), batch):
+                for n, r in zip(ns[start:start + batch], pool.map(lambda n: self.run_eval(code, n),
+                                                                  ns[start:start + batch])):
+                    if tail_ok >= 60:
+                        break
+                    self.judge(r, n, expect, ok_codes, outcomes)
+                    swept = n
+                    if r.returncode == ok_codes[0]:
+                        tail_ok += 1
+                    else:
+                        tail_ok = 0
+                        if len(samples) < VALGRIND_SAMPLES and n % 3 == 0:
+                            samples.append(n)
+                if tail_ok >= 60:
+                    break  # past the script's last allocation: every further N runs clean
+        print(f"\n[test_alloc_failures] {code[:50]!r}: swept N up to {swept}: {outcomes}; valgrind at {samples}",
               flush=True)
         self.assertGreater(outcomes["out of memory"], 10, "the sweep never made an allocation fail")
         if shutil.which("valgrind"):
-            for n in samples:
-                r = self.run_eval(code, n, valgrind=True)
-                self.assertIn(r.returncode, ok_codes, f"valgrind at HALO_FAIL_ALLOC={n}:\n{r.stderr[-3000:]}")
+            with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+                for n, r in zip(samples, pool.map(lambda n: self.run_eval(code, n, valgrind=True), samples)):
+                    self.assertIn(r.returncode, ok_codes, f"valgrind at HALO_FAIL_ALLOC={n}:\n{r.stderr[-3000:]}")
+
+    def judge(self, r, n, expect, ok_codes, outcomes):
+        where = f"HALO_FAIL_ALLOC={n}: rc {r.returncode}\nstdout: {r.stdout[-500:]}\nstderr: {r.stderr[-1500:]}"
+        self.assertIn(r.returncode, ok_codes, where)
+        self.assertNotIn("unprotected", r.stderr, where)
+        if r.returncode == ok_codes[0]:
+            outcomes["ok"] += 1
+            if r.stdout.strip() != expect:
+                # a recovered failure may change what is printed, never into nonsense
+                self.assertRegex(r.stderr + r.stdout, r"memory|not enough", where)
+        else:
+            outcomes["out of memory"] += 1
+            self.assertRegex(r.stderr + r.stdout, r"memory", where)
+            self.assertLessEqual(len(r.stderr.strip().splitlines()), 6, where)  # a few clear lines, no dump
 
     def test_tasks_and_time(self):
         self.sweep("local t = task.spawn(function() time.sleep(0.001) return 21 end); return t:join() * 2", "42")

@@ -23,7 +23,7 @@ import unittest
 import urllib.request
 
 import dockerenv
-from halotest import HALO, HaloTestCase, Running, kill_9_run, run, run_json
+from halotest import HALO, HaloTestCase, Running, journal_entries, kill_9_run, run, run_json
 from test_docker import result_of, PRELUDE
 
 FAKETIME_LIB_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
@@ -301,10 +301,7 @@ class CleanupTest(FaultsCase):
         h = Running(["run", "--checks", checks, "--stack", self.stack, "-v"], env=self.env())
         self.addCleanup(h.kill)
         h.wait_for_stderr(r"faulted", timeout=90)
-        entries = []
-        for path in self.journals():
-            with open(path) as f:
-                entries += json.load(f)["entries"]
+        entries = journal_entries(self.journals())
         kinds = sorted(e["undo"] for e in entries)
         self.assertEqual(kinds, ["compose up", "update"], entries)
         upd = next(e for e in entries if e["undo"] == "update")

@@ -151,11 +151,11 @@ class CleanupStopsOrphans(HaloTestCase):
 
 
 class CleanupOrder(HaloTestCase):
-    """`halo cleanup` makes a drained swarm node active again before it
-    restores a service's spec: the other way round, the restored service
-    would run every task on the nodes left, and the node's return would
-    move none back. Read from what cleanup says it could not do (the
-    manager here does not answer), in order."""
+    """`halo cleanup` makes a drained swarm node active again, and starts a
+    stopped one, before it restores a service's spec: the other way round,
+    the restored service would run every task on the nodes left, and the
+    node's return would move none back. Read from what cleanup says it
+    could not do (the manager here does not answer), in order."""
 
     def test_swarm_nodes_before_services(self):
         state = tempfile.mkdtemp(prefix="halo-state-")
@@ -165,19 +165,31 @@ class CleanupOrder(HaloTestCase):
         dead = subprocess.Popen(["true"])
         dead.wait()
         manager = "unix://" + os.path.join(state, "no-manager.sock")
-        # as a check journals them: the service updated first, the node drained after
+        # as a check journals them: the service updated first, a node
+        # drained and another stopped after, a container killed on a node
         entries = [{"undo": "service spec", "id": "svc1", "name": "halo_api", "namespace": "halo", "host": manager,
                     "spec": {"Name": "halo_api"}},
                    {"undo": "node availability", "id": "node2id", "name": "node2", "availability": "active",
+                    "host": manager},
+                   {"undo": "node stopped", "id": "node3id", "name": "node3", "control": ["/bin/false"],
+                    "host": manager},
+                   {"undo": "start", "id": "c0ffee", "container": "halo_api.1", "namespace": "halo",
                     "host": manager}]
-        with open(os.path.join(d, f"{dead.pid}.json"), "w") as f:
+        journal = os.path.join(d, f"{dead.pid}.json")
+        with open(journal, "w") as f:
             json.dump({"pid": dead.pid, "start": 1, "entries": entries}, f)
         p = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, env=halo_env({"XDG_STATE_HOME": state}),
                            timeout=60)
         said = [l for l in p.stdout.splitlines() if "could not" in l]
-        self.assertEqual(len(said), 2, p.stdout + p.stderr)
+        self.assertEqual(len(said), 4, p.stdout + p.stderr)
         self.assertIn("make swarm node node2 active again", said[0])
-        self.assertIn("restore the spec of swarm service halo_api", said[1])
+        self.assertRegex(said[1], r"start swarm node node3 again: .*start of node node3 \(swarm.node_control\) "
+                                  r"ended with exit 1")
+        self.assertIn("restore the spec of swarm service halo_api", said[2])
+        # a daemon that does not answer is not a container gone: kept for the next cleanup
+        self.assertIn("start container halo_api.1", said[3])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertTrue(os.path.exists(journal), "the journal of what could not be restored is gone")
 
 
 class OneRunPerStack(HaloTestCase):

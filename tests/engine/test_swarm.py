@@ -64,7 +64,7 @@ import textwrap
 import time
 import unittest
 
-from halotest import HALO, SOURCE, Running, halo_env, kill_9_run
+from halotest import HALO, SOURCE, Running, halo_env, journal_entries, kill_9_run, write_checks
 from swarmstack import ADMIN, DOWN, EDITOR, STACK, SWARM_DIR, TOKEN_SECRET, UP, SwarmStack
 from test_checks import CHECKS, FAULTS, HEALTHY_MULTI, HEALTHY_SINGLE, ChecksHarness, run_with_reports
 from refstack import http_get
@@ -166,6 +166,16 @@ class SwarmCase(unittest.TestCase):
 
     def journals(self):
         return sorted(glob.glob(os.path.join(self.state_dir, "halo", "runs", "*.json")))
+
+    def start_check(self, source, says):
+        """`halo run` of one check (source) on the stack, going on once its
+        output says `says` (a regex)."""
+        checks = write_checks({"01-check.lua": textwrap.dedent(source)})
+        self.addCleanup(shutil.rmtree, checks, True)
+        h = Running(["run", "--checks", checks, "--stack", STACK, "-v"], cwd=SOURCE, env=self.halo_env())
+        self.addCleanup(h.kill)
+        h.wait_for_stderr(says, timeout=120)
+        return h
 
     def eval(self, code, timeout=300, what=None):
         """halo eval on the stack; --grace: a service's restore at the end
@@ -321,27 +331,18 @@ class SwarmModule(SwarmCase):
         self.assertNotIn(t["id"], [x["id"] for x in S.tasks("api")], "the killed task still runs")
 
     def test_05_halo_cleanup_after_kill_9(self):
-        checks = tempfile.mkdtemp(prefix="halo-swarm-checks-")
-        self.addCleanup(shutil.rmtree, checks, True)
-        with open(os.path.join(checks, "01-update.lua"), "w") as f:
-            f.write(textwrap.dedent("""
-                local docker, time = require "docker", require "time"
-                return { title = "update, then hang", timeout = 300, run = function(t, stack)
-                  local d = docker.daemon{ host = stack.swarm.manager }
-                  local s = assert(d:service("api"))
-                  assert(s:update{ env = { HALO_TEST_MARK = "1" } })
-                  t:log("updated")
-                  time.sleep(250)
-                end }
-            """))
         t0 = time.monotonic()
-        h = Running(["run", "--checks", checks, "--stack", STACK, "-v"], cwd=SOURCE, env=self.halo_env())
-        self.addCleanup(h.kill)
-        h.wait_for_stderr(r"updated", timeout=120)
-        entries = []
-        for path in self.journals():
-            with open(path) as f:
-                entries += json.load(f)["entries"]
+        h = self.start_check("""
+            local docker, time = require "docker", require "time"
+            return { title = "update, then hang", timeout = 300, run = function(t, stack)
+              local d = docker.daemon{ host = stack.swarm.manager }
+              local s = assert(d:service("api"))
+              assert(s:update{ env = { HALO_TEST_MARK = "1" } })
+              t:log("updated")
+              time.sleep(250)
+            end }
+        """, r"updated")
+        entries = journal_entries(self.journals())
         specs = [e for e in entries if e.get("undo") == "service spec"]
         self.assertEqual(len(specs), 1, entries)
         self.assertEqual((specs[0]["name"], specs[0]["host"]), (f"{NAME}_api", S.manager))
@@ -359,6 +360,81 @@ class SwarmModule(SwarmCase):
         again = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, cwd=SOURCE,
                                              env=self.halo_env(), timeout=60)
         self.assertEqual((again.returncode, again.stdout), (0, "nothing left behind by a killed run\n"))
+
+    def spread_back(self, keep):
+        """node2 back: the swarm moves no replica back by itself; the one
+        moved to node1 (not task `keep`) is killed, and its replacement
+        goes to node2."""
+        moved = [t for t in S.tasks("api") if t["state"] == "running" and t["id"] != keep and t["node"] == "node1"]
+        self.assertEqual(len(moved), 1, f"tasks: {S.tasks('api')}")
+        S.docker(1, "kill", moved[0]["container"])
+        waited = S.wait_converged(120)
+        log(f"  2 api tasks on 2 nodes again {waited:.1f} s after the moved one was replaced")
+
+    def converge_after_node2_back(self, keep):
+        """Once node2's daemon is back, its replica is replaced on node2, or
+        (moved to node1 while node2 was down) spread back; a task counts
+        as running only with its container running on its node."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 120:
+            running = []
+            for t in S.tasks("api"):
+                node = 1 if t["node"] == "node1" else 2
+                if t["state"] == "running" and t["container"] and S.docker(
+                        node, "inspect", "-f", "{{.State.Running}}", t["container"], check=False).stdout.strip() == "true":
+                    running.append(t)
+            if len(running) == 2 and {t["node"] for t in running} == {"node1", "node2"}:
+                return S.wait_converged(120)
+            if len(running) == 2:
+                return self.spread_back(keep)
+            time.sleep(0.5)
+        raise AssertionError(f"api tasks not running again 120 s after node2 came back: {S.tasks('api')}")
+
+    def node2_daemon(self):
+        return subprocess.run([os.path.join(SOURCE, "tools", "swarm-node"), "--swarm-dir", SWARM_DIR, "status", "node2"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+
+    def test_07_stopped_node_started_at_the_end_and_by_cleanup(self):
+        """node:stop() (swarm.node_control stop) is undone at the end (the
+        node started and ready), and after a kill -9 by `halo cleanup`,
+        from the journal; node2's replica, moved while it was down, is
+        spread back by the test."""
+        first = {t["node"]: t["id"] for t in S.tasks("api")}
+        got = self.eval_json(PRELUDE + """
+            local n = assert(d:node("node2"))
+            assert(n:stop())
+            return json.encode({ state = assert(d:node("node2")).state })""", what="node2 stopped, started at the end")
+        self.assertIn(got["state"], ("ready", "down"))  # the manager may not have noticed yet
+        self.assertTrue(self.node2_daemon().startswith("up"), "node2's daemon was not started again")
+        self.assertEqual(S.nodes()["node2"]["state"], "ready")
+        self.converge_after_node2_back(first["node1"])
+
+        t0 = time.monotonic()
+        second = {t["node"]: t["id"] for t in S.tasks("api")}
+        h = self.start_check("""
+            local docker, time = require "docker", require "time"
+            return { title = "stop node2, then hang", faults = true, timeout = 300, run = function(t, stack)
+              local d = docker.daemon{ host = stack.swarm.manager }
+              assert(assert(d:node("node2")):stop())
+              t:log("stopped")
+              time.sleep(250)
+            end }
+        """, r"stopped")
+        entries = journal_entries(self.journals())
+        stopped = [e for e in entries if e.get("undo") == "node stopped"]
+        self.assertEqual([(e["name"], e["host"], e["control"][-1]) for e in stopped], [("node2", S.manager, SWARM_DIR)])
+        kill_9_run(h)
+        self.assertEqual(self.node2_daemon(), "down", "kill -9 started node2 again?")
+        res = subprocess.run([HALO, "cleanup"], capture_output=True, text=True, cwd=SOURCE, env=self.halo_env(),
+                             timeout=300)
+        log(f"node2 stopped, kill -9, halo cleanup: {time.monotonic() - t0:.1f} s; cleanup says: "
+            + " / ".join(res.stdout.strip().splitlines()))
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("started node node2 again", res.stdout)
+        self.assertTrue(self.node2_daemon().startswith("up"))
+        self.assertEqual(self.journals(), [])
+        self.converge_after_node2_back(second["node1"])
+        self.assertAsFound("a node stopped and started again")
 
     def test_06_drain_undone_at_the_end(self):
         others = [n for n in S.docker(1, "service", "ls", "--format", "{{.Name}}").stdout.split()
@@ -391,13 +467,7 @@ class SwarmModule(SwarmCase):
         self.assertEqual(S.nodes()["node2"]["availability"], "active", "node2 was not made active again")
         # node2 is active again; the swarm does not move a replica back by
         # itself: the moved one is replaced, and the spread puts it on node2
-        moved = [t for t in S.tasks("api") if t["state"] == "running" and t["id"] != before["node1"]]
-        self.assertEqual(len(moved), 1, f"tasks: {S.tasks('api')}")
-        cid = S.docker(1, "inspect", "--type", "task", "-f", "{{.Status.ContainerStatus.ContainerID}}",
-                       moved[0]["id"]).stdout.strip()
-        S.docker(1, "kill", cid)
-        waited = S.wait_converged(120)
-        log(f"  2 api tasks on 2 nodes again {waited:.1f} s after the moved one was replaced")
+        self.spread_back(before["node1"])
         after = {t["node"]: t["id"] for t in S.tasks("api")}
         self.assertEqual(after["node1"], before["node1"], "node1's task was replaced")
         self.assertNotEqual(after["node2"], before["node2"], "node2 runs the task the drain stopped")

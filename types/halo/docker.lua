@@ -195,6 +195,18 @@ function Node:pause(opts) end
 ---@return true|nil ok
 ---@return halo.Error? err
 function Node:activate() end
+---Stops the node's daemon (the stack file's swarm.node_control stop NAME);
+---started again at the check's end.
+---@param opts? { undo?: boolean, timeout?: number }
+---@return true|nil ok
+---@return halo.Error? err
+function Node:stop(opts) end
+---Starts the node's daemon (swarm.node_control start NAME) and waits until
+---the manager has it ready.
+---@param opts? { timeout?: number }
+---@return number|nil seconds
+---@return halo.Error? err
+function Node:start(opts) end
 
 ---Another daemon than the default one (a swarm node, a remote host).
 ---@class halo.DockerDaemon

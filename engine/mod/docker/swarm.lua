@@ -26,11 +26,10 @@ local tointeger, floor, max = math.tointeger, math.floor, math.max
 
 local NAMESPACE_LABEL = "com.docker.stack.namespace"
 
-local Service, Task, Node = {}, {}, {}
-Service.__index, Task.__index, Node.__index = Service, Task, Node
+local Service, Task = {}, {}
+Service.__index, Task.__index = Service, Task
 Service.__tostring = function(s) return format("service %s (%s)", s.name, sub(s.id, 1, 12)) end
 Task.__tostring = function(t) return format("task %s.%d (%s on %s)", t.service_name, t.slot or 0, t.state, t.node_id) end
-Node.__tostring = function(n) return format("node %s (%s, %s)", n.name, n.role, n.availability) end
 
 local function record(action, extra)
   local entry = { at = time.mono() - internal.origin(), action = action }
@@ -492,107 +491,11 @@ end
 
 ---------------------------------------------------------------- nodes
 
-local function wrap_node(raw, ep, label)
-  local spec, desc, status = raw.Spec or {}, raw.Description or {}, raw.Status or {}
-  local labels = spec.Labels or {}
-  return setmetatable({
-    id = raw.ID,
-    hostname = desc.Hostname,
-    name = (label and labels[label]) or desc.Hostname or raw.ID,
-    role = spec.Role,
-    availability = spec.Availability,
-    state = status.State,
-    labels = labels,
-    leader = raw.ManagerStatus and raw.ManagerStatus.Leader or false,
-    version = raw.Version and raw.Version.Index,
-    raw = raw,
-    ep = ep,
-  }, Node)
-end
-
-local function node_label()
-  local stack = internal.stack() or {}
-  return type(stack.swarm) == "table" and stack.swarm.node_label or nil
-end
-
--- nodes() -> { node, ... } sorted by name | nil, err
-local function nodes_on(ep)
-  local found, err = sjson(ep, "GET", "/nodes", { list = true })
-  if not found then return nil, err end
-  local list, label = {}, node_label()
-  for _, raw in ipairs(found) do list[#list + 1] = wrap_node(raw, ep, label) end
-  sort(list, function(a, b) return a.name < b.name end)
-  return list
-end
-
--- node(ref) -> node | nil, err: by id, hostname or label value
-local function node_on(ep, ref)
-  if type(ref) ~= "string" or ref == "" then error("bad argument #1 to 'node' (an id or name expected)", 3) end
-  local list, err = nodes_on(ep)
-  if not list then return nil, err end
-  for _, n in ipairs(list) do
-    if n.id == ref or n.name == ref or n.hostname == ref then return n end
-  end
-  return fail("not_found", format("docker: no swarm node '%s' on %s", ref, describe_ep(ep)))
-end
-
-function Node:inspect()
-  local fresh, err = node_on(self.ep, self.id)
-  if not fresh then return nil, err end
-  self.availability, self.state, self.version, self.raw = fresh.availability, fresh.state, fresh.version, fresh.raw
-  return self.raw
-end
-
-local function set_availability(n, availability)
-  local raw, err = n:inspect()
-  if not raw then return nil, err end
-  if raw.Spec.Availability == availability then return true end
-  local spec = json.decode(json.encode(raw.Spec))
-  spec.Availability = availability
-  local res
-  res, err = scall(n.ep, "POST", "/nodes/" .. n.id .. "/update", { query = { version = tostring(floor(n.version)) },
-                                                                   json = spec })
-  if not res then return nil, err end
-  record("node " .. availability, { node = n.name })
-  return true
-end
-
-local pending_node = {}
-
--- n:drain{ undo = true } / n:pause{} -> true | nil, err: the swarm moves
--- (drain) or keeps (pause) the node's tasks; made active again at the
--- check's end. n:activate() -> true | nil, err
-local function take_away(n, availability, opts)
-  opts = opts or {}
-  check_options(availability == "drain" and "drain" or "pause", 1, opts, { "undo" }, 3)
-  may_inject(availability, "node " .. n.name)
-  local before = n.availability
-  local key = "node " .. n.id
-  if opts.undo ~= false and not pending_node[n.id] and before ~= availability then
-    local id
-    id = internal.undo("make node " .. n.name .. " " .. before .. " again", function()
-      if pending_node[n.id] == id then pending_node[n.id] = nil end
-      assert(set_availability(n, before))
-      internal.journal(key, nil)
-    end, key, json.encode({ undo = "node availability", id = n.id, name = n.name, availability = before,
-                            host = n.ep and n.ep.host or nil, tls = n.ep and n.ep.tls or nil }))
-    pending_node[n.id] = id
-  end
-  return set_availability(n, availability)
-end
-
-function Node:drain(opts) return take_away(self, "drain", opts) end
-function Node:pause(opts) return take_away(self, "pause", opts) end
-function Node:activate()
-  local ok, err = set_availability(self, "active")
-  if not ok then return nil, err end
-  local id = pending_node[self.id]
-  if id then
-    internal.cancel_undo(id)
-    pending_node[self.id] = nil
-  end
-  return true
-end
+-- Nodes, and taking one away (mod/docker/nodes.lua)
+local nodes = internal.load("mod/docker/nodes")(M, internal, {
+  sjson = sjson, scall = scall, record = record, fail = fail, describe_ep = describe_ep, may_inject = may_inject,
+})
+local nodes_on, node_on = nodes.nodes_on, nodes.node_on
 
 ---------------------------------------------------------------- task containers
 
@@ -654,19 +557,11 @@ for name, fn in pairs {
   Daemon[name] = function(self, ...) return fn(self.ep, ...) end
 end
 
--- For `halo cleanup` (mod/undo.lua): a journalled "service spec" or "node
--- availability" entry, on the manager it was made through.
+-- For `halo cleanup` (mod/undo.lua): a journalled "service spec", "node
+-- availability" or "node stopped" entry, on the manager it was made through.
 function internal.restore_swarm(e)
   local ep = e.host and endpoint(e.host, e.tls, "cleanup") or nil
-  if e.undo == "node availability" then
-    local n, err = node_on(ep, e.id)
-    if not n then
-      if err.kind == "not_found" then return tostring(e.name) .. " is gone: nothing to restore" end
-      error(err, 0)
-    end
-    assert(set_availability(n, e.availability))
-    return format("made node %s %s again", n.name, e.availability)
-  end
+  if e.undo ~= "service spec" then return nodes.restore(ep, e) end
   local s, err = service_on(ep, e.id)
   if not s then
     if err.kind == "not_found" then return tostring(e.name) .. " is gone: nothing to restore" end

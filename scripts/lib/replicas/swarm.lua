@@ -285,24 +285,6 @@ function Set:nodes()
   return nodes
 end
 
--- The argv that takes a node away or brings it back (stack.swarm.node_control,
--- e.g. { "tools/swarm-node" }: "stop"|"start" and the node's name are added).
-local function node_control(self, action, node)
-  local argv = {}
-  for i, a in ipairs(self.stack.swarm.node_control or {}) do argv[i] = a end
-  if #argv == 0 then
-    return nil, "the stack file names no command to stop and start a node (stack.swarm.node_control)"
-  end
-  argv[#argv + 1] = action
-  argv[#argv + 1] = node
-  local res, err = require("proc").run{ argv = argv, timeout = 120 }
-  if not res then return nil, err.message end
-  if res.code ~= 0 then
-    return nil, format("%s %s: exit %s: %s", action, node, tostring(res.code or res.signal), res.stderr)
-  end
-  return true
-end
-
 -- Polls until the manager sees node `name` in `state` ("down", "ready").
 function Set:wait_node(name, state, timeout)
   local started = time.mono()
@@ -323,16 +305,20 @@ function Set:wait_node(name, state, timeout)
 end
 
 -- set:lose(node) -> true | nil, err: the node's daemon stops, as a host
--- that goes away (its containers stop with it); set:regain(node) brings
--- it back and waits until the manager has it ready again.
+-- that goes away (its containers stop with it), through the stack file's
+-- swarm.node_control; docker's node:stop brings it back at the check's end
+-- (and `halo cleanup` after a kill -9) unless set:regain(node) did, which
+-- waits until the manager has it ready again.
 function Set:lose(node)
-  return node_control(self, "stop", node)
+  local n, err = self:manager():node(node)
+  if not n then return nil, err end
+  return n:stop()
 end
 
 function Set:regain(node, timeout)
-  local ok, err = node_control(self, "start", node)
-  if not ok then return nil, err end
-  return self:wait_node(node, "ready", timeout or 60)
+  local n, err = self:manager():node(node)
+  if not n then return nil, err end
+  return n:start{ timeout = timeout or 60 }
 end
 
 -- set:wait_replicas{ timeout =, lost = node } -> seconds | nil, err:
