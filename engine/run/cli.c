@@ -65,16 +65,17 @@ const command_def cli_commands[] = {
      "usage: halo cleanup [options]\n",
      "Every run journals the faults it injected and has not undone yet (a container\n"
      "it killed, stopped or paused; a service it recreated with other environment\n"
-     "or a skewed clock; a container's limits it lowered)\n"
+     "or a skewed clock; a container's limits it lowered; a network link it faulted;\n"
+     "a swarm service's spec it changed, a swarm node it drained or stopped)\n"
      "and the fixtures it created and has not removed (a template, an asset, a\n"
      "schedule, a tenant: the request that removes it, its key named, never given)\n"
      "under $XDG_STATE_HOME/halo/runs/ (default ~/.local/state/halo/runs/). A run\n"
      "undoes them itself, even on Ctrl-C; one killed outright (kill -9) cannot.\n"
-     "cleanup restores what runs that are gone left behind — containers first, then\n"
-     "fixtures, newest first, with the keys read from the run's stack file — says\n"
-     "what it did, and forgets a journal once all of it is restored. Runs still\n"
-     "going are left alone. Start it with the environment the run had: the stack\n"
-     "file reads its keys and URLs from it.\n",
+     "cleanup restores what runs that are gone left behind — swarm nodes first,\n"
+     "then containers, services and links, then fixtures, newest first, with the\n"
+     "keys read from the run's stack file — says what it did, and forgets a journal\n"
+     "once all of it is restored. Runs still going are left alone. Start it with\n"
+     "the environment the run had: the stack file reads its keys and URLs from it.\n",
      "exit status: 0 nothing left to restore; 3 something could not be restored.\n"},
     {"proxy", C_PROXY, "proxy",
      "a TCP fault proxy with an HTTP control API (for require \"netfault\")",
