@@ -144,7 +144,8 @@ end
 local function run_control(control, action, name, timeout)
   local argv = {}
   for i, a in ipairs(control) do argv[i] = a end
-  argv[#argv + 1], argv[#argv + 1] = action, name
+  argv[#argv + 1] = action
+  argv[#argv + 1] = name
   local res, err = require("proc").run{ argv = argv, timeout = timeout or 120 }
   if not res then return nil, err end
   if res.code ~= 0 then
@@ -155,11 +156,12 @@ local function run_control(control, action, name, timeout)
   return true
 end
 
--- Until the manager at ep sees node `name` in `state` ("ready", "down").
-local function wait_state(ep, name, state, timeout)
+-- Until the manager at ep sees node `id` in `state` ("ready", "down");
+-- by id: `halo cleanup` has no stack file's node_label to name it by.
+local function wait_state(ep, id, name, state, timeout)
   local started = time.mono()
   while true do
-    local n, err = node_on(ep, name)
+    local n, err = node_on(ep, id)
     if n and n.state == state then return time.mono() - started end
     local last = n and n.state or err.message
     if time.mono() - started >= timeout then
@@ -187,7 +189,7 @@ function Node:stop(opts)
     id = internal.undo("start node " .. n.name .. " again", function()
       if pending_stop[n.id] == id then pending_stop[n.id] = nil end
       assert(run_control(control, "start", n.name))
-      assert(wait_state(n.ep, n.name, "ready", 90))
+      assert(wait_state(n.ep, n.id, n.name, "ready", 90))
       internal.journal(key, nil)
     end, key, json.encode({ undo = "node stopped", id = n.id, name = n.name, control = control,
                             host = n.ep and n.ep.host or nil, tls = n.ep and n.ep.tls or nil }))
@@ -209,7 +211,7 @@ function Node:start(opts)
   if not ok then return nil, err end
   record("node started", { node = self.name })
   local took
-  took, err = wait_state(self.ep, self.name, "ready", opts.timeout or 60)
+  took, err = wait_state(self.ep, self.id, self.name, "ready", opts.timeout or 60)
   if not took then return nil, err end
   local id = pending_stop[self.id]
   if id then
@@ -230,7 +232,7 @@ local function restore(ep, e)
     local stack = internal.stack()
     stack.allow_exec = { e.control[1] }
     assert(run_control(e.control, "start", tostring(e.name)))
-    assert(wait_state(ep, tostring(e.name), "ready", 90))
+    assert(wait_state(ep, tostring(e.id), tostring(e.name), "ready", 90))
     return format("started node %s again", tostring(e.name))
   end
   local n, err = node_on(ep, e.id)
