@@ -260,6 +260,11 @@ class SwarmModule(SwarmCase):
              r"eval:4: bad argument #1 to 'update' \(unknown update setting 'speed'"),
             (PRELUDE + 's:update{ env = { HALO_TEST_MARK = "1" }, original = true }',
              r"eval:4: bad argument #1 to 'update' \(env or original, not both\)"),
+            (PRELUDE + 'assert(d:node("node2")):stop{ bogus = 1 }', r"eval:4: bad argument #1 to 'stop' \(unknown option 'bogus'"),
+            (PRELUDE + 'assert(d:node("node2")):stop{ timeout = "soon" }',
+             r"eval:4: bad argument #1 to 'stop' \(timeout must be a positive number of seconds\)"),
+            (PRELUDE + 'assert(d:node("node2")):start{ timeout = -1 }',
+             r"eval:4: bad argument #1 to 'start' \(timeout must be a positive number of seconds\)"),
         ]
         for code, pattern in cases:
             with self.subTest(code=code.strip().splitlines()[-1]):

@@ -141,6 +141,13 @@ local function node_control()
   return argv
 end
 
+local function seconds(fname, opts)
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    error(format("bad argument #1 to '%s' (timeout must be a positive number of seconds)", fname), 3)
+  end
+  return opts.timeout
+end
+
 local function run_control(control, action, name, timeout)
   local argv = {}
   for i, a in ipairs(control) do argv[i] = a end
@@ -180,6 +187,7 @@ local pending_stop = {}
 function Node:stop(opts)
   opts = opts or {}
   check_options("stop", 1, opts, { "undo", "timeout" })
+  local timeout = seconds("stop", opts)
   may_inject("stop", "node " .. self.name)
   local control, why = node_control()
   if not control then return fail("docker", "docker: cannot stop node " .. self.name .. ": " .. why) end
@@ -195,7 +203,7 @@ function Node:stop(opts)
                             host = n.ep and n.ep.host or nil, tls = n.ep and n.ep.tls or nil }))
     pending_stop[n.id] = id
   end
-  local ok, err = run_control(control, "stop", self.name, opts.timeout)
+  local ok, err = run_control(control, "stop", self.name, timeout)
   if not ok then return nil, err end
   record("node stopped", { node = self.name })
   return true
@@ -205,13 +213,14 @@ end
 function Node:start(opts)
   opts = opts or {}
   check_options("start", 1, opts, { "timeout" })
+  local timeout = seconds("start", opts) or 60
   local control, why = node_control()
   if not control then return fail("docker", "docker: cannot start node " .. self.name .. ": " .. why) end
   local ok, err = run_control(control, "start", self.name)
   if not ok then return nil, err end
   record("node started", { node = self.name })
   local took
-  took, err = wait_state(self.ep, self.id, self.name, "ready", opts.timeout or 60)
+  took, err = wait_state(self.ep, self.id, self.name, "ready", timeout)
   if not took then return nil, err end
   local id = pending_stop[self.id]
   if id then
@@ -229,9 +238,14 @@ local function restore(ep, e)
   if e.undo == "node stopped" then
     if type(e.control) ~= "table" or type(e.control[1]) ~= "string" then error("the entry names no command", 0) end
     -- the command the run's stack file named and allowed, as journalled
+    -- (for this command only: the entries restored after it keep the
+    -- list they had, the docker client for a compose recreate)
     local stack = internal.stack()
+    local allowed = stack.allow_exec
     stack.allow_exec = { e.control[1] }
-    assert(run_control(e.control, "start", tostring(e.name)))
+    local ok, err = run_control(e.control, "start", tostring(e.name))
+    stack.allow_exec = allowed
+    assert(ok, err)
     assert(wait_state(ep, tostring(e.id), tostring(e.name), "ready", 90))
     return format("started node %s again", tostring(e.name))
   end
