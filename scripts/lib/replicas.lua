@@ -43,7 +43,8 @@
 --   set:nodes()       -> { { name =, state = "ready"|"down", availability =, manager =, replicas = { names } }, ... }
 --   set:lose(node)    -> true | nil, err   the node goes away as a host does (swarm: its daemon
 --                                         stops, with its containers; the stack file's
---                                         swarm.node_control says how); compose: nil, err
+--                                         swarm.node_control says how; back at the check's end,
+--                                         or by `halo cleanup`, unless regained); compose: nil, err
 --   set:regain(node, timeout) -> seconds | nil, err   back, and ready for the manager again
 --   set:wait_node(node, state, timeout) -> seconds | nil, err   until the manager says "down"/"ready"
 --   set:wait_replicas{ timeout = s, lost = node } -> seconds | nil, err   until every replica runs again
