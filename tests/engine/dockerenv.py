@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -108,31 +109,85 @@ def started_dockerd():
     return _state["started_dockerd"]
 
 
+# Ports handed to a stack are claimed for the whole test process: a stack
+# picks its ports when its suite is imported and binds them minutes later,
+# so a port merely free at the pick may meanwhile be another stack's, in
+# this process (the swarm stack's API, picked beside the compose stacks) or
+# in the lane beside it. A claim is a file per port made with O_EXCL,
+# holding the claiming pid; a claim of a process gone is taken over.
+PORT_CLAIMS = os.path.join(tempfile.gettempdir(), "halo-test-ports")
+_claimed = set()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def claim_port(port):
+    """True if port is now this process's (and bindable on 127.0.0.1)."""
+    os.makedirs(PORT_CLAIMS, exist_ok=True)
+    path = os.path.join(PORT_CLAIMS, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    holder = int(f.read().strip() or "0")
+            except (OSError, ValueError):
+                return False
+            if holder == 0 or _pid_alive(holder):
+                return False
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        _claimed.add(path)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False  # in use by something else: stays claimed, so never picked again here
+    return False
+
+
+@atexit.register
+def _release_ports():
+    for path in _claimed:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if claim_port(port):
+            return port
 
 
 def free_port_block(n):
     """A port whose next n-1 ports are free too (the fault proxy's control
-    port and its links), from the ephemeral range's lower half, where the
-    kernel hands out few ports of its own."""
+    port and its links), from below the kernel's ephemeral range, where it
+    hands out no ports of its own; all n claimed."""
     import random
     while True:
         base = random.randrange(20000, 30000)
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
+        if all(claim_port(port) for port in range(base, base + n)):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
 
 
 def remove_project(name):

@@ -32,11 +32,11 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 import unittest
 
+import dockerenv
 import refstack
 from halotest import HALO, SOURCE
 
@@ -63,22 +63,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def _pick_ports():
-    """(prefix, lb, db): PREFIX1, PREFIX2, lb and db all free, all distinct."""
+    """(prefix, lb, db): PREFIX1, PREFIX2, lb and db all free, all distinct,
+    and claimed (dockerenv.claim_port) against the compose stacks' picks."""
     while True:
         prefix = random.randrange(2000, 3000)
-        if not (_free(prefix * 10 + 1) and _free(prefix * 10 + 2)):
+        if not (dockerenv.claim_port(prefix * 10 + 1) and dockerenv.claim_port(prefix * 10 + 2)):
             continue
-        others = [p for p in (random.randrange(30000, 32000) for _ in range(2)) if _free(p)]
+        others = [p for p in (random.randrange(30000, 32000) for _ in range(2)) if dockerenv.claim_port(p)]
         if len(set(others)) == 2:
             return str(prefix), others[0], others[1]
 
