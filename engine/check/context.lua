@@ -335,9 +335,6 @@ function M.new(info)
   -- generates, a token) hidden as *** from everything halo writes from now
   -- on, as the stack file's secret()s are; returns the value.
   function t:secret(value)
-    if type(value) ~= "string" then
-      error(format("bad argument #1 to 'secret' (string expected, got %s)", type(value)), 2)
-    end
     local problem = hide(value)
     if problem then error("bad argument #1 to 'secret' (" .. problem .. ")", 2) end
     return value

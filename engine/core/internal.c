@@ -158,11 +158,16 @@ static int internal_redact(lua_State *L)
 }
 
 /* secret(s) -> nil once s is hidden from every output of this process, or
- * what keeps it from being hidden (t:secret raises it at the caller) */
+ * what keeps it from being hidden, a string too (t:secret raises it at the
+ * caller's line, which a C function cannot name) */
 int internal_secret(lua_State *L)
 {
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 1));
+        return 1;
+    }
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = lua_tolstring(L, 1, &len);
     const char *problem = redact_add_checked(s, len);
     if (!problem) return 0;
     lua_pushstring(L, problem);

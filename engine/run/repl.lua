@@ -65,9 +65,6 @@ end
 function t:elapsed() return time.mono() - host.started end
 
 function t:secret(value)
-  if type(value) ~= "string" then
-    error(format("bad argument #1 to 'secret' (string expected, got %s)", type(value)), 2)
-  end
   local problem = internal.secret(value)
   if problem then error("bad argument #1 to 'secret' (" .. problem .. ")", 2) end
   return value
